@@ -1,0 +1,8 @@
+using System.CommandLine;
+using YingHub.Moe.Cli;
+
+var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse Mixture-of-Experts language models.")
+{
+    DoctorCommand.Create(),
+};
+return root.Parse(args).Invoke();
