@@ -1,0 +1,190 @@
+using System.Text.Json.Serialization;
+
+namespace YingHub.Moe.Core.Configuration;
+
+/// <summary>How token positions enter the model.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<PositionEncoding>))]
+public enum PositionEncoding
+{
+    /// <summary>A learned absolute position embedding added to the token embedding (GPT-2, makeMoE, YingHub-v2).</summary>
+    Learned,
+
+    /// <summary>Rotary position embedding applied to queries and keys (OpenMoE, Llama, Mixtral).</summary>
+    Rope,
+}
+
+/// <summary>The normalisation layer used before attention, before the feed-forward block and before the LM head.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<NormKind>))]
+public enum NormKind
+{
+    /// <summary>LayerNorm with a learned scale and shift.</summary>
+    LayerNorm,
+
+    /// <summary>RMSNorm with a learned scale.</summary>
+    RmsNorm,
+}
+
+/// <summary>The non-linearity of feed-forward experts.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ExpertActivation>))]
+public enum ExpertActivation
+{
+    /// <summary>ReLU (makeMoE).</summary>
+    Relu,
+
+    /// <summary>GELU, tanh approximation (GPT-2, YingHub-v2).</summary>
+    Gelu,
+
+    /// <summary>SwiGLU: <c>down(silu(gate(x)) * up(x))</c> (Llama, Mixtral, OpenMoE).</summary>
+    SwiGlu,
+}
+
+/// <summary>How the router picks experts.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<RouterKind>))]
+public enum RouterKind
+{
+    /// <summary>Top-k of the router logits; the gate weights are a softmax over the k selected logits.</summary>
+    TopK,
+
+    /// <summary>
+    /// As <see cref="TopK"/>, but in training mode <c>N(0,1) * softplus(W_noise x) * temperature</c> is added to the
+    /// logits first (Shazeer et al. 2017; YingHub-v2). No noise in evaluation mode.
+    /// </summary>
+    NoisyTopK,
+}
+
+/// <summary>Weight initialisation scheme for linear and embedding weights (biases start at zero).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<InitScheme>))]
+public enum InitScheme
+{
+    /// <summary>normal(0, <see cref="MoeModelOptions.InitStd"/>) (GPT-2, nanoGPT).</summary>
+    Normal,
+
+    /// <summary>Kaiming (He) normal with fan-in, as makeMoE's <c>kaiming_init_weights</c>.</summary>
+    KaimingNormal,
+
+    /// <summary>Xavier (Glorot) uniform.</summary>
+    Xavier,
+}
+
+/// <summary>
+/// The architecture of a sparse Mixture-of-Experts decoder-only language model. JSON keys follow Hugging Face
+/// <c>config.json</c> names where one exists. Call <see cref="Validate"/> (constructors do) to check every field.
+/// </summary>
+public sealed partial class MoeModelOptions
+{
+    /// <summary>Number of token ids, [1, 10,000,000].</summary>
+    [JsonPropertyName("vocab_size")] public int VocabSize { get; set; } = 65;
+
+    /// <summary>Context length T (maximum positions), [1, 1,048,576].</summary>
+    [JsonPropertyName("max_position_embeddings")] public int ContextLength { get; set; } = 64;
+
+    /// <summary>Model width C (n_embd), a positive multiple of <see cref="NumHeads"/>.</summary>
+    [JsonPropertyName("hidden_size")] public int HiddenSize { get; set; } = 128;
+
+    /// <summary>Attention heads nh, [1, HiddenSize].</summary>
+    [JsonPropertyName("num_attention_heads")] public int NumHeads { get; set; } = 4;
+
+    /// <summary>Decoder layers, [1, 1024].</summary>
+    [JsonPropertyName("num_hidden_layers")] public int NumLayers { get; set; } = 4;
+
+    /// <summary>Dropout on embeddings, residual branches and expert outputs, [0, 1).</summary>
+    [JsonPropertyName("hidden_dropout")] public double Dropout { get; set; }
+
+    /// <summary>Dropout on attention probabilities, [0, 1).</summary>
+    [JsonPropertyName("attention_dropout")] public double AttentionDropout { get; set; }
+
+    /// <summary>Stochastic depth: probability of dropping a whole residual branch per sample in training, [0, 1).</summary>
+    [JsonPropertyName("drop_path_rate")] public double StochasticDepth { get; set; }
+
+    /// <summary>Position encoding.</summary>
+    [JsonPropertyName("position_encoding")] public PositionEncoding Positions { get; set; } = PositionEncoding.Learned;
+
+    /// <summary>RoPE base θ (used with <see cref="PositionEncoding.Rope"/>), &gt; 0.</summary>
+    [JsonPropertyName("rope_theta")] public double RopeTheta { get; set; } = 10000;
+
+    /// <summary>Share the token embedding matrix with the LM head.</summary>
+    [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; set; }
+
+    /// <summary>Normalisation layer kind.</summary>
+    [JsonPropertyName("norm_type")] public NormKind Norm { get; set; } = NormKind.LayerNorm;
+
+    /// <summary>Normalisation epsilon, (0, 0.1].</summary>
+    [JsonPropertyName("norm_eps")] public double NormEpsilon { get; set; } = 1e-5;
+
+    /// <summary>Whether linear layers (attention, experts, router) have a bias.</summary>
+    [JsonPropertyName("bias")] public bool Bias { get; set; } = true;
+
+    /// <summary>Experts per MoE layer E, [1, 1024].</summary>
+    [JsonPropertyName("num_local_experts")] public int NumExperts { get; set; } = 4;
+
+    /// <summary>Experts each token is routed to, k in [1, NumExperts]; can be changed at run time on the model.</summary>
+    [JsonPropertyName("num_experts_per_tok")] public int TopK { get; set; } = 2;
+
+    /// <summary>Expert hidden width as a multiple of <see cref="HiddenSize"/> (hidden = m * C), [1, 64].</summary>
+    [JsonPropertyName("expert_multiplier")] public int ExpertMultiplier { get; set; } = 4;
+
+    /// <summary>How many experts of each MoE layer (the first ones) are deep (two hidden layers), [0, NumExperts].</summary>
+    [JsonPropertyName("num_deep_experts")] public int DeepExperts { get; set; }
+
+    /// <summary>Expert non-linearity.</summary>
+    [JsonPropertyName("hidden_act")] public ExpertActivation Activation { get; set; } = ExpertActivation.Gelu;
+
+    /// <summary>Router kind.</summary>
+    [JsonPropertyName("router_type")] public RouterKind Router { get; set; } = RouterKind.TopK;
+
+    /// <summary>Lower clamp of the noisy router's learnable noise temperature, &gt; 0.</summary>
+    [JsonPropertyName("router_noise_min_temperature")] public double NoiseTemperatureMin { get; set; } = 0.1;
+
+    /// <summary>Upper clamp of the noisy router's learnable noise temperature, ≥ the lower clamp.</summary>
+    [JsonPropertyName("router_noise_max_temperature")] public double NoiseTemperatureMax { get; set; } = 2.0;
+
+    /// <summary>
+    /// Expert capacity factor: capacity = ceil(factor * tokens * k / E) assignments per expert and batch, &gt; 0.
+    /// Null means dropless (no capacity).
+    /// </summary>
+    [JsonPropertyName("capacity_factor")] public double? CapacityFactor { get; set; }
+
+    /// <summary>Add a dense shared expert that every token passes through (OpenMoE, DeepSpeed PR-MoE).</summary>
+    [JsonPropertyName("shared_expert")] public bool SharedExpert { get; set; }
+
+    /// <summary>Hidden width of the shared expert and of dense (non-MoE) layers as a multiple of C, [1, 64].</summary>
+    [JsonPropertyName("dense_multiplier")] public int DenseMultiplier { get; set; } = 4;
+
+    /// <summary>
+    /// MoE every N-th layer (layers N-1, 2N-1, ... are MoE; the others dense FFN); 1 = every layer is MoE, [1, NumLayers].
+    /// </summary>
+    [JsonPropertyName("moe_layer_frequency")] public int MoeEvery { get; set; } = 1;
+
+    /// <summary>Coefficient of the Switch/GShard load-balancing loss, ≥ 0.</summary>
+    [JsonPropertyName("router_aux_loss_coef")] public double LoadBalancingCoef { get; set; } = 0.01;
+
+    /// <summary>Coefficient of the router z-loss, ≥ 0.</summary>
+    [JsonPropertyName("router_z_loss_coef")] public double ZLossCoef { get; set; }
+
+    /// <summary>Coefficient of the sliding-window KL(uniform ‖ expert load) loss, ≥ 0.</summary>
+    [JsonPropertyName("utilization_kl_coef")] public double UtilizationKlCoef { get; set; }
+
+    /// <summary>Batches in the utilization sliding window W, [1, 100,000].</summary>
+    [JsonPropertyName("utilization_window")] public int UtilizationWindow { get; set; } = 100;
+
+    /// <summary>An expert counts as utilised when its window load is at least this share of the fair load, [0, 1].</summary>
+    [JsonPropertyName("utilization_threshold")] public double UtilizationThreshold { get; set; } = 0.5;
+
+    /// <summary>Weight initialisation scheme.</summary>
+    [JsonPropertyName("init_scheme")] public InitScheme Init { get; set; } = InitScheme.Normal;
+
+    /// <summary>Standard deviation of <see cref="InitScheme.Normal"/>, (0, 1].</summary>
+    [JsonPropertyName("initializer_range")] public double InitStd { get; set; } = 0.02;
+
+    /// <summary>Label smoothing of the LM cross-entropy, [0, 1).</summary>
+    [JsonPropertyName("label_smoothing")] public double LabelSmoothing { get; set; }
+
+    /// <summary>Head dimension C / nh.</summary>
+    [JsonIgnore] public int HeadDim => HiddenSize / NumHeads;
+
+    /// <summary>Whether layer <paramref name="layer"/> (0-based) is a MoE layer.</summary>
+    public bool IsMoeLayer(int layer) => (layer + 1) % MoeEvery == 0;
+
+    /// <summary>A deep copy.</summary>
+    public MoeModelOptions Clone() => (MoeModelOptions)MemberwiseClone();
+}

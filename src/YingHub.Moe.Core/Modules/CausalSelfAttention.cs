@@ -1,0 +1,72 @@
+using TorchSharp;
+using TorchSharp.Utils;
+using YingHub.Moe.Core.Configuration;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Modules;
+
+/// <summary>
+/// Causal multi-head self-attention with one fused QKV projection and <c>scaled_dot_product_attention</c>; optional
+/// rotary positions and a KV cache for incremental decoding.
+/// </summary>
+internal sealed class CausalSelfAttention : nn.Module
+{
+    [ComponentName(Name = "qkv_proj")] private readonly nn.Module<Tensor, Tensor> _qkv; // C -> 3C
+    [ComponentName(Name = "o_proj")] private readonly nn.Module<Tensor, Tensor> _out;   // C -> C
+    [ComponentName(Name = "resid_dropout")] private readonly nn.Module<Tensor, Tensor> _residDropout;
+    private readonly int _heads;
+    private readonly int _headDim;
+    private readonly double _attnDropout;
+
+    public CausalSelfAttention(MoeModelOptions options) : base(nameof(CausalSelfAttention))
+    {
+        int c = options.HiddenSize;
+        _heads = options.NumHeads;
+        _headDim = options.HeadDim;
+        _attnDropout = options.AttentionDropout;
+        _qkv = nn.Linear(c, 3 * c, hasBias: options.Bias);
+        _out = nn.Linear(c, c, hasBias: options.Bias);
+        _residDropout = nn.Dropout(options.Dropout);
+        WeightInit.Linear(_qkv, options);
+        WeightInit.Linear(_out, options, residualScale: 1 / Math.Sqrt(2.0 * options.NumLayers));
+        RegisterComponents();
+    }
+
+    /// <summary>x: (B, T, C) → (B, T, C). With a cache, T new positions follow the cached ones.</summary>
+    public Tensor Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache, int layer)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1], c = x.shape[2];
+        long start = cache?.Length ?? 0;
+        var qkv = _qkv.call(x).view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4); // (3, B, nh, T, hd)
+        Tensor q = qkv[0], k = qkv[1], v = qkv[2];                                         // (B, nh, T, hd)
+        if (rope is not null)
+        {
+            q = rope.Apply(q, start);
+            k = rope.Apply(k, start);
+        }
+
+        Tensor? mask = null;
+        bool causal = true;
+        if (cache is not null)
+        {
+            (k, v) = cache.Append(layer, k, v); // (B, nh, start + T, hd)
+            if (start > 0)
+            {
+                // libtorch's is_causal aligns the mask top-left; with cached keys the queries are the last T positions.
+                causal = false;
+                if (t > 1)
+                {
+                    var qPos = torch.arange(start, start + t, device: x.device).unsqueeze(1); // (T, 1)
+                    var kPos = torch.arange(start + t, device: x.device).unsqueeze(0);        // (1, start + T)
+                    mask = kPos <= qPos;                                                       // (T, start + T)
+                }
+            }
+        }
+
+        double p = training ? _attnDropout : 0.0;
+        var y = nn.functional.scaled_dot_product_attention(q, k, v, mask, p, causal && t > 1); // (B, nh, T, hd)
+        y = y.transpose(1, 2).reshape(b, t, c);                                               // (B, T, C)
+        return _residDropout.call(_out.call(y)).MoveToOuterDisposeScope();
+    }
+}

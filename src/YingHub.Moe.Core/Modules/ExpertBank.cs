@@ -1,0 +1,69 @@
+using TorchSharp;
+using TorchSharp.Utils;
+using YingHub.Moe.Core.Configuration;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Modules;
+
+/// <summary>
+/// A bank of feed-forward experts of one kind, stacked: <i>simple</i> (Linear C→H, activation, Linear H→C), <i>deep</i>
+/// (two hidden layers: C→H, H→H, H→C), or SwiGLU (fused gate/up C→2H, <c>silu(gate) * up</c>, down H→C). H is
+/// <see cref="MoeModelOptions.ExpertMultiplier"/> × C. Expert dropout is applied by the caller on the combined output.
+/// </summary>
+internal sealed class ExpertBank : nn.Module
+{
+    [ComponentName(Name = "fc1")] private readonly StackedLinear _fc1;  // C -> H (SwiGLU: C -> 2H, named gate_up_proj)
+    [ComponentName(Name = "fc2")] private readonly StackedLinear _fc2;  // H -> C, or H -> H when deep
+    [ComponentName(Name = "fc3")] private readonly StackedLinear? _fc3; // deep only: H -> C
+    private readonly ExpertActivation _activation;
+
+    public ExpertBank(int count, bool deep, MoeModelOptions options) : base(nameof(ExpertBank))
+    {
+        int c = options.HiddenSize, h = options.ExpertMultiplier * options.HiddenSize;
+        double residualScale = 1 / Math.Sqrt(2.0 * options.NumLayers);
+        Count = count;
+        Deep = deep;
+        _activation = options.Activation;
+        int firstOut = _activation == ExpertActivation.SwiGlu ? 2 * h : h;
+        _fc1 = new StackedLinear(count, c, firstOut, options.Bias, options);
+        if (deep)
+        {
+            _fc2 = new StackedLinear(count, h, firstOut, options.Bias, options);
+            _fc3 = new StackedLinear(count, h, c, options.Bias, options, residualScale);
+        }
+        else
+        {
+            _fc2 = new StackedLinear(count, h, c, options.Bias, options, residualScale);
+        }
+
+        RegisterComponents();
+    }
+
+    /// <summary>Experts in this bank.</summary>
+    public int Count { get; }
+
+    /// <summary>Whether these experts have two hidden layers.</summary>
+    public bool Deep { get; }
+
+    /// <summary>Expert <paramref name="index"/> applied to x (n, C) → (n, C).</summary>
+    public Tensor Forward(int index, Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var h = Activate(_fc1.Forward(index, x)); // (n, H)
+        var y = Deep ? _fc3!.Forward(index, Activate(_fc2.Forward(index, h))) : _fc2.Forward(index, h); // (n, C)
+        return y.MoveToOuterDisposeScope();
+    }
+
+    private Tensor Activate(Tensor x) => _activation switch
+    {
+        ExpertActivation.Relu => nn.functional.relu(x),
+        ExpertActivation.Gelu => nn.functional.gelu(x, TorchSharp.Modules.GELU.Approximate.tanh),
+        _ => SwiGlu(x),
+    };
+
+    private static Tensor SwiGlu(Tensor x) // (n, 2H) -> (n, H)
+    {
+        var parts = x.chunk(2, dim: -1);
+        return nn.functional.silu(parts[0]) * parts[1];
+    }
+}

@@ -1,0 +1,80 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Modules;
+
+/// <summary>
+/// Keys and values of every attention layer for incremental decoding, preallocated to the context length: each
+/// forward with a cache appends the new positions and attends over everything cached so far. Dispose it when done.
+/// </summary>
+public sealed class KvCache : IDisposable
+{
+    private readonly Tensor[] _keys;   // per layer (B, nh, Tmax, hd)
+    private readonly Tensor[] _values; // per layer (B, nh, Tmax, hd)
+
+    internal KvCache(int layers, long batch, int heads, int maxLength, int headDim, ScalarType dtype, Device device)
+    {
+        if (layers < 1) throw new ArgumentOutOfRangeException(nameof(layers), layers, "At least one layer is needed.");
+        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, "The batch size must be at least 1.");
+        Batch = batch;
+        Capacity = maxLength;
+        _keys = new Tensor[layers];
+        _values = new Tensor[layers];
+        for (int i = 0; i < layers; i++)
+        {
+            _keys[i] = torch.zeros([batch, heads, maxLength, headDim], dtype: dtype, device: device);
+            _values[i] = torch.zeros([batch, heads, maxLength, headDim], dtype: dtype, device: device);
+        }
+    }
+
+    /// <summary>Positions cached so far (the position of the next token).</summary>
+    public int Length { get; private set; }
+
+    /// <summary>Maximum positions the cache holds (the model's context length).</summary>
+    public int Capacity { get; }
+
+    /// <summary>Batch size the cache was made for.</summary>
+    public long Batch { get; }
+
+    /// <summary>Forgets every cached position (the buffers are reused).</summary>
+    public void Reset() => Length = 0;
+
+    /// <summary>
+    /// Writes k, v (B, nh, T, hd) of layer <paramref name="layer"/> at positions [Length, Length + T) and returns
+    /// views of all cached keys and values (B, nh, Length + T, hd). The length advances in <see cref="Advance"/>.
+    /// </summary>
+    internal (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
+    {
+        long t = k.shape[2];
+        using (torch.no_grad())
+        {
+            using var kDst = _keys[layer].narrow(2, Length, t);
+            using var vDst = _values[layer].narrow(2, Length, t);
+            kDst.copy_(k);
+            vDst.copy_(v);
+        }
+
+        return (_keys[layer].narrow(2, 0, Length + t), _values[layer].narrow(2, 0, Length + t));
+    }
+
+    /// <summary>Checks that <paramref name="newTokens"/> more positions fit.</summary>
+    internal void EnsureRoom(long batch, long newTokens)
+    {
+        if (batch != Batch) throw new ArgumentException($"The cache holds batch size {Batch}; the input has {batch}.", "input");
+        if (Length + newTokens > Capacity)
+        {
+            throw new ArgumentException(
+                $"The cache holds {Length} positions; {newTokens} more exceed the context length {Capacity}.", "input");
+        }
+    }
+
+    /// <summary>Advances the length after every layer has appended <paramref name="newTokens"/> positions.</summary>
+    internal void Advance(long newTokens) => Length += (int)newTokens;
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var t in _keys) t.Dispose();
+        foreach (var t in _values) t.Dispose();
+    }
+}

@@ -1,0 +1,249 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using TorchSharp.Utils;
+using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Losses;
+using YingHub.Moe.Core.Runtime;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Modules;
+
+/// <summary>Input of <see cref="MoeForCausalLM"/>.</summary>
+/// <param name="InputIds">Token ids (B, T), int64, each in [0, vocab); T ≤ context length (minus cached positions).</param>
+/// <param name="Labels">Target ids (B, T), int64, or null for no loss; -100 marks positions to ignore.</param>
+/// <param name="Cache">A KV cache from <see cref="MoeForCausalLM.CreateCache"/> for incremental decoding, or null.</param>
+public sealed record CausalLMInput(Tensor InputIds, Tensor? Labels = null, KvCache? Cache = null);
+
+/// <summary>Routing statistics of one MoE layer for one forward pass (for logs and heatmaps). Tensors are owned by the output.</summary>
+/// <param name="Layer">Decoder layer index.</param>
+/// <param name="TokensPerExpert">Assignments routed to each expert (E), int64, before capacity.</param>
+/// <param name="Dropped">Assignments dropped by capacity (E), int64.</param>
+/// <param name="Utilization">Share of experts at or above the utilization threshold over the sliding window, scalar fp32.</param>
+public sealed record RouterLayerStats(int Layer, Tensor TokensPerExpert, Tensor Dropped, Tensor Utilization);
+
+/// <summary>
+/// Output of <see cref="MoeForCausalLM"/>. Every tensor belongs to this record: dispose it (or let the caller's dispose
+/// scope collect it). Auxiliary losses are means over MoE layers, reported separately and never folded silently:
+/// <see cref="Loss"/> = <see cref="LmLoss"/> + Σ coefficient × auxiliary loss, with the options' coefficients.
+/// </summary>
+public sealed record CausalLMOutput(
+    Tensor Logits,
+    Tensor? Loss,
+    Tensor? LmLoss,
+    Tensor LoadBalancingLoss,
+    Tensor ZLoss,
+    Tensor UtilizationKlLoss,
+    IReadOnlyList<RouterLayerStats> RouterStats) : IDisposable
+{
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Logits.Dispose();
+        Loss?.Dispose();
+        LmLoss?.Dispose();
+        LoadBalancingLoss.Dispose();
+        ZLoss.Dispose();
+        UtilizationKlLoss.Dispose();
+        foreach (var s in RouterStats)
+        {
+            s.TokensPerExpert.Dispose();
+            s.Dropped.Dispose();
+            s.Utilization.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// A decoder-only transformer language model whose feed-forward layers are sparse Mixture-of-Experts blocks (dense FFN
+/// on interleaved layers), with a language-modelling head. State-dict keys follow Hugging Face's Mixtral names
+/// (<c>embed_tokens</c>, <c>layers.{i}.self_attn</c>, <c>layers.{i}.block_sparse_moe.gate</c>, <c>norm</c>,
+/// <c>lm_head</c>) extended for our architectures (see docs/architecture.md).
+/// </summary>
+public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
+{
+    private const long IgnoreIndex = -100;
+
+    [ComponentName(Name = "embed_tokens")] private readonly TorchSharp.Modules.Embedding _embedTokens;        // (V, C)
+    [ComponentName(Name = "embed_positions")] private readonly TorchSharp.Modules.Embedding? _embedPositions; // (T, C)
+    [ComponentName(Name = "dropout")] private readonly nn.Module<Tensor, Tensor> _dropout;
+    [ComponentName(Name = "layers")] private readonly TorchSharp.Modules.ModuleList<DecoderLayer> _layers;
+    [ComponentName(Name = "norm")] private readonly nn.Module<Tensor, Tensor> _norm;
+    [ComponentName(Name = "lm_head")] private readonly TorchSharp.Modules.Linear _lmHead;                      // C -> V
+    private readonly RotaryEmbedding? _rope;
+
+    /// <summary>Builds the model on the CPU from validated <paramref name="options"/> (move it with <c>to(device)</c>).</summary>
+    /// <exception cref="ArgumentException">An option is out of range; the message lists every such field.</exception>
+    public MoeForCausalLM(MoeModelOptions options) : base(nameof(MoeForCausalLM))
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.ThrowIfInvalid(nameof(options));
+        TorchRuntime.EnsureInitialized();
+        Options = options.Clone();
+
+        _embedTokens = nn.Embedding(options.VocabSize, options.HiddenSize);
+        WeightInit.Embedding(_embedTokens.weight!, options);
+        if (options.Positions == PositionEncoding.Learned)
+        {
+            _embedPositions = nn.Embedding(options.ContextLength, options.HiddenSize);
+            WeightInit.Embedding(_embedPositions.weight!, options);
+        }
+        else
+        {
+            _rope = new RotaryEmbedding(options.HeadDim, options.ContextLength, options.RopeTheta, torch.CPU);
+        }
+
+        _dropout = nn.Dropout(options.Dropout);
+        _layers = nn.ModuleList(Enumerable.Range(0, options.NumLayers).Select(i => new DecoderLayer(options, i)).ToArray());
+        _norm = Norms.Create(options);
+        _lmHead = nn.Linear(options.HiddenSize, options.VocabSize, hasBias: false);
+        if (options.TieWordEmbeddings) _lmHead.weight = _embedTokens.weight!;
+        else WeightInit.Weight(_lmHead.weight!, options);
+        RegisterComponents();
+    }
+
+    /// <summary>The architecture (a copy; changing it does not change the model).</summary>
+    public MoeModelOptions Options { get; }
+
+    /// <summary>Experts per token k of every MoE layer; settable at run time within [1, E].</summary>
+    public int TopK
+    {
+        get => Options.TopK;
+        set
+        {
+            if (value < 1 || value > Options.NumExperts)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"TopK must be in [1, NumExperts = {Options.NumExperts}].");
+            foreach (var layer in _layers) if (layer.Moe is not null) layer.Moe.TopK = value;
+            Options.TopK = value;
+        }
+    }
+
+    /// <summary>The MoE blocks, with their layer index.</summary>
+    internal IEnumerable<(int Layer, SparseMoeBlock Block)> MoeBlocks =>
+        _layers.Select((l, i) => (i, l.Moe)).Where(p => p.Moe is not null).Select(p => (p.i, p.Moe!));
+
+    /// <summary>A KV cache for <paramref name="batch"/> sequences of up to the context length, on the model's device and dtype.</summary>
+    public KvCache CreateCache(long batch = 1)
+    {
+        var w = _embedTokens.weight!;
+        return new KvCache(Options.NumLayers, batch, Options.NumHeads, Options.ContextLength, Options.HeadDim, w.dtype, w.device);
+    }
+
+    /// <summary>Runs the model. See <see cref="CausalLMInput"/> and <see cref="CausalLMOutput"/>.</summary>
+    /// <exception cref="ArgumentException">Wrong shape or dtype, a sequence longer than the context, or a token id outside the vocabulary.</exception>
+    public override CausalLMOutput forward(CausalLMInput input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var ids = input.InputIds;
+        CheckInput(ids, input.Labels, input.Cache);
+        using var scope = torch.NewDisposeScope();
+        long b = ids.shape[0], t = ids.shape[1];
+        long start = input.Cache?.Length ?? 0;
+
+        var x = Embed(ids);                                                                    // (B, T, C)
+        if (_embedPositions is not null)
+            x = x + _embedPositions.call(torch.arange(start, start + t, device: ids.device)); // (B, T, C)
+        x = _dropout.call(x);
+
+        var lb = new List<Tensor>();
+        var z = new List<Tensor>();
+        var kl = new List<Tensor>();
+        var stats = new List<RouterLayerStats>();
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            (x, var moe) = _layers[i].Forward(x, _rope, input.Cache);
+            if (moe is null) continue;
+            var block = _layers[i].Moe!;
+            var past = block.Window.Total();                                                   // (E)
+            lb.Add(RouterLosses.LoadBalancing(moe.Router.Probs, moe.Router.Indices));
+            z.Add(RouterLosses.ZLoss(moe.Router.Logits));
+            kl.Add(RouterLosses.WindowKlToUniform(past, moe.Router.Probs, block.TopK));
+            var utilization = RouterLosses.Utilization(past + moe.TokensPerExpert, Options.UtilizationThreshold);
+            if (training) block.Window.Record(moe.TokensPerExpert);
+            stats.Add(new RouterLayerStats(i, moe.TokensPerExpert.MoveToOuterDisposeScope(),
+                moe.Dropped.MoveToOuterDisposeScope(), utilization.MoveToOuterDisposeScope()));
+        }
+
+        input.Cache?.Advance(t);
+        var logits = _lmHead.call(_norm.call(x));                                              // (B, T, V)
+        var lbLoss = torch.stack(lb).mean();
+        var zLoss = torch.stack(z).mean();
+        var klLoss = torch.stack(kl).mean();
+
+        Tensor? lmLoss = null, loss = null;
+        if (input.Labels is not null)
+        {
+            lmLoss = nn.functional.cross_entropy(logits.reshape(b * t, -1).to(ScalarType.Float32), input.Labels.reshape(b * t),
+                ignore_index: IgnoreIndex, label_smoothing: Options.LabelSmoothing);
+            loss = lmLoss + lbLoss * Options.LoadBalancingCoef + zLoss * Options.ZLossCoef + klLoss * Options.UtilizationKlCoef;
+        }
+
+        return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), lmLoss?.MoveToOuterDisposeScope(),
+            lbLoss.MoveToOuterDisposeScope(), zLoss.MoveToOuterDisposeScope(), klLoss.MoveToOuterDisposeScope(), stats);
+    }
+
+    /// <summary>Total number of parameters (tied weights counted once).</summary>
+    public long ParameterCount => DistinctParameters(parameters()).Sum(p => p.numel());
+
+    /// <summary>
+    /// Parameters used per token: everything but the routed experts, plus k × the mean size of one routed expert on
+    /// each MoE layer (deep and simple experts differ in size; the mean is the expectation under uniform routing).
+    /// </summary>
+    public long ActiveParameterCount
+    {
+        get
+        {
+            long active = ParameterCount;
+            foreach (var (_, block) in MoeBlocks)
+            {
+                long experts = block.named_parameters()
+                    .Where(p => p.name.StartsWith("experts.", StringComparison.Ordinal) || p.name.StartsWith("deep_experts.", StringComparison.Ordinal))
+                    .Sum(p => p.parameter.numel());
+                active -= experts - (long)Math.Round((double)experts * block.TopK / block.NumExperts);
+            }
+
+            return active;
+        }
+    }
+
+    private Tensor Embed(Tensor ids)
+    {
+        try
+        {
+            return _embedTokens.call(ids); // (B, T, C)
+        }
+        catch (ExternalException)
+        {
+            // Report the offending id rather than libtorch's "index out of range in self" (the check costs nothing
+            // on the happy path: it runs only after libtorch refused the input).
+            using var scope = torch.NewDisposeScope();
+            long bad = ids.lt(0).any().item<bool>() ? ids.min().item<long>() : ids.max().item<long>();
+            throw new ArgumentException($"Token id {bad} is outside the vocabulary [0, {Options.VocabSize}).", nameof(CausalLMInput.InputIds));
+        }
+    }
+
+    private void CheckInput(Tensor ids, Tensor? labels, KvCache? cache)
+    {
+        if (ids.dim() != 2) throw new ArgumentException($"InputIds must be (B, T); got shape [{string.Join(", ", ids.shape)}].", nameof(CausalLMInput.InputIds));
+        if (ids.dtype != ScalarType.Int64) throw new ArgumentException($"InputIds must be int64; got {ids.dtype}.", nameof(CausalLMInput.InputIds));
+        long t = ids.shape[1];
+        if (t < 1) throw new ArgumentException("InputIds has no positions.", nameof(CausalLMInput.InputIds));
+        if (cache is not null) cache.EnsureRoom(ids.shape[0], t);
+        else if (t > Options.ContextLength)
+            throw new ArgumentException($"Sequence length {t} exceeds the context length {Options.ContextLength}.", nameof(CausalLMInput.InputIds));
+        if (labels is not null && !labels.shape.SequenceEqual(ids.shape))
+            throw new ArgumentException($"Labels shape [{string.Join(", ", labels.shape)}] differs from InputIds shape [{string.Join(", ", ids.shape)}].", nameof(CausalLMInput.Labels));
+    }
+
+    private static IEnumerable<Tensor> DistinctParameters(IEnumerable<Tensor> parameters)
+    {
+        var seen = new HashSet<IntPtr>();
+        foreach (var p in parameters) if (seen.Add(p.Handle)) yield return p;
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _rope?.Dispose();
+        base.Dispose(disposing);
+    }
+}

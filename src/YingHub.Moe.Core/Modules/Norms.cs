@@ -1,0 +1,60 @@
+using TorchSharp;
+using TorchSharp.Utils;
+using YingHub.Moe.Core.Configuration;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Modules;
+
+/// <summary>RMSNorm: <c>x / sqrt(mean(x^2) + eps) * weight</c>, computed in fp32.</summary>
+internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    [ComponentName(Name = "weight")] private readonly Parameter _weight; // (C)
+    private readonly double _eps;
+
+    public RmsNorm(long size, double eps) : base(nameof(RmsNorm))
+    {
+        _weight = new Parameter(torch.ones(size));
+        _eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) // (..., C)
+    {
+        using var scope = torch.NewDisposeScope();
+        var xf = x.to(ScalarType.Float32);
+        var y = xf * torch.rsqrt(xf.pow(2).mean([-1], keepdim: true) + _eps);
+        return (y.to(x.dtype) * _weight).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Builds the normalisation layer chosen by <see cref="MoeModelOptions.Norm"/>.</summary>
+internal static class Norms
+{
+    public static nn.Module<Tensor, Tensor> Create(MoeModelOptions options) => options.Norm switch
+    {
+        NormKind.RmsNorm => new RmsNorm(options.HiddenSize, options.NormEpsilon),
+        _ => nn.LayerNorm(options.HiddenSize, options.NormEpsilon),
+    };
+}
+
+/// <summary>DropPath (stochastic depth): drops a whole residual branch per sample with probability p in training.</summary>
+internal sealed class DropPath : nn.Module<Tensor, Tensor>
+{
+    private readonly double _p;
+
+    public DropPath(double p) : base(nameof(DropPath))
+    {
+        _p = p;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) // (B, T, C)
+    {
+        if (!training || _p == 0) return x.alias();
+        using var scope = torch.NewDisposeScope();
+        // One Bernoulli(1 - p) draw per sample, survivors scaled by 1 / (1 - p) so the expectation is unchanged.
+        var keep = torch.empty(x.shape[0], 1, 1, dtype: x.dtype, device: x.device).bernoulli_(1 - _p); // (B, 1, 1)
+        return (x * keep / (1 - _p)).MoveToOuterDisposeScope();
+    }
+}

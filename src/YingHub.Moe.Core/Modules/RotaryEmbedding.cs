@@ -1,0 +1,43 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Modules;
+
+/// <summary>
+/// Rotary position embedding (Su et al. 2021) in the "rotate half" layout of Hugging Face Llama/Mixtral: cos/sin
+/// tables for every position up to the context length, applied to queries and keys.
+/// </summary>
+internal sealed class RotaryEmbedding : IDisposable
+{
+    private readonly Tensor _cos; // (Tmax, hd)
+    private readonly Tensor _sin; // (Tmax, hd)
+
+    public RotaryEmbedding(int headDim, int maxPositions, double theta, Device device)
+    {
+        using var scope = torch.NewDisposeScope();
+        var invFreq = 1.0 / torch.pow(theta, torch.arange(0, headDim, 2, dtype: ScalarType.Float64) / headDim); // (hd/2)
+        var t = torch.arange(maxPositions, dtype: ScalarType.Float64);                                           // (Tmax)
+        var freqs = torch.outer(t, invFreq);                                                                      // (Tmax, hd/2)
+        var emb = torch.cat([freqs, freqs], dim: -1);                                                             // (Tmax, hd)
+        _cos = emb.cos().to(ScalarType.Float32, device).MoveToOuterDisposeScope();
+        _sin = emb.sin().to(ScalarType.Float32, device).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Rotates q or k of shape (B, nh, T, hd) whose first position is <paramref name="start"/>.</summary>
+    public Tensor Apply(Tensor x, long start)
+    {
+        using var scope = torch.NewDisposeScope();
+        long t = x.shape[2];
+        var cos = _cos.narrow(0, start, t).to(x.dtype); // (T, hd)
+        var sin = _sin.narrow(0, start, t).to(x.dtype); // (T, hd)
+        long half = x.shape[3] / 2;
+        var rotated = torch.cat([-x.narrow(3, half, half), x.narrow(3, 0, half)], dim: -1); // (B, nh, T, hd)
+        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        _cos.Dispose();
+        _sin.Dispose();
+    }
+}

@@ -1,0 +1,91 @@
+using TorchSharp;
+using TorchSharp.Utils;
+using YingHub.Moe.Core.Configuration;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Modules;
+
+/// <summary>
+/// What a router decides for N tokens. All tensors belong to the receiver.
+/// </summary>
+/// <param name="Logits">Raw router logits (N, E), fp32, before any noise (for the z-loss).</param>
+/// <param name="Probs">Softmax over all experts of the logits used for routing (N, E), fp32 (for load balancing).</param>
+/// <param name="Weights">Gate weights of the selected experts (N, k): a softmax over the k selected logits.</param>
+/// <param name="Indices">Selected experts (N, k), int64, best first.</param>
+public sealed record RouterOutput(Tensor Logits, Tensor Probs, Tensor Weights, Tensor Indices) : IDisposable
+{
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Logits.Dispose();
+        Probs.Dispose();
+        Weights.Dispose();
+        Indices.Dispose();
+    }
+}
+
+/// <summary>
+/// Top-k router (<see cref="RouterKind.TopK"/>) with optional noise (<see cref="RouterKind.NoisyTopK"/>): in training,
+/// <c>N(0,1) * softplus(W_noise x) * τ</c> is added to the logits, τ a learnable temperature clamped to
+/// [<see cref="MoeModelOptions.NoiseTemperatureMin"/>, <see cref="MoeModelOptions.NoiseTemperatureMax"/>].
+/// </summary>
+internal sealed class Router : nn.Module<Tensor, RouterOutput>
+{
+    [ComponentName(Name = "weight")] private readonly Parameter _weight;                   // (E, C)
+    [ComponentName(Name = "bias")] private readonly Parameter? _bias;                      // (E)
+    [ComponentName(Name = "noise")] private readonly nn.Module<Tensor, Tensor>? _noise;    // C -> E
+    [ComponentName(Name = "noise_temperature")] private readonly Parameter? _temperature; // ()
+    private readonly int _experts;
+    private readonly double _tMin, _tMax;
+    private int _topK;
+
+    public Router(MoeModelOptions options) : base(nameof(Router))
+    {
+        _experts = options.NumExperts;
+        _topK = options.TopK;
+        _weight = new Parameter(torch.empty(options.NumExperts, options.HiddenSize));
+        WeightInit.Weight(_weight, options);
+        if (options.Bias) _bias = new Parameter(torch.zeros(options.NumExperts));
+        if (options.Router == RouterKind.NoisyTopK)
+        {
+            _noise = nn.Linear(options.HiddenSize, options.NumExperts, hasBias: options.Bias);
+            WeightInit.Linear(_noise, options);
+            _temperature = new Parameter(torch.tensor(1.0f));
+            _tMin = options.NoiseTemperatureMin;
+            _tMax = options.NoiseTemperatureMax;
+        }
+
+        RegisterComponents();
+    }
+
+    /// <summary>Experts per token, changeable at run time within [1, E].</summary>
+    public int TopK
+    {
+        get => _topK;
+        set
+        {
+            if (value < 1 || value > _experts)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"TopK must be in [1, {_experts}].");
+            _topK = value;
+        }
+    }
+
+    public override RouterOutput forward(Tensor x) // (N, C)
+    {
+        using var scope = torch.NewDisposeScope();
+        var logits = nn.functional.linear(x, _weight, _bias).to(ScalarType.Float32); // (N, E)
+        var routing = logits;
+        if (training && _noise is not null)
+        {
+            var scale = nn.functional.softplus(_noise.call(x)).to(ScalarType.Float32) * _temperature!.clamp(_tMin, _tMax); // (N, E)
+            routing = logits + torch.randn_like(logits) * scale;
+        }
+
+        var (top, indices) = routing.topk(_topK, dim: -1);            // (N, k), (N, k)
+        var weights = top.softmax(-1).to(x.dtype);                    // (N, k)
+        var probs = routing.softmax(-1);                              // (N, E)
+        return new RouterOutput(logits.MoveToOuterDisposeScope(), probs.MoveToOuterDisposeScope(),
+            weights.MoveToOuterDisposeScope(), indices.MoveToOuterDisposeScope());
+    }
+}

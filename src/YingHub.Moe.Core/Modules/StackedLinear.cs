@@ -1,0 +1,34 @@
+using TorchSharp;
+using TorchSharp.Utils;
+using YingHub.Moe.Core.Configuration;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Modules;
+
+/// <summary>
+/// n Linear layers of the same shape stored as one (n, out, in) weight and one (n, out) bias, so a bank of experts is a
+/// few large parameters (cheap for the optimiser) and each expert's weights are views.
+/// </summary>
+internal sealed class StackedLinear : nn.Module
+{
+    [ComponentName(Name = "weight")] private readonly Parameter _weight; // (n, out, in)
+    [ComponentName(Name = "bias")] private readonly Parameter? _bias;    // (n, out)
+
+    public StackedLinear(int count, int inFeatures, int outFeatures, bool bias, MoeModelOptions options, double residualScale = 1.0)
+        : base(nameof(StackedLinear))
+    {
+        _weight = new Parameter(torch.empty(count, outFeatures, inFeatures));
+        WeightInit.Weight(_weight, options, residualScale);
+        if (bias) _bias = new Parameter(torch.zeros(count, outFeatures));
+        RegisterComponents();
+    }
+
+    /// <summary>Linear layer <paramref name="index"/> applied to x (N, in) → (N, out).</summary>
+    public Tensor Forward(int index, Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var y = nn.functional.linear(x, _weight[index], _bias?[index]);
+        return y.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,64 @@
+using TorchSharp;
+using YingHub.Moe.Core.Configuration;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Modules;
+
+/// <summary>Initialises weights by <see cref="MoeModelOptions.Init"/>; biases start at zero.</summary>
+internal static class WeightInit
+{
+    /// <summary>
+    /// Initialises a weight of shape (..., out, in) in place, slice by slice over leading (stacked-expert) dimensions,
+    /// so every expert is initialised as its own Linear would be. <paramref name="residualScale"/> divides the
+    /// normal-init standard deviation of projections into the residual stream (GPT-2: 1/sqrt(2 * layers)).
+    /// </summary>
+    public static void Weight(Tensor weight, MoeModelOptions options, double residualScale = 1.0)
+    {
+        using var _ = torch.no_grad();
+        if (weight.dim() > 2)
+        {
+            for (long i = 0; i < weight.shape[0]; i++)
+            {
+                using var slice = weight[i];
+                Weight(slice, options, residualScale);
+            }
+
+            return;
+        }
+
+        switch (options.Init)
+        {
+            case InitScheme.Normal:
+                nn.init.normal_(weight, 0, options.InitStd * residualScale);
+                break;
+            case InitScheme.KaimingNormal:
+                nn.init.kaiming_normal_(weight);
+                break;
+            case InitScheme.Xavier:
+                nn.init.xavier_uniform_(weight);
+                break;
+        }
+    }
+
+    /// <summary>Initialises a Linear's weight by the scheme and its bias (if any) to zero.</summary>
+    public static void Linear(nn.Module<Tensor, Tensor> linear, MoeModelOptions options, double residualScale = 1.0)
+    {
+        var l = (TorchSharp.Modules.Linear)linear;
+        Weight(l.weight!, options, residualScale);
+        if (l.bias is not null) Zero(l.bias);
+    }
+
+    /// <summary>Zeroes a tensor in place (biases).</summary>
+    public static void Zero(Tensor t)
+    {
+        using var _ = torch.no_grad();
+        t.zero_();
+    }
+
+    /// <summary>Embedding weights: normal(0, InitStd) for every scheme (as GPT-2 and makeMoE's default embedding init).</summary>
+    public static void Embedding(Tensor weight, MoeModelOptions options)
+    {
+        using var _ = torch.no_grad();
+        nn.init.normal_(weight, 0, options.Init == InitScheme.Normal ? options.InitStd : 1.0);
+    }
+}

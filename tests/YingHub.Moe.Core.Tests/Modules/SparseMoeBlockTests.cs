@@ -1,0 +1,139 @@
+using TorchSharp;
+using YingHub.Moe.Core.Modules;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Tests.Modules;
+
+public class SparseMoeBlockTests
+{
+    /// <summary>An FFN computed by hand from weights (ReLU): the independent reference of one expert.</summary>
+    private static Tensor Ffn(Tensor x, params (Tensor W, Tensor B)[] layers)
+    {
+        var h = x;
+        for (int i = 0; i < layers.Length; i++)
+        {
+            h = torch.matmul(h, layers[i].W.t()) + layers[i].B;
+            if (i < layers.Length - 1) h = h.relu();
+        }
+
+        return h;
+    }
+
+    private static (Tensor W, Tensor B) Layer(nn.Module block, string prefix, int index) =>
+        (Tiny.Param(block, prefix + ".weight")[index], Tiny.Param(block, prefix + ".bias")[index]);
+
+    /// <summary>Every expert on every token, masked by the top-k gates: the dense (YingHub-v2-style) computation.</summary>
+    private static Tensor DenseReference(nn.Module block, Tensor x, int experts, int deep, int k, bool shared)
+    {
+        long n = x.shape[0] * x.shape[1], c = x.shape[2];
+        var flat = x.reshape(n, c);
+        var logits = torch.matmul(flat, Tiny.Param(block, "gate.weight").t()) + Tiny.Param(block, "gate.bias"); // (N, E)
+        var (top, idx) = logits.topk(k, dim: -1);
+        var gates = torch.zeros(n, experts).scatter(1, idx, top.softmax(-1));                                     // (N, E)
+        var y = torch.zeros(n, c);
+        for (int e = 0; e < experts; e++)
+        {
+            var expertOut = e < deep
+                ? Ffn(flat, Layer(block, "deep_experts.fc1", e), Layer(block, "deep_experts.fc2", e), Layer(block, "deep_experts.fc3", e))
+                : Ffn(flat, Layer(block, "experts.fc1", e - deep), Layer(block, "experts.fc2", e - deep));
+            y = y + gates[.., e..(e + 1)] * expertOut;
+        }
+
+        if (shared) y = y + Ffn(flat, Layer(block, "shared_expert.ffn.fc1", 0), Layer(block, "shared_expert.ffn.fc2", 0));
+        return y.reshape(x.shape);
+    }
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(2, false)]
+    [InlineData(4, false)]
+    [InlineData(1, true)]
+    [InlineData(2, true)]
+    [InlineData(4, true)]
+    public void Sparse_dispatch_equals_the_dense_masked_reference_in_output_and_gradients(int k, bool shared)
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(11);
+        var options = Tiny.Options(o => { o.TopK = k; o.SharedExpert = shared; o.DeepExperts = 1; });
+        using var block = new SparseMoeBlock(options);
+        block.eval();
+        var x0 = torch.randn(2, 5, 16);
+        var projection = torch.randn(2, 5, 16);
+        var parameters = block.named_parameters().Where(p => !p.name.StartsWith("utilization")).ToArray();
+
+        var xs = x0.clone().requires_grad_(true);
+        var sparse = block.Forward(xs).Hidden;
+        (sparse * projection).sum().backward();
+        var sparseGrads = parameters.ToDictionary(p => p.name, p => p.parameter.grad?.clone() ?? torch.zeros_like(p.parameter));
+        block.zero_grad();
+
+        var xd = x0.clone().requires_grad_(true);
+        var dense = DenseReference(block, xd, options.NumExperts, options.DeepExperts, k, shared);
+        (dense * projection).sum().backward();
+
+        Tiny.AssertClose(dense, sparse);
+        Tiny.AssertClose(xd.grad!, xs.grad!);
+        foreach (var (name, p) in parameters)
+        {
+            var expected = p.grad ?? torch.zeros_like(p);
+            Tiny.AssertClose(expected, sparseGrads[name]);
+        }
+
+        // Every expert weight got a gradient through both paths (the router too, through the gate weights).
+        Assert.Contains(parameters, p => p.name == "gate.weight");
+    }
+
+    [Fact]
+    public void Capacity_drops_the_overflow_of_a_planted_routing_and_reports_it()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(3);
+        var options = Tiny.Options(o => { o.NumExperts = 2; o.TopK = 1; o.CapacityFactor = 1.0; });
+        using var block = new SparseMoeBlock(options);
+        block.eval();
+        using (torch.no_grad())
+        {
+            Tiny.Param(block, "gate.weight").zero_();
+            Tiny.Param(block, "gate.bias").copy_(torch.tensor(new[] { 10f, 0f })); // every token prefers expert 0
+        }
+
+        var x = torch.randn(2, 4, 16); // N = 8, capacity = ceil(1.0 * 8 * 1 / 2) = 4
+        var output = block.Forward(x);
+        Assert.Equal(new long[] { 8, 0 }, output.TokensPerExpert.data<long>().ToArray());
+        Assert.Equal(new long[] { 4, 0 }, output.Dropped.data<long>().ToArray());
+
+        var flat = x.reshape(8, 16);
+        var expected = Ffn(flat, Layer(block, "experts.fc1", 0), Layer(block, "experts.fc2", 0)); // gate weight 1 (k = 1)
+        var hidden = output.Hidden.reshape(8, 16);
+        Tiny.AssertClose(expected[..4], hidden[..4]);             // earlier positions win
+        Tiny.AssertClose(torch.zeros(4, 16), hidden[4..]);        // dropped: zero contribution
+    }
+
+    [Fact]
+    public void Capacity_priority_is_first_choices_first_then_earlier_positions()
+    {
+        using var scope = torch.NewDisposeScope();
+        var indices = torch.tensor(new long[] { 0, 1, 1, 0, 0, 1 }, 3, 2); // tokens 0..2, choices (first, second)
+        var weights = torch.tensor(new[] { .6f, .4f, .7f, .3f, .8f, .2f }, 3, 2);
+        using var plan = TokenDispatch.Plan(indices, weights, experts: 2, capacity: 2);
+        // expert 0: first choices of tokens 0 and 2 win over token 1's second choice;
+        // expert 1: token 1's first choice, then token 0's second choice (earlier than token 2's).
+        Assert.Equal(new long[] { 0, 2, 1, 0 }, plan.TokenIndex.data<long>().ToArray());
+        Assert.Equal(new[] { .6f, .8f, .7f, .4f }, plan.Weights.data<float>().ToArray());
+        Assert.Equal(new long[] { 3, 3 }, plan.Assigned);
+        Assert.Equal(new long[] { 2, 2 }, plan.Kept);
+        Assert.Equal(new long[] { 0, 2 }, plan.Offsets);
+    }
+
+    [Fact]
+    public void Dropless_plan_keeps_every_assignment_sorted_by_expert()
+    {
+        using var scope = torch.NewDisposeScope();
+        var indices = torch.tensor(new long[] { 2, 0, 1, 0, 2 }, 5, 1);
+        var weights = torch.ones(5, 1);
+        using var plan = TokenDispatch.Plan(indices, weights, experts: 4, capacity: null);
+        Assert.Equal(new long[] { 1, 3, 2, 0, 4 }, plan.TokenIndex.data<long>().ToArray());
+        Assert.Equal(new long[] { 2, 1, 2, 0 }, plan.Kept);
+        Assert.Equal(new long[] { 0, 2, 3, 5 }, plan.Offsets);
+    }
+}
