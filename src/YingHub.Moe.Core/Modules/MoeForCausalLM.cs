@@ -62,6 +62,7 @@ public sealed record CausalLMOutput(
 public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
 {
     private const long IgnoreIndex = -100;
+    private const string TiedHeadKey = "lm_head.weight"; // the same Parameter as embed_tokens.weight when tied
 
     [ComponentName(Name = "embed_tokens")] private readonly TorchSharp.Modules.Embedding _embedTokens;        // (V, C)
     [ComponentName(Name = "embed_positions")] private readonly TorchSharp.Modules.Embedding? _embedPositions; // (T, C)
@@ -182,7 +183,8 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
     }
 
     /// <summary>Total number of parameters (tied weights counted once).</summary>
-    public long ParameterCount => DistinctParameters(parameters()).Sum(p => p.numel());
+    public long ParameterCount =>
+        named_parameters().Where(p => !(Options.TieWordEmbeddings && p.name == TiedHeadKey)).Sum(p => p.parameter.numel());
 
     /// <summary>
     /// Parameters used per token: everything but the routed experts, plus k × the mean size of one routed expert on
@@ -232,12 +234,6 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
             throw new ArgumentException($"Sequence length {t} exceeds the context length {Options.ContextLength}.", nameof(CausalLMInput.InputIds));
         if (labels is not null && !labels.shape.SequenceEqual(ids.shape))
             throw new ArgumentException($"Labels shape [{string.Join(", ", labels.shape)}] differs from InputIds shape [{string.Join(", ", ids.shape)}].", nameof(CausalLMInput.Labels));
-    }
-
-    private static IEnumerable<Tensor> DistinctParameters(IEnumerable<Tensor> parameters)
-    {
-        var seen = new HashSet<IntPtr>();
-        foreach (var p in parameters) if (seen.Add(p.Handle)) yield return p;
     }
 
     /// <inheritdoc />

@@ -1,0 +1,56 @@
+using Microsoft.Extensions.Options;
+using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Modules;
+
+namespace YingHub.Moe.Core.Tests.Configuration;
+
+public class MoeModelOptionsTests
+{
+    [Theory]
+    [InlineData("TopK = 5 is outside the allowed range [1, NumExperts = 4]")]
+    [InlineData("HiddenSize = 30 must be divisible by NumHeads = 4")]
+    [InlineData("Dropout = -0.1 is outside the allowed range [0, 1)")]
+    [InlineData("CapacityFactor = 0 is outside the allowed range (0, 1024] or null (dropless)")]
+    [InlineData("MoeEvery = 3 is outside the allowed range [1, NumLayers = 2]")]
+    public void Invalid_options_name_the_field_the_value_and_the_range(string message)
+    {
+        var options = new MoeModelOptions { NumExperts = 4, NumHeads = 4, HiddenSize = 32, NumLayers = 2 };
+        switch (message.Split(' ')[0])
+        {
+            case "TopK": options.TopK = 5; break;
+            case "HiddenSize": options.HiddenSize = 30; break;
+            case "Dropout": options.Dropout = -0.1; break;
+            case "CapacityFactor": options.CapacityFactor = 0; break;
+            case "MoeEvery": options.MoeEvery = 3; break;
+        }
+
+        Assert.Contains(options.Validate(), m => m.Contains(message));
+        var ex = Assert.Throws<ArgumentException>(() => new MoeForCausalLM(options));
+        Assert.Contains(message, ex.Message);
+        Assert.Equal("options", ex.ParamName);
+        var result = new MoeModelOptionsValidator().Validate(null, options);
+        Assert.True(result.Failed);
+        Assert.Contains(message, result.FailureMessage);
+    }
+
+    [Fact]
+    public void Defaults_are_valid_and_every_error_is_listed_at_once()
+    {
+        Assert.Empty(new MoeModelOptions().Validate());
+        var bad = new MoeModelOptions { TopK = 0, Dropout = 1.5, VocabSize = 0 };
+        Assert.Equal(3, bad.Validate().Count());
+        Assert.Same(ValidateOptionsResult.Success, new MoeModelOptionsValidator().Validate(null, new MoeModelOptions()));
+    }
+
+    [Fact]
+    public void Options_round_trip_through_json_with_hugging_face_keys()
+    {
+        var options = new MoeModelOptions { NumExperts = 6, TopK = 2, Positions = PositionEncoding.Rope, CapacityFactor = 1.25 };
+        string json = System.Text.Json.JsonSerializer.Serialize(options);
+        Assert.Contains("\"num_local_experts\":6", json);
+        Assert.Contains("\"num_experts_per_tok\":2", json);
+        Assert.Contains("\"position_encoding\":\"Rope\"", json);
+        var back = System.Text.Json.JsonSerializer.Deserialize<MoeModelOptions>(json)!;
+        Assert.Equal(System.Text.Json.JsonSerializer.Serialize(back), json);
+    }
+}
