@@ -54,3 +54,37 @@ public class MoeModelOptionsTests
         Assert.Equal(System.Text.Json.JsonSerializer.Serialize(back), json);
     }
 }
+
+public class MoePresetsTests
+{
+    [Theory]
+    [InlineData("tiny")]
+    [InlineData("makemoe")]
+    [InlineData("YingHub-V2")]
+    public void Every_preset_loads_valid_and_builds(string name)
+    {
+        var options = MoePresets.Get(name);
+        Assert.Empty(options.Validate());
+        using var model = new MoeForCausalLM(options);
+        Assert.True(model.ActiveParameterCount < model.ParameterCount);
+    }
+
+    [Fact]
+    public void Presets_carry_their_sources_settings()
+    {
+        var makemoe = MoePresets.Get("makemoe");
+        Assert.Equal((128, 8, 8, 32, 8, 2), (makemoe.HiddenSize, makemoe.NumHeads, makemoe.NumLayers, makemoe.ContextLength, makemoe.NumExperts, makemoe.TopK));
+        Assert.Equal((RouterKind.NoisyTopK, ExpertActivation.Relu, InitScheme.KaimingNormal, 0.1), (makemoe.Router, makemoe.Activation, makemoe.Init, makemoe.Dropout));
+        var v2 = MoePresets.Get("yinghub-v2");
+        Assert.Equal((192, 6, 8, 128, 6, 2, 0.3, 0.1), (v2.HiddenSize, v2.NumHeads, v2.NumLayers, v2.ContextLength, v2.NumExperts, v2.DeepExperts, v2.Dropout, v2.StochasticDepth));
+        Assert.Same(MoePresets.Get("tiny").GetType(), typeof(MoeModelOptions));
+        Assert.NotSame(MoePresets.Get("tiny"), MoePresets.Get("tiny"));
+    }
+
+    [Fact]
+    public void Unknown_preset_lists_the_known_ones()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => MoePresets.Get("huge"));
+        Assert.Contains("tiny, makemoe, yinghub-v2", ex.Message);
+    }
+}

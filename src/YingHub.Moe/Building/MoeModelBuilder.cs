@@ -1,0 +1,120 @@
+using TorchSharp;
+using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Modules;
+
+namespace YingHub.Moe.Building;
+
+/// <summary>
+/// A fluent description of a sparse MoE language model that reads like the architecture and ends in validated
+/// <see cref="MoeModelOptions"/> and a <see cref="MoeForCausalLM"/>:
+/// <code>
+/// var model = MoeModelBuilder.Create()
+///     .Vocabulary(65).Context(128).Embedding(192).Heads(6).Layers(8).Dropout(0.3)
+///     .Experts(e => e.Count(6).Deep(2).Activation(ExpertActivation.Gelu).TopK(2).NoisyRouter())
+///     .LoadBalancing(lb => lb.Switch(0.01).ZLoss(0.001).WindowKl(0.01, window: 100))
+///     .Build();
+/// </code>
+/// Every setter checks nothing by itself: <see cref="BuildOptions"/> and <see cref="Build"/> validate the whole
+/// description at once and name every bad field.
+/// </summary>
+public sealed class MoeModelBuilder
+{
+    private readonly MoeModelOptions _options;
+
+    private MoeModelBuilder(MoeModelOptions options) => _options = options;
+
+    /// <summary>Starts from the library defaults.</summary>
+    public static MoeModelBuilder Create() => new(new MoeModelOptions());
+
+    /// <summary>Starts from a preset (<c>tiny</c>, <c>makemoe</c>, <c>yinghub-v2</c>); everything can be changed further.</summary>
+    public static MoeModelBuilder FromPreset(string name) => new(MoePresets.Get(name));
+
+    /// <summary>Starts from a copy of existing options.</summary>
+    public static MoeModelBuilder From(MoeModelOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new(options.Clone());
+    }
+
+    /// <summary>Vocabulary size (token ids).</summary>
+    public MoeModelBuilder Vocabulary(int size) => Set(o => o.VocabSize = size);
+
+    /// <summary>Context length in tokens.</summary>
+    public MoeModelBuilder Context(int length) => Set(o => o.ContextLength = length);
+
+    /// <summary>Model width (n_embd).</summary>
+    public MoeModelBuilder Embedding(int width) => Set(o => o.HiddenSize = width);
+
+    /// <summary>Attention heads.</summary>
+    public MoeModelBuilder Heads(int count) => Set(o => o.NumHeads = count);
+
+    /// <summary>Decoder layers.</summary>
+    public MoeModelBuilder Layers(int count) => Set(o => o.NumLayers = count);
+
+    /// <summary>Dropout on embeddings, residual branches and experts; attention dropout too unless set separately.</summary>
+    public MoeModelBuilder Dropout(double p, double? attention = null) => Set(o => { o.Dropout = p; o.AttentionDropout = attention ?? p; });
+
+    /// <summary>Stochastic depth (DropPath) probability per residual branch.</summary>
+    public MoeModelBuilder StochasticDepth(double p) => Set(o => o.StochasticDepth = p);
+
+    /// <summary>Learned absolute positions (the default).</summary>
+    public MoeModelBuilder LearnedPositions() => Set(o => o.Positions = PositionEncoding.Learned);
+
+    /// <summary>Rotary positions with base <paramref name="theta"/>.</summary>
+    public MoeModelBuilder Rope(double theta = 10000) => Set(o => { o.Positions = PositionEncoding.Rope; o.RopeTheta = theta; });
+
+    /// <summary>RMSNorm instead of LayerNorm.</summary>
+    public MoeModelBuilder RmsNorm(double epsilon = 1e-6) => Set(o => { o.Norm = NormKind.RmsNorm; o.NormEpsilon = epsilon; });
+
+    /// <summary>Share the token embedding with the LM head.</summary>
+    public MoeModelBuilder TieEmbeddings(bool tie = true) => Set(o => o.TieWordEmbeddings = tie);
+
+    /// <summary>Biases in linear layers.</summary>
+    public MoeModelBuilder Bias(bool bias) => Set(o => o.Bias = bias);
+
+    /// <summary>Weight initialisation.</summary>
+    public MoeModelBuilder Init(InitScheme scheme, double std = 0.02) => Set(o => { o.Init = scheme; o.InitStd = std; });
+
+    /// <summary>Label smoothing of the LM loss.</summary>
+    public MoeModelBuilder LabelSmoothing(double epsilon) => Set(o => o.LabelSmoothing = epsilon);
+
+    /// <summary>The experts, router, capacity, shared expert and MoE interleaving.</summary>
+    public MoeModelBuilder Experts(Action<ExpertsBuilder> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        configure(new ExpertsBuilder(_options));
+        return this;
+    }
+
+    /// <summary>The auxiliary losses and their coefficients.</summary>
+    public MoeModelBuilder LoadBalancing(Action<LoadBalancingBuilder> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        configure(new LoadBalancingBuilder(_options));
+        return this;
+    }
+
+    /// <summary>Validated options (a copy).</summary>
+    /// <exception cref="ArgumentException">Lists every invalid field with its value and allowed range.</exception>
+    public MoeModelOptions BuildOptions()
+    {
+        var options = _options.Clone();
+        options.ThrowIfInvalid();
+        return options;
+    }
+
+    /// <summary>Builds the model and moves it to <paramref name="device"/> (CPU when null).</summary>
+    /// <exception cref="ArgumentException">Lists every invalid field with its value and allowed range.</exception>
+    public MoeForCausalLM Build(torch.Device? device = null)
+    {
+        var model = new MoeForCausalLM(BuildOptions());
+        if (device is not null && device.type != DeviceType.CPU) model.to(device);
+        return model;
+    }
+
+    private MoeModelBuilder Set(Action<MoeModelOptions> change)
+    {
+        change(_options);
+        return this;
+    }
+}
