@@ -1,0 +1,68 @@
+namespace YingHub.Moe.Core.Generation;
+
+/// <summary>How <see cref="TokenGenerator"/> picks each next token. <see cref="Validate"/> names any bad field.</summary>
+public sealed class SamplingOptions
+{
+    /// <summary>New tokens to generate, [0, 1,000,000].</summary>
+    public int MaxNewTokens { get; set; } = 200;
+
+    /// <summary>Softmax temperature, (0, 100]; ignored when <see cref="Greedy"/>.</summary>
+    public double Temperature { get; set; } = 1.0;
+
+    /// <summary>
+    /// Cosine temperature annealing over the generated length (YingHub-v2): step i of n uses
+    /// <c>T · (0.5 + 0.5 · cos(π · i / n))</c>: from T at the first token towards 0 at the last, more adventurous early and more conservative late.
+    /// </summary>
+    public bool AnnealTemperature { get; set; }
+
+    /// <summary>Always take the most likely token.</summary>
+    public bool Greedy { get; set; }
+
+    /// <summary>Keep only the k most likely tokens, [1, vocab]; null keeps all.</summary>
+    public int? TopK { get; set; }
+
+    /// <summary>Nucleus sampling: keep the smallest set of most likely tokens whose mass reaches p, (0, 1]; null keeps all.</summary>
+    public double? TopP { get; set; }
+
+    /// <summary>CTRL repetition penalty θ ≥ 1 on tokens of the last <see cref="RepetitionWindow"/> tokens: positive logits are divided by θ, negative multiplied (1 = off).</summary>
+    public double RepetitionPenalty { get; set; } = 1.0;
+
+    /// <summary>How many recent tokens the repetition penalty looks at, [1, 1,000,000].</summary>
+    public int RepetitionWindow { get; set; } = 64;
+
+    /// <summary>Seed of the sampling generator; null draws from the global torch generator.</summary>
+    public long? Seed { get; set; }
+
+    /// <summary>
+    /// When the KV cache is full (the context length is reached), the cache restarts from the last
+    /// <c>SlideKeep · context</c> tokens, recomputed in one forward; (0, 1). With learned absolute positions a cached
+    /// key cannot move to a new position, so sliding is a recompute; the logits equal a fresh forward over that window.
+    /// </summary>
+    public double SlideKeep { get; set; } = 0.5;
+
+    /// <summary>Decode with the KV cache (true) or recompute the whole window for every token (false).</summary>
+    public bool UseCache { get; set; } = true;
+
+    /// <summary>Every problem with these options, each naming the field, its value and the allowed range.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (MaxNewTokens is < 0 or > 1_000_000) yield return $"MaxNewTokens = {MaxNewTokens} is outside the allowed range [0, 1000000].";
+        if (!(Temperature > 0 && Temperature <= 100)) yield return $"Temperature = {Temperature} is outside the allowed range (0, 100].";
+        if (TopK is < 1) yield return $"TopK = {TopK} is outside the allowed range [1, vocab] (or null).";
+        if (TopP is { } p && !(p > 0 && p <= 1)) yield return $"TopP = {p} is outside the allowed range (0, 1] (or null).";
+        if (!(RepetitionPenalty >= 1 && RepetitionPenalty <= 100)) yield return $"RepetitionPenalty = {RepetitionPenalty} is outside the allowed range [1, 100].";
+        if (!(SlideKeep > 0 && SlideKeep < 1)) yield return $"SlideKeep = {SlideKeep} is outside the allowed range (0, 1).";
+        if (RepetitionWindow is < 1 or > 1_000_000) yield return $"RepetitionWindow = {RepetitionWindow} is outside the allowed range [1, 1000000].";
+    }
+
+    /// <summary>Throws one <see cref="ArgumentException"/> listing every problem, if there is any.</summary>
+    public void ThrowIfInvalid(string paramName = "options")
+    {
+        string[] errors = Validate().ToArray();
+        if (errors.Length > 0) throw new ArgumentException("Invalid sampling options: " + string.Join(" ", errors), paramName);
+    }
+
+    /// <summary>The temperature of generated token <paramref name="i"/> of <paramref name="n"/>.</summary>
+    public double TemperatureAt(int i, int n) =>
+        AnnealTemperature && n > 0 ? Temperature * (0.5 + 0.5 * Math.Cos(Math.PI * i / n)) : Temperature;
+}

@@ -1,0 +1,126 @@
+using TorchSharp;
+using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Generation;
+using YingHub.Moe.Core.Modules;
+using YingHub.Moe.Core.Tests.Modules;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Tests.Generation;
+
+public class TokenGeneratorTests
+{
+    /// <summary>Greedy decoding by hand: a full forward over the last window for every token.</summary>
+    private static long[] NaiveGreedy(MoeForCausalLM model, long[] prompt, int n)
+    {
+        var tokens = prompt.ToList();
+        using var _ = torch.no_grad();
+        for (int i = 0; i < n; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var window = tokens.Skip(Math.Max(0, tokens.Count - model.Options.ContextLength)).ToArray();
+            var logits = model.call(new CausalLMInput(torch.tensor(window, 1, window.Length))).Logits;
+            tokens.Add(logits[0, -1].argmax().item<long>());
+        }
+
+        return tokens.Skip(prompt.Length).ToArray();
+    }
+
+    [Theory]
+    [InlineData(PositionEncoding.Learned)]
+    [InlineData(PositionEncoding.Rope)]
+    public void Greedy_with_the_cache_equals_greedy_by_full_recomputation_within_the_context(PositionEncoding positions)
+    {
+        torch.manual_seed(21);
+        using var model = new MoeForCausalLM(Tiny.Options(o => { o.Positions = positions; o.ContextLength = 16; }));
+        model.eval();
+        long[] prompt = [3, 1, 4];
+        var cached = new TokenGenerator(model).Generate(prompt, new SamplingOptions { Greedy = true, MaxNewTokens = 13 });
+        var recomputed = new TokenGenerator(model).Generate(prompt, new SamplingOptions { Greedy = true, MaxNewTokens = 13, UseCache = false });
+        var naive = NaiveGreedy(model, prompt, 13);
+        Assert.Equal(naive, recomputed);
+        Assert.Equal(naive, cached);
+    }
+
+    [Fact]
+    public void Past_the_context_the_cache_slides_and_decoding_goes_on()
+    {
+        torch.manual_seed(22);
+        using var model = new MoeForCausalLM(Tiny.Options(o => o.ContextLength = 8));
+        var tokens = new TokenGenerator(model).Generate([1, 2, 3], new SamplingOptions { MaxNewTokens = 40, Seed = 5 });
+        Assert.Equal(40, tokens.Length);
+        Assert.All(tokens, t => Assert.InRange(t, 0, 18));
+        // a prompt longer than the context is cropped to its last window, not rejected
+        Assert.Single(new TokenGenerator(model).Generate(Enumerable.Range(0, 20).Select(i => (long)(i % 19)).ToArray(), new SamplingOptions { MaxNewTokens = 1 }));
+    }
+
+    [Fact]
+    public void The_same_seed_gives_the_same_tokens()
+    {
+        torch.manual_seed(23);
+        using var model = new MoeForCausalLM(Tiny.Options());
+        var options = new SamplingOptions { MaxNewTokens = 20, Seed = 99, Temperature = 1.5, TopK = 10 };
+        var a = new TokenGenerator(model).Generate([0], options);
+        var b = new TokenGenerator(model).Generate([0], options);
+        var c = new TokenGenerator(model).Generate([0], new SamplingOptions { MaxNewTokens = 20, Seed = 100, Temperature = 1.5, TopK = 10 });
+        Assert.Equal(a, b);
+        Assert.NotEqual(a, c);
+    }
+
+    [Fact]
+    public void Bad_prompts_and_options_are_rejected_with_the_value()
+    {
+        using var model = new MoeForCausalLM(Tiny.Options());
+        var generator = new TokenGenerator(model);
+        Assert.Contains("id 19", Assert.Throws<ArgumentException>(() => { generator.Generate([19], new SamplingOptions()); }).Message);
+        Assert.Throws<ArgumentException>(() => { generator.Generate([], new SamplingOptions()); });
+        Assert.Contains("TopP = 1.5", Assert.Throws<ArgumentException>(() => { generator.Generate([1], new SamplingOptions { TopP = 1.5 }); }).Message);
+    }
+}
+
+public class LogitsProcessorsTests
+{
+    [Fact]
+    public void Top_p_keeps_exactly_the_smallest_prefix_whose_mass_reaches_p()
+    {
+        using var scope = torch.NewDisposeScope();
+        double[] probs = [0.05, 0.4, 0.1, 0.25, 0.2];
+        Func<double, double> log = Math.Log; // sorted: 0.4, 0.25, 0.2, 0.1, 0.05
+        var logits = torch.tensor(probs.Select(log).ToArray(), 1, 5).to(ScalarType.Float32);
+        // p = 0.65 is reached by {0.4, 0.25} exactly; p = 0.66 needs 0.2 as well; p = 0.3 keeps only the top token
+        foreach (var (p, keep) in new[] { (0.65, new[] { 1, 3 }), (0.66, new[] { 1, 3, 4 }), (0.3, new[] { 1 }), (1.0, new[] { 0, 1, 2, 3, 4 }) })
+        {
+            var kept = LogitsProcessors.TopP(logits, p)[0].data<float>().ToArray()
+                .Select((v, i) => (v, i)).Where(x => !float.IsNegativeInfinity(x.v)).Select(x => x.i).ToArray();
+            Assert.Equal(keep, kept);
+        }
+    }
+
+    [Fact]
+    public void Repetition_penalty_lowers_a_repeated_tokens_probability_by_the_factor()
+    {
+        using var scope = torch.NewDisposeScope();
+        var logits = torch.tensor(new[] { 2.0f, -1.0f, 0.5f, 3.0f }, 1, 4);
+        var recent = torch.tensor(new long[] { 0, 1, 0 }, 1, 3);
+        var penalised = LogitsProcessors.RepetitionPenalty(logits, recent, 2.0)[0].data<float>().ToArray();
+        Assert.Equal(new[] { 1.0f, -2.0f, 0.5f, 3.0f }, penalised); // positive logit / 2, negative * 2, others untouched
+        // the repeated token's probability really drops (a constant factor on every probability would change nothing)
+        Assert.True(torch.tensor(penalised).softmax(0)[0].item<float>() < logits[0].softmax(0)[0].item<float>());
+    }
+
+    [Fact]
+    public void Top_k_keeps_the_k_largest()
+    {
+        using var scope = torch.NewDisposeScope();
+        var filtered = LogitsProcessors.TopK(torch.tensor(new[] { 1f, 5f, 3f, 4f }, 1, 4), 2)[0].data<float>().ToArray();
+        Assert.Equal(new[] { float.NegativeInfinity, 5f, float.NegativeInfinity, 4f }, filtered);
+    }
+
+    [Fact]
+    public void Cosine_annealing_goes_from_T_towards_zero()
+    {
+        var options = new SamplingOptions { Temperature = 0.8, AnnealTemperature = true };
+        Assert.Equal(0.8, options.TemperatureAt(0, 10), 12);
+        Assert.Equal(0.4, options.TemperatureAt(5, 10), 12);
+        Assert.Equal(0.8 * (0.5 + 0.5 * Math.Cos(Math.PI * 0.9)), options.TemperatureAt(9, 10), 12);
+    }
+}
