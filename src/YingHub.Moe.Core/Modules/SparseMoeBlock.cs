@@ -62,6 +62,23 @@ internal sealed class SparseMoeBlock : nn.Module
         var route = _router.call(flat);                              // (N, E) logits/probs, (N, k) weights/indices
 
         long? capacity = _options.CapacityFactor is { } cf ? (long)Math.Ceiling(cf * n * TopK / NumExperts) : null;
+        var (y, assignedCounts, keptCounts) = n == 1 ? SingleToken(flat, route) : Dispatch(flat, route, capacity);
+        if (_shared is not null) y = y + _shared.call(flat);
+
+        var assigned = torch.tensor(assignedCounts);                                       // (E)
+        var dropped = torch.tensor(assignedCounts.Zip(keptCounts, (a, k) => a - k).ToArray()); // (E)
+        return new MoeBlockOutput(y.reshape(b, t, c).MoveToOuterDisposeScope(),
+            new RouterOutput(route.Logits.MoveToOuterDisposeScope(), route.Probs.MoveToOuterDisposeScope(),
+                route.Weights.MoveToOuterDisposeScope(), route.Indices.MoveToOuterDisposeScope()),
+            assigned.MoveToOuterDisposeScope(), dropped.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The sparse path: plan (sort by expert, capacity), run each expert once on its contiguous slice, combine.
+    /// Returns (N, C) and the assignments per expert before and after capacity.
+    /// </summary>
+    private (Tensor Output, long[] Assigned, long[] Kept) Dispatch(Tensor flat, RouterOutput route, long? capacity)
+    {
         using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity);
         var routed = flat.index_select(0, plan.TokenIndex);          // (M, C), grouped by expert
         var outputs = new List<Tensor>(NumExperts);
@@ -71,16 +88,27 @@ internal sealed class SparseMoeBlock : nn.Module
             outputs.Add(RunExpert(e, routed.narrow(0, plan.Offsets[e], plan.Kept[e]))); // (kept_e, C)
         }
 
-        var expertOut = outputs.Count > 0 ? torch.cat(outputs, 0) : flat.new_zeros(0, c); // (M, C)
-        var y = TokenDispatch.Combine(plan, _dropout.call(expertOut), n);                  // (N, C)
-        if (_shared is not null) y = y + _shared.call(flat);
+        var expertOut = outputs.Count > 0 ? torch.cat(outputs, 0) : flat.new_zeros(0, flat.shape[1]); // (M, C)
+        return (TokenDispatch.Combine(plan, _dropout.call(expertOut), flat.shape[0]), plan.Assigned, plan.Kept);
+    }
 
-        var assigned = torch.tensor(plan.Assigned);                                      // (E)
-        var dropped = torch.tensor(plan.Assigned.Zip(plan.Kept, (a, k) => a - k).ToArray()); // (E)
-        return new MoeBlockOutput(y.reshape(b, t, c).MoveToOuterDisposeScope(),
-            new RouterOutput(route.Logits.MoveToOuterDisposeScope(), route.Probs.MoveToOuterDisposeScope(),
-                route.Weights.MoveToOuterDisposeScope(), route.Indices.MoveToOuterDisposeScope()),
-            assigned.MoveToOuterDisposeScope(), dropped.MoveToOuterDisposeScope());
+    /// <summary>
+    /// One token (incremental decoding): its k experts run directly, no sort or scatter. Capacity never binds for
+    /// one token (ceil(factor · k / E) ≥ 1 and its k experts are distinct).
+    /// </summary>
+    private (Tensor Output, long[] Assigned, long[] Kept) SingleToken(Tensor flat, RouterOutput route)
+    {
+        long[] chosen = route.Indices.data<long>().ToArray(); // (k)
+        var counts = new long[NumExperts];
+        Tensor? y = null;
+        for (int j = 0; j < chosen.Length; j++)
+        {
+            counts[chosen[j]]++;
+            var contribution = _dropout.call(RunExpert((int)chosen[j], flat)) * route.Weights.narrow(1, j, 1); // (1, C)
+            y = y is null ? contribution : y + contribution;
+        }
+
+        return (y!, counts, counts);
     }
 
     /// <summary>Expert <paramref name="expert"/> (0-based over all E) applied to x (n, C) → (n, C).</summary>

@@ -44,21 +44,24 @@ public class SparseMoeBlockTests
     }
 
     [Theory]
-    [InlineData(1, false)]
-    [InlineData(2, false)]
-    [InlineData(4, false)]
-    [InlineData(1, true)]
-    [InlineData(2, true)]
-    [InlineData(4, true)]
-    public void Sparse_dispatch_equals_the_dense_masked_reference_in_output_and_gradients(int k, bool shared)
+    [InlineData(1, false, 5)]
+    [InlineData(2, false, 5)]
+    [InlineData(4, false, 5)]
+    [InlineData(1, true, 5)]
+    [InlineData(2, true, 5)]
+    [InlineData(4, true, 5)]
+    [InlineData(2, false, 1)] // one token: the decoding path without sort
+    [InlineData(4, true, 1)]
+    public void Sparse_dispatch_equals_the_dense_masked_reference_in_output_and_gradients(int k, bool shared, int tokens)
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(11);
         var options = Tiny.Options(o => { o.TopK = k; o.SharedExpert = shared; o.DeepExperts = 1; });
         using var block = new SparseMoeBlock(options);
         block.eval();
-        var x0 = torch.randn(2, 5, 16);
-        var projection = torch.randn(2, 5, 16);
+        int batch = tokens == 1 ? 1 : 2;
+        var x0 = torch.randn(batch, tokens, 16);
+        var projection = torch.randn(batch, tokens, 16);
         var parameters = block.named_parameters().Where(p => !p.name.StartsWith("utilization")).ToArray();
 
         var xs = x0.clone().requires_grad_(true);
