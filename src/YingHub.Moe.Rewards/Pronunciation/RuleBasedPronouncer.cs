@@ -39,7 +39,7 @@ internal static class RuleBasedPronouncer
 
         int count = groups + InnerHiatus(w);
         if (groups > 1) count += HiatusAtEnd(w) - SilentEndings(w, accentedE) - SilentMedialE(w);
-        if (w.EndsWith("sm") && w.Length > 2 && !IsVowel(w, w.Length - 3)) count++;
+        if (w.EndsWith("sm") && w.Length > 2) count++;
         if (w.StartsWith("mc")) count++;
         if (SibilantPossessive(word)) count++;
         return Math.Max(1, count);
