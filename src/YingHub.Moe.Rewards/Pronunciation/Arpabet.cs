@@ -36,17 +36,6 @@ internal static class Arpabet
     /// <summary>Whether a packed phoneme is a vowel (a syllable nucleus).</summary>
     public static bool IsVowel(byte phoneme) => Symbol(phoneme) < VowelCount;
 
-    /// <summary>The symbol index of an ARPABET symbol (without stress digit), or -1.</summary>
-    public static int SymbolIndex(ReadOnlySpan<char> symbol)
-    {
-        for (int i = 0; i < Symbols.Length; i++)
-        {
-            if (symbol.SequenceEqual(Symbols[i])) return i;
-        }
-
-        return -1;
-    }
-
     /// <summary>Formats a packed phoneme as in the dictionary: <c>EY1</c>, <c>D</c>.</summary>
     public static string Format(byte phoneme)
     {

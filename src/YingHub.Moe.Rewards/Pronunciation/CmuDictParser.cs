@@ -18,12 +18,13 @@ internal static class CmuDictParser
 
     public static PronunciationLexicon Parse(ReadOnlySpan<byte> data, string source)
     {
-        var heads = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        int lineEstimate = data.Count((byte)'\n') + 1;
+        var heads = new Dictionary<string, int>(lineEstimate, StringComparer.OrdinalIgnoreCase);
         var lookup = heads.GetAlternateLookup<ReadOnlySpan<char>>();
         var pool = new List<byte>(data.Length / AverageBytesPerPhoneme);
-        var starts = new List<int> { 0 };
-        var next = new List<int>();
-        var tails = new List<int>();
+        var starts = new List<int>(lineEstimate + 1) { 0 };
+        var next = new List<int>(lineEstimate);
+        var tails = new List<int>(lineEstimate);
         Span<char> wordChars = stackalloc char[MaxWordChars];
         int lineNumber = 0;
 
