@@ -111,7 +111,9 @@ public sealed class ShakespeareReward : IRewardFunction
     {
         var result = new double?[texts.Count];
         if (_languageModel is null) return result;
+        for (int i = 0; i < texts.Count; i++) result[i] = 0;
         var indices = Enumerable.Range(0, texts.Count).Where(i => scores[i].LineCount > 0).ToArray();
+        if (indices.Length == 0) return result;
         IReadOnlyList<double> perplexities = _languageModel.Perplexities(indices.Select(i => texts[i]).ToArray());
         if (perplexities.Count != indices.Length)
         {
@@ -119,7 +121,6 @@ public sealed class ShakespeareReward : IRewardFunction
                 $"{nameof(ILanguageModelScorer)}.{nameof(ILanguageModelScorer.Perplexities)} returned {perplexities.Count} values for {indices.Length} texts.");
         }
 
-        for (int i = 0; i < texts.Count; i++) result[i] = 0;
         for (int k = 0; k < indices.Length; k++) result[indices[k]] = ToCoherence(perplexities[k]);
         return result;
     }

@@ -91,6 +91,17 @@ public sealed class ShakespeareRewardTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void BatchesWithoutWordsDoNotCallTheModel()
+    {
+        var scorer = new FixedPerplexity(50);
+        var reward = new ShakespeareReward(PronunciationLexicon.Empty, null, scorer);
+        Assert.Empty(reward.ScoreBatch([]));
+        RewardResult blank = Assert.Single(reward.ScoreBatch(["  \n"]));
+        Assert.Equal(0.0, blank.Components["coherence"]);
+        Assert.Equal((0, 0), (scorer.BatchCalls, scorer.SingleCalls));
+    }
+
+    [Fact]
     public void BatchRejectsNullTexts()
     {
         var reward = new ShakespeareReward(PronunciationLexicon.Empty);
@@ -116,6 +127,9 @@ public sealed class ShakespeareRewardTests(ITestOutputHelper output)
     public void AnalysisReportsWhatTheCliPrints()
     {
         TextAnalysis analysis = CmuLexicon.Reward().Analyze(Texts.Sonnet18);
+        output.WriteLine($"{analysis.RhymeScheme}  total {analysis.Reward.Total:F3}  fallback words {analysis.FallbackWords}");
+        foreach (LineAnalysis line in analysis.Lines) output.WriteLine($"{line.RhymeLabel} {line.Syllables,2} {line.Stress,-12} {line.Meter:F2}  {line.Text}");
+        foreach (var (name, value) in analysis.Reward.Components) output.WriteLine($"{name} = {value:F3}");
         LineAnalysis first = analysis.Lines[0];
         Assert.Equal("Shall I compare thee to a summer's day?", first.Text);
         Assert.Equal((8, 10, "0101010101", 'A'), (first.Words, first.Syllables, first.Stress, first.RhymeLabel));
