@@ -59,18 +59,21 @@ internal sealed class Pronouncer
     }
 
     /// <summary>The most syllables any pronunciation of the word has.</summary>
-    public int MaxSyllables(in WordSounds sounds)
+    public int MaxSyllables(in WordSounds sounds) => SyllableRange(sounds).Max;
+
+    /// <summary>The fewest and most syllables of the word's pronunciations.</summary>
+    public (int Min, int Max) SyllableRange(in WordSounds sounds)
     {
-        if (sounds.IsFallback) return sounds.FallbackSyllables;
-        int max = 0;
+        if (sounds.IsFallback) return (sounds.FallbackSyllables, sounds.FallbackSyllables);
+        int min = int.MaxValue, max = 0;
         for (int v = sounds.FirstVariant; v >= 0; v = Lexicon.NextVariant(v))
         {
             int n = 0;
             foreach (byte phoneme in Lexicon.Phonemes(v)) n += Arpabet.IsVowel(phoneme) ? 1 : 0;
-            max = Math.Max(max, n);
+            (min, max) = (Math.Min(min, n), Math.Max(max, n));
         }
 
-        return max;
+        return (min, max);
     }
 
     /// <summary>

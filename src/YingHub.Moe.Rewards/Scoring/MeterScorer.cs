@@ -34,23 +34,27 @@ internal sealed class MeterScorer
     public const double CostForZeroFit = 5.0;
 
     private const int StackSyllables = 32;
+    private const int InitialCapacity = 64;      // scratch sizes grow on demand
     private const byte Unstressed = 0;
     private const byte Primary = 1;
     private const byte Secondary = 2;
 
-    private byte[] _stress = new byte[256];
-    private int[] _variantStart = new int[64];
-    private int[] _variantLength = new int[64];
-    private int[] _wordVariants = new int[17];
-    private double[] _cost = new double[64];
-    private double[] _next = new double[64];
-    private int[] _backVariant = new int[256];
-    private int[] _backStart = new int[256];
+    private byte[] _stress = new byte[InitialCapacity];
+    private int[] _variantStart = new int[InitialCapacity];
+    private int[] _variantLength = new int[InitialCapacity];
+    private int[] _wordVariants = new int[InitialCapacity];
+    private double[] _cost = new double[InitialCapacity];
+    private double[] _next = new double[InitialCapacity];
+    private int[] _backVariant = new int[InitialCapacity];
+    private int[] _backStart = new int[InitialCapacity];
 
     /// <summary>Aligns the words of a line; <paramref name="words"/> holds each word's sounds.</summary>
     public LineMeter Score(Pronouncer pronouncer, ReadOnlySpan<WordSounds> words, bool withStress)
     {
         if (words.IsEmpty) return new LineMeter(0, 0, withStress ? string.Empty : null);
+        int fewest = 0;
+        foreach (WordSounds sounds in words) fewest += pronouncer.SyllableRange(sounds).Min;
+        if ((fewest - PentameterSyllables) * LengthCostPerSyllable >= CostForZeroFit) return TooLong(pronouncer, words, withStress);
         int positions = Prepare(pronouncer, words);
         (double iambCost, int iambEnd) = Align(words.Length, positions, trochee: false);
         (double trocheeCost, int trocheeEnd) = Align(words.Length, positions, trochee: true);
@@ -190,6 +194,33 @@ internal sealed class MeterScorer
         }
 
         return new string(chars);
+    }
+
+    /// <summary>
+    /// A line too long to reach a positive fit whatever its pronunciations (the length cost alone is
+    /// <see cref="CostForZeroFit"/>): fit 0 without alignment, so run-on model output costs linear time. Reports the
+    /// first pronunciations, monosyllables on the iambic beat.
+    /// </summary>
+    private static LineMeter TooLong(Pronouncer pronouncer, ReadOnlySpan<WordSounds> words, bool withStress)
+    {
+        var stress = withStress ? new System.Text.StringBuilder() : null;
+        Span<byte> one = stackalloc byte[StackSyllables];
+        int syllables = 0;
+        foreach (WordSounds sounds in words)
+        {
+            int most = pronouncer.MaxSyllables(sounds);
+            Span<byte> buffer = most <= one.Length ? one : new byte[most];
+            int n = pronouncer.Stresses(sounds, sounds.IsFallback ? -1 : sounds.FirstVariant, buffer);
+            for (int k = 0; k < n && stress is not null; k++)
+            {
+                bool stressed = n == 1 || buffer[k] == Secondary ? IsStrong(syllables + k, trochee: false) : buffer[k] == Primary;
+                stress.Append(stressed ? '1' : '0');
+            }
+
+            syllables += n;
+        }
+
+        return new LineMeter(0, syllables, stress?.ToString());
     }
 
     private static void EnsureCapacity<T>(ref T[] array, int length)

@@ -51,4 +51,16 @@ public sealed class MeterTests
         Assert.Equal(0.0, Line("Shall I compare thee").Meter, 9);                // 5 syllables short: cost 5
         Assert.True(Line("The internet is a computer network that connects millions of computers worldwide").Meter < 0.3);
     }
+
+    [Fact]
+    public void RunOnLinesScoreZeroInLinearTime()
+    {
+        // 20,000 one-syllable words on one line: far beyond 15 syllables, so the fit is 0 without any alignment.
+        string line = string.Join(' ', Enumerable.Repeat("day", 20_000));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        LineAnalysis analysis = Assert.Single(new ShakespeareReward(Rewards.Pronunciation.PronunciationLexicon.Empty).Analyze(line).Lines);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"{watch.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.Equal((0.0, 20_000), (analysis.Meter, analysis.Syllables));
+        Assert.StartsWith("0101", analysis.Stress);
+    }
 }
