@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Text;
+using Xunit.Abstractions;
+using YingHub.Moe.Rewards.Pronunciation;
+using YingHub.Moe.Testing;
+
+namespace YingHub.Moe.Rewards.Tests.Pronunciation;
+
+public sealed class PronunciationLexiconTests(ITestOutputHelper output)
+{
+    /// <summary>The entry count of cmudict.dict, from the shared data README.</summary>
+    private const int CmuDictEntries = 135_155;
+
+    /// <summary>Generous, for a noisy shared 2-core machine; the target is well under a second.</summary>
+    private static readonly TimeSpan MaxLoadTime = TimeSpan.FromSeconds(3);
+
+    [SharedDataFact(CmuLexicon.File)]
+    public void LoadsTheFullDictionaryQuickly()
+    {
+        string path = SharedData.Require(CmuLexicon.File);
+        PronunciationLexicon.Load(path);                                   // warm-up: JIT and file cache
+        var watch = Stopwatch.StartNew();
+        PronunciationLexicon lexicon = PronunciationLexicon.Load(path);
+        watch.Stop();
+
+        output.WriteLine($"loaded {lexicon.PronunciationCount} pronunciations of {lexicon.WordCount} words in {watch.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.Equal(CmuDictEntries, lexicon.PronunciationCount);
+        Assert.True(watch.Elapsed < MaxLoadTime, $"loading took {watch.Elapsed.TotalMilliseconds:F0} ms");
+    }
+
+    [SharedDataFact(CmuLexicon.File)]
+    public void LookupsIgnoreCaseAndReturnAlternatesInOrder()
+    {
+        PronunciationLexicon lexicon = CmuLexicon.Instance;
+        Assert.Equal(["D EY1"], lexicon.GetPronunciations("DAY"));
+        Assert.Equal(["EH1 V ER0 IY0", "EH1 V R IY0"], lexicon.GetPronunciations("Every"));
+        Assert.Equal(["AH0", "EY1"], lexicon.GetPronunciations("a"));     // a(2) comes after a's in the file
+        Assert.Empty(lexicon.GetPronunciations("xyzzyplugh"));
+    }
+
+    [SharedDataFact(CmuLexicon.File)]
+    public void LookupsHandleApostrophes()
+    {
+        PronunciationLexicon lexicon = CmuLexicon.Instance;
+        Assert.Equal(["T IH1 Z"], lexicon.GetPronunciations("'Tis"));
+        Assert.Equal(["S AH1 M ER0 Z"], lexicon.GetPronunciations("summer\u2019s"));
+        Assert.True(lexicon.Contains("Summer's"));
+    }
+
+    [Fact]
+    public void ParsesCommentsAlternatesTabsAndCrLfFromAStream()
+    {
+        const string text = ";;; a header comment\r\n# another\r\nday  D EY1\r\n\r\nread\tR IY1 D # verb\r\nread(2) R EH1 D\r\n";
+        PronunciationLexicon lexicon = PronunciationLexicon.Load(new MemoryStream(Encoding.UTF8.GetBytes(text)));
+
+        Assert.Equal(2, lexicon.WordCount);
+        Assert.Equal(3, lexicon.PronunciationCount);
+        Assert.Equal(["R IY1 D", "R EH1 D"], lexicon.GetPronunciations("read"));
+    }
+
+    [Fact]
+    public void RejectsUnknownPhonemesNamingTheLine()
+    {
+        var stream = new MemoryStream(Encoding.UTF8.GetBytes("day D EY1\nbad B QQ1 D\n"));
+        FormatException error = Assert.Throws<FormatException>(() => PronunciationLexicon.Load(stream));
+        Assert.Contains("line 2", error.Message);
+        Assert.Contains("QQ1", error.Message);
+    }
+
+    [Fact]
+    public void RejectsMissingArguments()
+    {
+        Assert.Throws<ArgumentNullException>("path", () => PronunciationLexicon.Load((string)null!));
+        Assert.Throws<ArgumentException>("path", () => PronunciationLexicon.Load(""));
+        Assert.Throws<ArgumentNullException>("stream", () => PronunciationLexicon.Load((Stream)null!));
+        Assert.Throws<ArgumentNullException>("word", () => PronunciationLexicon.Empty.GetPronunciations(null!));
+    }
+}
