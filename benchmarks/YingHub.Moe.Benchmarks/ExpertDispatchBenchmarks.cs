@@ -13,25 +13,40 @@ namespace YingHub.Moe.Benchmarks;
 /// (c) <see cref="SortedDispatch"/>: the library's sparse block (sort by expert, one slice per expert, index_add_);
 /// (d) <see cref="DenseIdeal"/>: one dense FFN of hidden width k·4d: the same active FLOPs with no routing at all.
 /// Mode: forward only, or forward + backward (gradients of the input and every weight).
+/// The full grid is 32 shapes × 4 variants; with <c>YINGHUB_BENCH_QUICK=1</c> only the target shape (N = 4096,
+/// d = 512, E = 8, k = 2) runs.
 /// </summary>
-[ShortRunJob]
 public class ExpertDispatchBenchmarks
 {
     private SparseMoeBlock _block = null!;
     private DenseFeedForward _ideal = null!;
     private Tensor _x = null!;
 
+    private static readonly bool Quick = Environment.GetEnvironmentVariable("YINGHUB_BENCH_QUICK") == "1";
+
     /// <summary>Tokens N = B·T.</summary>
-    [Params(512, 4096)] public int N { get; set; }
+    [ParamsSource(nameof(Ns))] public int N { get; set; }
 
     /// <summary>Model width d.</summary>
-    [Params(128, 512)] public int D { get; set; }
+    [ParamsSource(nameof(Ds))] public int D { get; set; }
 
     /// <summary>Experts E.</summary>
-    [Params(8, 16)] public int E { get; set; }
+    [ParamsSource(nameof(Es))] public int E { get; set; }
 
     /// <summary>Experts per token k.</summary>
-    [Params(1, 2)] public int K { get; set; }
+    [ParamsSource(nameof(Ks))] public int K { get; set; }
+
+    /// <summary>Values of N.</summary>
+    public static int[] Ns => Quick ? [4096] : [512, 4096];
+
+    /// <summary>Values of d.</summary>
+    public static int[] Ds => Quick ? [512] : [128, 512];
+
+    /// <summary>Values of E.</summary>
+    public static int[] Es => Quick ? [8] : [8, 16];
+
+    /// <summary>Values of k.</summary>
+    public static int[] Ks => Quick ? [2] : [1, 2];
 
     /// <summary>Forward only, or forward and backward.</summary>
     [Params(false, true)] public bool Backward { get; set; }

@@ -45,6 +45,28 @@ internal sealed class ExpertBank : nn.Module
     /// <summary>Whether these experts have two hidden layers.</summary>
     public bool Deep { get; }
 
+    /// <summary>
+    /// Every expert of the bank on its own tokens: <paramref name="inputs"/>[j] (n_j, C) → (n_j, C), or null where
+    /// expert j has no tokens (it costs nothing). Each stacked weight is unbound once for all experts.
+    /// </summary>
+    public Tensor?[] Forward(IReadOnlyList<Tensor?> inputs)
+    {
+        var outputs = new Tensor?[Count];
+        if (inputs.All(x => x is null)) return outputs;
+        var (w1, b1) = _fc1.Unbind();
+        var (w2, b2) = _fc2.Unbind();
+        (Tensor[]? w3, Tensor[]? b3) = _fc3 is null ? (null, null) : _fc3.Unbind();
+        for (int j = 0; j < Count; j++)
+        {
+            if (inputs[j] is not { } x) continue;
+            var h = Activate(nn.functional.linear(x, w1[j], b1?[j]));                          // (n_j, H)
+            h = nn.functional.linear(h, w2[j], b2?[j]);                                         // (n_j, C) or (n_j, H) when deep
+            outputs[j] = Deep ? nn.functional.linear(Activate(h), w3![j], b3?[j]) : h;          // (n_j, C)
+        }
+
+        return outputs;
+    }
+
     /// <summary>Expert <paramref name="index"/> applied to x (n, C) → (n, C).</summary>
     public Tensor Forward(int index, Tensor x)
     {

@@ -80,15 +80,13 @@ internal sealed class SparseMoeBlock : nn.Module
     private (Tensor Output, long[] Assigned, long[] Kept) Dispatch(Tensor flat, RouterOutput route, long? capacity)
     {
         using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity);
-        var routed = flat.index_select(0, plan.TokenIndex);          // (M, C), grouped by expert
-        var outputs = new List<Tensor>(NumExperts);
-        for (int e = 0; e < NumExperts; e++)
-        {
-            if (plan.Kept[e] == 0) continue;                         // experts with no tokens cost nothing
-            outputs.Add(RunExpert(e, routed.narrow(0, plan.Offsets[e], plan.Kept[e]))); // (kept_e, C)
-        }
-
-        var expertOut = outputs.Count > 0 ? torch.cat(outputs, 0) : flat.new_zeros(0, flat.shape[1]); // (M, C)
+        var routed = flat.index_select(0, plan.TokenIndex);                      // (M, C), grouped by expert
+        // one split into per-expert slices (its backward is one cat); experts with no tokens get null and cost nothing
+        var pieces = routed.split(plan.Kept).Select((t, e) => plan.Kept[e] > 0 ? t : null).ToArray(); // E × (kept_e, C)
+        int deep = _options.DeepExperts;
+        var outputs = (_deepExperts?.Forward(pieces[..deep]) ?? []).Concat(_experts?.Forward(pieces[deep..]) ?? []);
+        var present = outputs.OfType<Tensor>().ToList();
+        var expertOut = present.Count > 0 ? torch.cat(present, 0) : flat.new_zeros(0, flat.shape[1]); // (M, C)
         return (TokenDispatch.Combine(plan, _dropout.call(expertOut), flat.shape[0]), plan.Assigned, plan.Kept);
     }
 

@@ -24,6 +24,12 @@ internal sealed class StackedLinear : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>
+    /// The n layers' weights (out, in) and biases (out) as views, from one <c>unbind</c> each: their gradients flow
+    /// back through one stack, where indexing layer by layer would allocate a full (n, out, in) gradient per layer.
+    /// </summary>
+    public (Tensor[] Weights, Tensor[]? Biases) Unbind() => (_weight.unbind(0), _bias?.unbind(0));
+
     /// <summary>Linear layer <paramref name="index"/> applied to x (N, in) → (N, out).</summary>
     public Tensor Forward(int index, Tensor x)
     {
