@@ -3,6 +3,7 @@ using YingHub.Moe.Cli;
 
 var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse Mixture-of-Experts language models.")
 {
+    DemoCommand.Create(),
     DoctorCommand.Create(),
 };
 return root.Parse(args).Invoke();
