@@ -1,0 +1,135 @@
+using System.Text.Json;
+using TorchSharp;
+using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Modules;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Checkpoints;
+
+/// <summary>
+/// A model checkpoint directory in the Hugging Face layout: <c>config.json</c> (the <see cref="MoeModelOptions"/>, with
+/// HF key names) and <c>model.safetensors</c> (the state dict: weights and persistent buffers). Saving writes a new
+/// directory beside the target and swaps it in, so a crash never leaves a half-written checkpoint.
+/// </summary>
+public static class MoeCheckpoint
+{
+    /// <summary>The options file name.</summary>
+    public const string ConfigFile = "config.json";
+
+    /// <summary>The weights file name.</summary>
+    public const string WeightsFile = "model.safetensors";
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    /// <summary>
+    /// Saves <paramref name="model"/> to <paramref name="directory"/> (created or replaced). Extra files (e.g. a
+    /// tokenizer) can be added by <paramref name="writeExtras"/>, which receives the staging directory.
+    /// </summary>
+    public static void Save(MoeForCausalLM model, string directory, Action<string>? writeExtras = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        string target = Path.GetFullPath(directory);
+        string parent = Path.GetDirectoryName(target) ?? throw new ArgumentException($"'{directory}' has no parent directory.", nameof(directory));
+        Directory.CreateDirectory(parent);
+        string staging = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
+        string? old = null;
+        try
+        {
+            Directory.CreateDirectory(staging);
+            File.WriteAllText(Path.Combine(staging, ConfigFile), JsonSerializer.Serialize(model.Options, Json));
+            var state = model.state_dict();
+            Safetensors.Write(Path.Combine(staging, WeightsFile), state, new Dictionary<string, string> { ["format"] = "pt", ["library"] = "YingHub.Moe" });
+            writeExtras?.Invoke(staging);
+            if (Directory.Exists(target))
+            {
+                old = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.old");
+                Directory.Move(target, old);
+            }
+
+            Directory.Move(staging, target);
+        }
+        catch
+        {
+            if (old is not null && !Directory.Exists(target)) Directory.Move(old, target); // put the previous checkpoint back
+            old = null;
+            throw;
+        }
+        finally
+        {
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+            if (old is not null) Directory.Delete(old, recursive: true);
+        }
+    }
+
+    /// <summary>Reads the options of the checkpoint in <paramref name="directory"/>.</summary>
+    /// <exception cref="FileNotFoundException">No checkpoint there.</exception>
+    /// <exception cref="InvalidDataException">The options file is not valid.</exception>
+    public static MoeModelOptions ReadOptions(string directory)
+    {
+        string path = Path.Combine(directory, ConfigFile);
+        if (!File.Exists(path)) throw new FileNotFoundException($"No checkpoint in '{directory}': '{ConfigFile}' is missing.", path);
+        try
+        {
+            return JsonSerializer.Deserialize<MoeModelOptions>(File.ReadAllText(path)) ?? throw new InvalidDataException($"'{path}' is empty.");
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"'{path}' is not a valid model configuration: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Builds the model saved in <paramref name="directory"/> and loads its weights (every tensor must match).</summary>
+    /// <exception cref="InvalidDataException">The weights do not match the configuration; the message names each tensor.</exception>
+    public static MoeForCausalLM Load(string directory)
+    {
+        var model = new MoeForCausalLM(ReadOptions(directory));
+        try
+        {
+            LoadWeights(model, Path.Combine(directory, WeightsFile), strict: true);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Copies the tensors of a safetensors file into <paramref name="model"/> by name and reports what matched. With
+    /// <paramref name="strict"/>, any missing, unexpected or mis-shaped tensor throws before anything is copied.
+    /// </summary>
+    public static WeightLoadReport LoadWeights(nn.Module model, string path, bool strict = true)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
+        using var scope = torch.NewDisposeScope();
+        var file = Safetensors.Read(path);
+        var state = model.state_dict();
+        var loaded = new List<string>();
+        var mismatched = new List<(string, string, string)>();
+        foreach (var (name, target) in state)
+        {
+            if (!file.TryGetValue(name, out var source)) continue;
+            if (!source.shape.SequenceEqual(target.shape) || source.dtype != target.dtype)
+                mismatched.Add((name, Describe(target), Describe(source)));
+            else loaded.Add(name);
+        }
+
+        var report = new WeightLoadReport(loaded,
+            state.Keys.Where(k => !file.ContainsKey(k)).ToList(),
+            file.Keys.Where(k => !state.ContainsKey(k)).ToList(),
+            mismatched);
+        if (strict && !report.IsExact) throw new InvalidDataException($"Weights '{path}' do not match the model: {report}.");
+
+        using (torch.no_grad())
+        {
+            foreach (string name in loaded) state[name].copy_(file[name]);
+        }
+
+        return report;
+    }
+
+    private static string Describe(Tensor t) => $"{t.dtype} [{string.Join(", ", t.shape)}]";
+}
