@@ -5,5 +5,6 @@ var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse M
 {
     DemoCommand.Create(),
     DoctorCommand.Create(),
+    ScoreCommand.Create(),
 };
 return root.Parse(args).Invoke();
