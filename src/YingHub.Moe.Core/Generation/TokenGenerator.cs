@@ -98,7 +98,7 @@ public sealed class TokenGenerator
     /// <summary>Logits (1, V) after feeding <paramref name="ids"/>, appended to <paramref name="cache"/> when given.</summary>
     private Tensor Forward(List<long> ids, KvCache? cache)
     {
-        using var output = _model.call(new CausalLMInput(torch.tensor(ids.ToArray(), 1, ids.Count), Cache: cache));
+        using var output = _model.call(new CausalLMInput(torch.tensor(ids.ToArray(), 1, ids.Count), Cache: cache, RouterStatistics: false));
         return output.Logits[.., -1].to(ScalarType.Float32); // (1, V)
     }
 

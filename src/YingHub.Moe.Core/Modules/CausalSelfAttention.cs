@@ -13,10 +13,10 @@ internal sealed class CausalSelfAttention : nn.Module
 {
     [ComponentName(Name = "qkv_proj")] private readonly nn.Module<Tensor, Tensor> _qkv; // C -> 3C
     [ComponentName(Name = "o_proj")] private readonly nn.Module<Tensor, Tensor> _out;   // C -> C
-    [ComponentName(Name = "resid_dropout")] private readonly nn.Module<Tensor, Tensor> _residDropout;
     private readonly int _heads;
     private readonly int _headDim;
     private readonly double _attnDropout;
+    private readonly double _residDropout;
 
     public CausalSelfAttention(MoeModelOptions options) : base(nameof(CausalSelfAttention))
     {
@@ -26,7 +26,7 @@ internal sealed class CausalSelfAttention : nn.Module
         _attnDropout = options.AttentionDropout;
         _qkv = nn.Linear(c, 3 * c, hasBias: options.Bias);
         _out = nn.Linear(c, c, hasBias: options.Bias);
-        _residDropout = nn.Dropout(options.Dropout);
+        _residDropout = options.Dropout;
         WeightInit.Linear(_qkv, options);
         WeightInit.Linear(_out, options, residualScale: 1 / Math.Sqrt(2.0 * options.NumLayers));
         RegisterComponents();
@@ -67,6 +67,6 @@ internal sealed class CausalSelfAttention : nn.Module
         double p = training ? _attnDropout : 0.0;
         var y = nn.functional.scaled_dot_product_attention(q, k, v, mask, p, causal && t > 1); // (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(b, t, c);                                               // (B, T, C)
-        return _residDropout.call(_out.call(y)).MoveToOuterDisposeScope();
+        return Regularization.Dropout(_out.call(y), _residDropout, training).MoveToOuterDisposeScope();
     }
 }

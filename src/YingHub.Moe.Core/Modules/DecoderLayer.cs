@@ -40,10 +40,12 @@ internal sealed class DecoderLayer : nn.Module
     /// </summary>
     public (Tensor Hidden, MoeBlockOutput? Moe) Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache)
     {
-        x = x + _dropPath.call(_attn.Forward(_attnNorm.call(x), rope, cache, _index)); // (B, T, C)
-        var h = _ffnNorm.call(x);                                                       // (B, T, C)
-        if (_moe is null) return (x + _dropPath.call(_mlp!.call(h)), null);
+        x = x + DropPath(_attn.Forward(_attnNorm.call(x), rope, cache, _index)); // (B, T, C)
+        var h = _ffnNorm.call(x);                                                 // (B, T, C)
+        if (_moe is null) return (x + DropPath(_mlp!.call(h)), null);
         var moe = _moe.Forward(h);
-        return (x + _dropPath.call(moe.Hidden), moe);                                   // (B, T, C)
+        return (x + DropPath(moe.Hidden), moe);                                   // (B, T, C)
     }
+
+    private Tensor DropPath(Tensor branch) => _dropPath.Active ? _dropPath.call(branch) : branch;
 }

@@ -12,14 +12,14 @@ namespace YingHub.Moe.Core.Modules;
 internal sealed class DenseFeedForward : nn.Module<Tensor, Tensor>
 {
     [ComponentName(Name = "ffn")] private readonly ExpertBank _bank; // one expert, so dense and expert FFNs share one implementation
-    [ComponentName(Name = "dropout")] private readonly nn.Module<Tensor, Tensor> _dropout;
+    private readonly double _dropout;
 
     public DenseFeedForward(MoeModelOptions options) : base(nameof(DenseFeedForward))
     {
         var dense = options.Clone();
         dense.ExpertMultiplier = options.DenseMultiplier;
         _bank = new ExpertBank(1, deep: false, dense);
-        _dropout = nn.Dropout(options.Dropout);
+        _dropout = options.Dropout;
         RegisterComponents();
     }
 
@@ -28,6 +28,6 @@ internal sealed class DenseFeedForward : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         var shape = x.shape;
         var y = _bank.Forward(0, x.reshape(-1, shape[^1])).reshape(shape); // (..., C)
-        return _dropout.call(y).MoveToOuterDisposeScope();
+        return Regularization.Dropout(y, _dropout, training).MoveToOuterDisposeScope();
     }
 }

@@ -12,7 +12,12 @@ namespace YingHub.Moe.Core.Modules;
 /// <param name="InputIds">Token ids (B, T), int64, each in [0, vocab); T ≤ context length (minus cached positions).</param>
 /// <param name="Labels">Target ids (B, T), int64, or null for no loss; -100 marks positions to ignore.</param>
 /// <param name="Cache">A KV cache from <see cref="MoeForCausalLM.CreateCache"/> for incremental decoding, or null.</param>
-public sealed record CausalLMInput(Tensor InputIds, Tensor? Labels = null, KvCache? Cache = null);
+/// <param name="RouterStatistics">
+/// Compute the auxiliary losses and router statistics (and, in training, update the utilization window). When false
+/// (decoding, where only logits matter) they are skipped: the auxiliary losses are zero, the statistics empty, and
+/// <see cref="CausalLMOutput.Loss"/> is the LM loss alone.
+/// </param>
+public sealed record CausalLMInput(Tensor InputIds, Tensor? Labels = null, KvCache? Cache = null, bool RouterStatistics = true);
 
 /// <summary>Routing statistics of one MoE layer for one forward pass (for logs and heatmaps). Tensors are owned by the output.</summary>
 /// <param name="Layer">Decoder layer index.</param>
@@ -66,7 +71,6 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
 
     [ComponentName(Name = "embed_tokens")] private readonly TorchSharp.Modules.Embedding _embedTokens;        // (V, C)
     [ComponentName(Name = "embed_positions")] private readonly TorchSharp.Modules.Embedding? _embedPositions; // (T, C)
-    [ComponentName(Name = "dropout")] private readonly nn.Module<Tensor, Tensor> _dropout;
     [ComponentName(Name = "layers")] private readonly TorchSharp.Modules.ModuleList<DecoderLayer> _layers;
     [ComponentName(Name = "norm")] private readonly nn.Module<Tensor, Tensor> _norm;
     [ComponentName(Name = "lm_head")] private readonly TorchSharp.Modules.Linear _lmHead;                      // C -> V
@@ -93,7 +97,6 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
             _rope = new RotaryEmbedding(options.HeadDim, options.ContextLength, options.RopeTheta, torch.CPU);
         }
 
-        _dropout = nn.Dropout(options.Dropout);
         _layers = nn.ModuleList(Enumerable.Range(0, options.NumLayers).Select(i => new DecoderLayer(options, i)).ToArray());
         _norm = Norms.Create(options);
         _lmHead = nn.Linear(options.HiddenSize, options.VocabSize, hasBias: false);
@@ -143,7 +146,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
         var x = Embed(ids);                                                                    // (B, T, C)
         if (_embedPositions is not null)
             x = x + _embedPositions.call(torch.arange(start, start + t, device: ids.device)); // (B, T, C)
-        x = _dropout.call(x);
+        x = Regularization.Dropout(x, Options.Dropout, training);
 
         var lb = new List<Tensor>();
         var z = new List<Tensor>();
@@ -152,23 +155,25 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
         for (int i = 0; i < _layers.Count; i++)
         {
             (x, var moe) = _layers[i].Forward(x, _rope, input.Cache);
-            if (moe is null) continue;
+            if (moe is null || !input.RouterStatistics) continue;
             var block = _layers[i].Moe!;
             var past = block.Window.Total();                                                   // (E)
             lb.Add(RouterLosses.LoadBalancing(moe.Router.Probs, moe.Router.Indices));
             z.Add(RouterLosses.ZLoss(moe.Router.Logits));
             kl.Add(RouterLosses.WindowKlToUniform(past, moe.Router.Probs, block.TopK));
-            var utilization = RouterLosses.Utilization(past + moe.TokensPerExpert, Options.UtilizationThreshold);
-            if (training) block.Window.Record(moe.TokensPerExpert);
-            stats.Add(new RouterLayerStats(i, moe.TokensPerExpert.MoveToOuterDisposeScope(),
-                moe.Dropped.MoveToOuterDisposeScope(), utilization.MoveToOuterDisposeScope()));
+            var assigned = torch.tensor(moe.Assigned);                                         // (E)
+            var dropped = torch.tensor(moe.Assigned.Zip(moe.Kept, (a, k) => a - k).ToArray()); // (E)
+            var utilization = RouterLosses.Utilization(past + assigned, Options.UtilizationThreshold);
+            if (training) block.Window.Record(assigned);
+            stats.Add(new RouterLayerStats(i, assigned.MoveToOuterDisposeScope(), dropped.MoveToOuterDisposeScope(),
+                utilization.MoveToOuterDisposeScope()));
         }
 
         input.Cache?.Advance(t);
         var logits = _lmHead.call(_norm.call(x));                                              // (B, T, V)
-        var lbLoss = torch.stack(lb).mean();
-        var zLoss = torch.stack(z).mean();
-        var klLoss = torch.stack(kl).mean();
+        var lbLoss = lb.Count > 0 ? torch.stack(lb).mean() : torch.zeros([], device: logits.device);
+        var zLoss = z.Count > 0 ? torch.stack(z).mean() : torch.zeros([], device: logits.device);
+        var klLoss = kl.Count > 0 ? torch.stack(kl).mean() : torch.zeros([], device: logits.device);
 
         Tensor? lmLoss = null, loss = null;
         if (input.Labels is not null)

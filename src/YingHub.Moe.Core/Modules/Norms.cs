@@ -38,6 +38,12 @@ internal static class Norms
     };
 }
 
+/// <summary>Dropout that costs nothing when inactive (evaluation mode, or p = 0): it then returns its input itself.</summary>
+internal static class Regularization
+{
+    public static Tensor Dropout(Tensor x, double p, bool training) => training && p > 0 ? nn.functional.dropout(x, p, true) : x;
+}
+
 /// <summary>DropPath (stochastic depth): drops a whole residual branch per sample with probability p in training.</summary>
 internal sealed class DropPath : nn.Module<Tensor, Tensor>
 {
@@ -49,9 +55,12 @@ internal sealed class DropPath : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Whether a call changes anything (training mode with p &gt; 0).</summary>
+    public bool Active => training && _p > 0;
+
     public override Tensor forward(Tensor x) // (B, T, C)
     {
-        if (!training || _p == 0) return x.alias();
+        if (!Active) return x.alias();
         using var scope = torch.NewDisposeScope();
         // One Bernoulli(1 - p) draw per sample, survivors scaled by 1 / (1 - p) so the expectation is unchanged.
         var keep = torch.empty(x.shape[0], 1, 1, dtype: x.dtype, device: x.device).bernoulli_(1 - _p); // (B, 1, 1)

@@ -74,7 +74,8 @@ internal sealed class Router : nn.Module<Tensor, RouterOutput>
     public override RouterOutput forward(Tensor x) // (N, C)
     {
         using var scope = torch.NewDisposeScope();
-        var logits = nn.functional.linear(x, _weight, _bias).to(ScalarType.Float32); // (N, E)
+        var logits = nn.functional.linear(x, _weight, _bias);                        // (N, E)
+        if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
         var routing = logits;
         if (training && _noise is not null)
         {
@@ -83,7 +84,8 @@ internal sealed class Router : nn.Module<Tensor, RouterOutput>
         }
 
         var (top, indices) = routing.topk(_topK, dim: -1);            // (N, k), (N, k)
-        var weights = top.softmax(-1).to(x.dtype);                    // (N, k)
+        var weights = top.softmax(-1);                                // (N, k)
+        if (weights.dtype != x.dtype) weights = weights.to(x.dtype);
         var probs = routing.softmax(-1);                              // (N, E)
         return new RouterOutput(logits.MoveToOuterDisposeScope(), probs.MoveToOuterDisposeScope(),
             weights.MoveToOuterDisposeScope(), indices.MoveToOuterDisposeScope());

@@ -10,9 +10,9 @@ namespace YingHub.Moe.Core.Modules;
 /// </summary>
 /// <param name="Hidden">Output (B, T, C): routed experts (plus the shared expert, if any).</param>
 /// <param name="Router">The router's decision for the B·T tokens.</param>
-/// <param name="TokensPerExpert">Assignments routed to each expert before capacity (E), int64.</param>
-/// <param name="Dropped">Assignments dropped by capacity per expert (E), int64.</param>
-internal sealed record MoeBlockOutput(Tensor Hidden, RouterOutput Router, Tensor TokensPerExpert, Tensor Dropped);
+/// <param name="Assigned">Assignments routed to each expert before capacity (E), read on the host during dispatch.</param>
+/// <param name="Kept">Assignments each expert kept after capacity (E).</param>
+internal sealed record MoeBlockOutput(Tensor Hidden, RouterOutput Router, long[] Assigned, long[] Kept);
 
 /// <summary>
 /// Sparse Mixture-of-Experts feed-forward block with truly sparse dispatch: a (token, expert) pair that was not
@@ -25,7 +25,6 @@ internal sealed class SparseMoeBlock : nn.Module
     [ComponentName(Name = "experts")] private readonly ExpertBank? _experts;          // simple experts D..E-1
     [ComponentName(Name = "deep_experts")] private readonly ExpertBank? _deepExperts;  // deep experts 0..D-1
     [ComponentName(Name = "shared_expert")] private readonly DenseFeedForward? _shared;
-    [ComponentName(Name = "dropout")] private readonly nn.Module<Tensor, Tensor> _dropout;
     [ComponentName(Name = "utilization")] private readonly UtilizationWindow _window;
     private readonly MoeModelOptions _options;
 
@@ -36,7 +35,6 @@ internal sealed class SparseMoeBlock : nn.Module
         if (options.DeepExperts > 0) _deepExperts = new ExpertBank(options.DeepExperts, deep: true, options);
         if (options.NumExperts > options.DeepExperts) _experts = new ExpertBank(options.NumExperts - options.DeepExperts, deep: false, options);
         if (options.SharedExpert) _shared = new DenseFeedForward(options);
-        _dropout = nn.Dropout(options.Dropout);
         _window = new UtilizationWindow(options.UtilizationWindow, options.NumExperts);
         RegisterComponents();
     }
@@ -65,12 +63,10 @@ internal sealed class SparseMoeBlock : nn.Module
         var (y, assignedCounts, keptCounts) = n == 1 ? SingleToken(flat, route) : Dispatch(flat, route, capacity);
         if (_shared is not null) y = y + _shared.call(flat);
 
-        var assigned = torch.tensor(assignedCounts);                                       // (E)
-        var dropped = torch.tensor(assignedCounts.Zip(keptCounts, (a, k) => a - k).ToArray()); // (E)
         return new MoeBlockOutput(y.reshape(b, t, c).MoveToOuterDisposeScope(),
             new RouterOutput(route.Logits.MoveToOuterDisposeScope(), route.Probs.MoveToOuterDisposeScope(),
                 route.Weights.MoveToOuterDisposeScope(), route.Indices.MoveToOuterDisposeScope()),
-            assigned.MoveToOuterDisposeScope(), dropped.MoveToOuterDisposeScope());
+            assignedCounts, keptCounts);
     }
 
     /// <summary>
@@ -87,7 +83,7 @@ internal sealed class SparseMoeBlock : nn.Module
         var outputs = (_deepExperts?.Forward(pieces[..deep]) ?? []).Concat(_experts?.Forward(pieces[deep..]) ?? []);
         var present = outputs.OfType<Tensor>().ToList();
         var expertOut = present.Count > 0 ? torch.cat(present, 0) : flat.new_zeros(0, flat.shape[1]); // (M, C)
-        return (TokenDispatch.Combine(plan, _dropout.call(expertOut), flat.shape[0]), plan.Assigned, plan.Kept);
+        return (TokenDispatch.Combine(plan, Regularization.Dropout(expertOut, _options.Dropout, training), flat.shape[0]), plan.Assigned, plan.Kept);
     }
 
     /// <summary>
@@ -102,7 +98,7 @@ internal sealed class SparseMoeBlock : nn.Module
         for (int j = 0; j < chosen.Length; j++)
         {
             counts[chosen[j]]++;
-            var contribution = _dropout.call(RunExpert((int)chosen[j], flat)) * route.Weights.narrow(1, j, 1); // (1, C)
+            var contribution = Regularization.Dropout(RunExpert((int)chosen[j], flat), _options.Dropout, training) * route.Weights.narrow(1, j, 1); // (1, C)
             y = y is null ? contribution : y + contribution;
         }
 

@@ -102,8 +102,8 @@ public class SparseMoeBlockTests
 
         var x = torch.randn(2, 4, 16); // N = 8, capacity = ceil(1.0 * 8 * 1 / 2) = 4
         var output = block.Forward(x);
-        Assert.Equal(new long[] { 8, 0 }, output.TokensPerExpert.data<long>().ToArray());
-        Assert.Equal(new long[] { 4, 0 }, output.Dropped.data<long>().ToArray());
+        Assert.Equal(new long[] { 8, 0 }, output.Assigned);
+        Assert.Equal(new long[] { 4, 0 }, output.Kept);
 
         var flat = x.reshape(8, 16);
         var expected = Ffn(flat, Layer(block, "experts.fc1", 0), Layer(block, "experts.fc2", 0)); // gate weight 1 (k = 1)
