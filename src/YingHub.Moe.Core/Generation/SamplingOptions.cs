@@ -24,6 +24,21 @@ public sealed class SamplingOptions
     /// <summary>Nucleus sampling: keep the smallest set of most likely tokens whose mass reaches p, (0, 1]; null keeps all.</summary>
     public double? TopP { get; set; }
 
+    /// <summary>Min-p sampling: keep tokens whose probability is at least p × the most likely token's, (0, 1]; null keeps all.</summary>
+    public double? MinP { get; set; }
+
+    /// <summary>Presence penalty (OpenAI style): subtracted from the logit of every token that occurs in the last <see cref="RepetitionWindow"/> tokens, [0, 100].</summary>
+    public double PresencePenalty { get; set; }
+
+    /// <summary>Frequency penalty (OpenAI style): subtracted from a token's logit once per occurrence in the last <see cref="RepetitionWindow"/> tokens, [0, 100].</summary>
+    public double FrequencyPenalty { get; set; }
+
+    /// <summary>
+    /// Stop sequences as token ids: a sequence stops right after it produces one of them (the stop tokens are the last
+    /// ones returned for it). Empty by default.
+    /// </summary>
+    public IList<long[]> StopSequences { get; set; } = [];
+
     /// <summary>CTRL repetition penalty θ ≥ 1 on tokens of the last <see cref="RepetitionWindow"/> tokens: positive logits are divided by θ, negative multiplied (1 = off).</summary>
     public double RepetitionPenalty { get; set; } = 1.0;
 
@@ -50,6 +65,10 @@ public sealed class SamplingOptions
         if (!(Temperature > 0 && Temperature <= 100)) yield return $"Temperature = {Temperature} is outside the allowed range (0, 100].";
         if (TopK is < 1) yield return $"TopK = {TopK} is outside the allowed range [1, vocab] (or null).";
         if (TopP is { } p && !(p > 0 && p <= 1)) yield return $"TopP = {p} is outside the allowed range (0, 1] (or null).";
+        if (MinP is { } m && !(m > 0 && m <= 1)) yield return $"MinP = {m} is outside the allowed range (0, 1] (or null).";
+        if (!(PresencePenalty >= 0 && PresencePenalty <= 100)) yield return $"PresencePenalty = {PresencePenalty} is outside the allowed range [0, 100].";
+        if (!(FrequencyPenalty >= 0 && FrequencyPenalty <= 100)) yield return $"FrequencyPenalty = {FrequencyPenalty} is outside the allowed range [0, 100].";
+        if (StopSequences is null || StopSequences.Any(q => q is null || q.Length == 0)) yield return "StopSequences must not be null or hold an empty sequence.";
         if (!(RepetitionPenalty >= 1 && RepetitionPenalty <= 100)) yield return $"RepetitionPenalty = {RepetitionPenalty} is outside the allowed range [1, 100].";
         if (!(SlideKeep > 0 && SlideKeep < 1)) yield return $"SlideKeep = {SlideKeep} is outside the allowed range (0, 1).";
         if (RepetitionWindow is < 1 or > 1_000_000) yield return $"RepetitionWindow = {RepetitionWindow} is outside the allowed range [1, 1000000].";

@@ -5,8 +5,14 @@ using static TorchSharp.torch;
 namespace YingHub.Moe.Core.Generation;
 
 /// <summary>
-/// Autoregressive decoding of one sequence with a <see cref="MoeForCausalLM"/>: KV-cache decoding by default
+/// Autoregressive decoding with a <see cref="MoeForCausalLM"/>, one sequence or a batch: KV-cache decoding by default
 /// (recomputation of the whole window per token when <see cref="SamplingOptions.UseCache"/> is off).
+/// <para>
+/// Past the context length the cache slides: it restarts from the last <see cref="SamplingOptions.SlideKeep"/> ×
+/// context tokens, recomputed in one forward, so the logits always equal a fresh forward over the window the model
+/// sees (with learned absolute positions a cached key cannot move to a new position). Recomputation instead crops to
+/// the last context-length tokens every step, as makeMoE does; within the context both give the same greedy text.
+/// </para>
 /// </summary>
 public sealed class TokenGenerator
 {
@@ -28,92 +34,161 @@ public sealed class TokenGenerator
     public IEnumerable<long> Stream(IReadOnlyList<long> prompt, SamplingOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
-        ArgumentNullException.ThrowIfNull(options);
-        options.ThrowIfInvalid(nameof(options));
-        if (prompt.Count == 0) throw new ArgumentException("The prompt needs at least one token.", nameof(prompt));
-        int vocab = _model.Options.VocabSize;
-        foreach (long id in prompt)
-            if (id < 0 || id >= vocab) throw new ArgumentException($"Prompt token id {id} is outside the vocabulary [0, {vocab}).", nameof(prompt));
-        return Decode(prompt, options, cancellationToken);
+        Check([prompt], options);
+        return Decode([prompt], options, cancellationToken).Select(step => step[0]);
     }
 
-    private IEnumerable<long> Decode(IReadOnlyList<long> prompt, SamplingOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// Generates for a batch of prompts of equal length (e.g. RL rollouts from one prompt). A sequence that produces a
+    /// stop sequence stops there; the others go on. Returns each sequence's new tokens.
+    /// </summary>
+    /// <exception cref="ArgumentException">No prompts, prompts of different lengths, a bad token id, or invalid options.</exception>
+    public long[][] GenerateBatch(IReadOnlyList<IReadOnlyList<long>> prompts, SamplingOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        Check(prompts, options);
+        var outputs = prompts.Select(_ => new List<long>()).ToArray();
+        foreach (long[] step in Decode(prompts, options, cancellationToken))
+        {
+            for (int b = 0; b < step.Length; b++) if (step[b] >= 0) outputs[b].Add(step[b]);
+        }
+
+        return outputs.Select(o => o.ToArray()).ToArray();
+    }
+
+    private void Check(IReadOnlyList<IReadOnlyList<long>> prompts, SamplingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.ThrowIfInvalid(nameof(options));
+        if (prompts.Count == 0) throw new ArgumentException("At least one prompt is needed.", nameof(prompts));
+        int vocab = _model.Options.VocabSize;
+        for (int b = 0; b < prompts.Count; b++)
+        {
+            var p = prompts[b] ?? throw new ArgumentException($"Prompt {b} is null.", nameof(prompts));
+            if (p.Count == 0) throw new ArgumentException("A prompt needs at least one token.", nameof(prompts));
+            if (p.Count != prompts[0].Count)
+                throw new ArgumentException($"Batched prompts must have equal lengths; prompt {b} has {p.Count} tokens, prompt 0 has {prompts[0].Count}.", nameof(prompts));
+            foreach (long id in p)
+                if (id < 0 || id >= vocab) throw new ArgumentException($"Prompt token id {id} is outside the vocabulary [0, {vocab}).", nameof(prompts));
+        }
+    }
+
+    /// <summary>Yields, per step, each sequence's new token, or -1 for a sequence that has already stopped.</summary>
+    private IEnumerable<long[]> Decode(IReadOnlyList<IReadOnlyList<long>> prompts, SamplingOptions options, CancellationToken cancellationToken)
     {
         bool wasTraining = _model.training;
         _model.eval();
-        int window = _model.Options.ContextLength;
+        int batch = prompts.Count, window = _model.Options.ContextLength;
         int keep = Math.Max(1, (int)(options.SlideKeep * window));
-        var tokens = new List<long>(prompt);
+        var tokens = prompts.Select(p => new List<long>(p)).ToArray();
+        var done = new bool[batch];
         using var generator = options.Seed is { } seed ? new torch.Generator((ulong)seed) : null;
-        using var cache = options.UseCache ? _model.CreateCache() : null;
+        using var cache = options.UseCache ? _model.CreateCache(batch) : null;
+        Tensor? next = null; // logits (B, V) of the next tokens
         try
         {
-            Tensor? next = null; // the logits (1, V) of the next token
             bool filled = false;
-            for (int i = 0; i < options.MaxNewTokens; i++)
+            for (int i = 0; i < options.MaxNewTokens && !done.All(d => d); i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                long token;
+                long[] sampled;
                 using (torch.NewDisposeScope())
                 using (torch.no_grad())
                 {
                     if (cache is null)
                     {
                         next?.Dispose();
-                        next = Forward(Tail(tokens, window), null); // recompute the whole window every token
+                        next = Forward(tokens, window, null); // recompute the whole window every token
                     }
                     else if (next is null)
                     {
-                        // fill the cache with the prompt, or after a slide with the kept tail, in one forward
+                        // fill the cache with the prompts, or after a slide with the kept tails, in one forward
                         cache.Reset();
-                        next = Forward(Tail(tokens, filled ? keep : window), cache);
+                        next = Forward(tokens, filled ? keep : window, cache);
                         filled = true;
                     }
 
-                    token = Sample(next, tokens, options, i, generator);
-                    tokens.Add(token);
+                    sampled = Sample(next, tokens, options, i, generator);
+                    for (int b = 0; b < batch; b++) tokens[b].Add(sampled[b]); // stopped sequences keep feeding their last token
                     if (cache is not null)
                     {
                         next.Dispose();
-                        next = cache.Length == window || i + 1 == options.MaxNewTokens ? null : Forward([token], cache);
+                        next = cache.Length == window || i + 1 == options.MaxNewTokens
+                            ? null
+                            : Forward(tokens, 1, cache);
                     }
 
                     next?.MoveToOuterDisposeScope();
                 }
 
-                yield return token;
-            }
+                var step = new long[batch];
+                for (int b = 0; b < batch; b++)
+                {
+                    step[b] = done[b] ? -1 : sampled[b];
+                    if (!done[b] && EndsWithStop(tokens[b], prompts[b].Count, options.StopSequences)) done[b] = true;
+                }
 
-            next?.Dispose();
+                yield return step;
+            }
         }
         finally
         {
+            next?.Dispose();
             if (wasTraining) _model.train();
         }
     }
 
-    private static List<long> Tail(List<long> tokens, int count) =>
-        tokens.GetRange(Math.Max(0, tokens.Count - count), Math.Min(count, tokens.Count));
-
-    /// <summary>Logits (1, V) after feeding <paramref name="ids"/>, appended to <paramref name="cache"/> when given.</summary>
-    private Tensor Forward(List<long> ids, KvCache? cache)
+    private static bool EndsWithStop(List<long> tokens, int promptLength, IList<long[]> stops)
     {
-        using var output = _model.call(new CausalLMInput(torch.tensor(ids.ToArray(), 1, ids.Count), Cache: cache, RouterStatistics: false));
-        return output.Logits[.., -1].to(ScalarType.Float32); // (1, V)
-    }
-
-    private static long Sample(Tensor logits, List<long> tokens, SamplingOptions options, int i, torch.Generator? generator)
-    {
-        if (options.RepetitionPenalty != 1.0)
+        foreach (long[] stop in stops)
         {
-            int w = Math.Min(options.RepetitionWindow, tokens.Count);
-            logits = LogitsProcessors.RepetitionPenalty(logits, torch.tensor(tokens.GetRange(tokens.Count - w, w).ToArray(), 1, w), options.RepetitionPenalty);
+            int start = tokens.Count - stop.Length;
+            if (start < promptLength) continue; // only generated tokens can complete a stop sequence
+            bool match = true;
+            for (int j = 0; j < stop.Length && match; j++) match = tokens[start + j] == stop[j];
+            if (match) return true;
         }
 
-        if (options.Greedy) return logits.argmax(-1).item<long>();
-        logits = logits / options.TemperatureAt(i, options.MaxNewTokens);
-        if (options.TopK is { } k) logits = LogitsProcessors.TopK(logits, k);
-        if (options.TopP is { } p) logits = LogitsProcessors.TopP(logits, p);
-        return torch.multinomial(logits.softmax(-1), 1, generator: generator).item<long>();
+        return false;
+    }
+
+    /// <summary>Logits (B, V) after feeding each sequence's last <paramref name="count"/> tokens (appended to the cache when given).</summary>
+    private Tensor Forward(List<long>[] tokens, int count, KvCache? cache)
+    {
+        int take = Math.Min(count, tokens[0].Count);
+        var ids = new long[tokens.Length * take];
+        for (int b = 0; b < tokens.Length; b++) tokens[b].CopyTo(tokens[b].Count - take, ids, b * take, take);
+        using var output = _model.call(new CausalLMInput(torch.tensor(ids, tokens.Length, take), Cache: cache, RouterStatistics: false));
+        return output.Logits[.., -1].to(ScalarType.Float32); // (B, V)
+    }
+
+    private static long[] Sample(Tensor logits, List<long>[] tokens, SamplingOptions options, int i, torch.Generator? generator)
+    {
+        bool penalise = options.RepetitionPenalty != 1.0 || options.PresencePenalty != 0 || options.FrequencyPenalty != 0;
+        if (penalise)
+        {
+            int w = Math.Min(options.RepetitionWindow, tokens[0].Count);
+            var recentIds = new long[tokens.Length * w];
+            for (int b = 0; b < tokens.Length; b++) tokens[b].CopyTo(tokens[b].Count - w, recentIds, b * w, w);
+            var recent = torch.tensor(recentIds, tokens.Length, w);                    // (B, W)
+            logits = LogitsProcessors.RepetitionPenalty(logits, recent, options.RepetitionPenalty);
+            logits = LogitsProcessors.PresenceFrequencyPenalty(logits, recent, options.PresencePenalty, options.FrequencyPenalty);
+        }
+
+        Tensor chosen;
+        if (options.Greedy)
+        {
+            chosen = logits.argmax(-1);                                                 // (B)
+        }
+        else
+        {
+            logits = logits / options.TemperatureAt(i, options.MaxNewTokens);
+            if (options.TopK is { } k) logits = LogitsProcessors.TopK(logits, k);
+            if (options.TopP is { } p) logits = LogitsProcessors.TopP(logits, p);
+            if (options.MinP is { } m) logits = LogitsProcessors.MinP(logits, m);
+            chosen = torch.multinomial(logits.softmax(-1), 1, generator: generator).squeeze(1); // (B)
+        }
+
+        return chosen.data<long>().ToArray();
     }
 }

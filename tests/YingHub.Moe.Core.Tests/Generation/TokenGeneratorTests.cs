@@ -67,6 +67,36 @@ public class TokenGeneratorTests
     }
 
     [Fact]
+    public void A_batch_decodes_each_sequence_as_alone_and_stops_each_at_its_stop_sequence()
+    {
+        torch.manual_seed(24);
+        using var model = new MoeForCausalLM(Tiny.Options(o => o.ContextLength = 16));
+        var generator = new TokenGenerator(model);
+        long[][] prompts = [[1, 2], [5, 6], [7, 7]];
+        var greedy = new SamplingOptions { Greedy = true, MaxNewTokens = 20 };
+        var singles = prompts.Select(p => generator.Generate(p, greedy)).ToArray();
+        var batch = generator.GenerateBatch(prompts, greedy);
+        for (int b = 0; b < 3; b++) Assert.Equal(singles[b], batch[b]);
+
+        // stop right after the first sequence's 4th token (a single-token stop that the others may never produce)
+        long stop = singles[0][3];
+        var stopped = generator.GenerateBatch(prompts, new SamplingOptions { Greedy = true, MaxNewTokens = 20, StopSequences = [[stop]] });
+        Assert.Equal(singles[0][..(Array.IndexOf(singles[0], stop) + 1)], stopped[0]);
+        for (int b = 1; b < 3; b++)
+        {
+            int at = Array.IndexOf(singles[b], stop);
+            Assert.Equal(at < 0 ? singles[b] : singles[b][..(at + 1)], stopped[b]);
+        }
+
+        // a two-token stop sequence
+        var pair = new[] { singles[1][5], singles[1][6] };
+        var two = generator.Generate(prompts[1], new SamplingOptions { Greedy = true, MaxNewTokens = 20, StopSequences = [pair] });
+        Assert.Equal(pair, two[^2..]);
+        Assert.True(two.Length <= 7);
+        Assert.Throws<ArgumentException>(() => generator.GenerateBatch([[1, 2], [3]], greedy));
+    }
+
+    [Fact]
     public void Bad_prompts_and_options_are_rejected_with_the_value()
     {
         using var model = new MoeForCausalLM(Tiny.Options());
@@ -105,6 +135,27 @@ public class LogitsProcessorsTests
         Assert.Equal(new[] { 1.0f, -2.0f, 0.5f, 3.0f }, penalised); // positive logit / 2, negative * 2, others untouched
         // the repeated token's probability really drops (a constant factor on every probability would change nothing)
         Assert.True(torch.tensor(penalised).softmax(0)[0].item<float>() < logits[0].softmax(0)[0].item<float>());
+    }
+
+    [Fact]
+    public void Presence_and_frequency_penalties_subtract_per_token_and_per_occurrence()
+    {
+        using var scope = torch.NewDisposeScope();
+        var logits = torch.tensor(new[] { 1f, 1f, 1f, 1f }, 1, 4);
+        var recent = torch.tensor(new long[] { 2, 0, 2, 2 }, 1, 4);
+        var out1 = LogitsProcessors.PresenceFrequencyPenalty(logits, recent, presence: 0.5, frequency: 0.25)[0].data<float>().ToArray();
+        Assert.Equal(new[] { 1f - 0.5f - 0.25f, 1f, 1f - 0.5f - 0.75f, 1f }, out1);
+    }
+
+    [Fact]
+    public void Min_p_keeps_tokens_with_at_least_p_times_the_top_probability()
+    {
+        using var scope = torch.NewDisposeScope();
+        double[] probs = [0.5, 0.3, 0.15, 0.05];
+        Func<double, double> log = Math.Log;
+        var logits = torch.tensor(probs.Select(log).ToArray(), 1, 4).to(ScalarType.Float32);
+        var kept = LogitsProcessors.MinP(logits, 0.25)[0].data<float>().ToArray().Select(v => !float.IsNegativeInfinity(v)).ToArray();
+        Assert.Equal(new[] { true, true, true, false }, kept); // threshold 0.125: 0.15 stays, 0.05 goes
     }
 
     [Fact]
