@@ -40,3 +40,40 @@ public class CharTokenizerTests
         Assert.Throws<ArgumentException>(() => new CharTokenizer("aba"));
     }
 }
+
+public sealed class TokenizerFilesTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("yinghub-tok-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void Char_and_cl100k_tokenizers_round_trip_through_files()
+    {
+        var chars = CharTokenizer.FromCorpus("to be or not to be");
+        TokenizerFiles.Save(chars, _dir);
+        var back = Assert.IsType<CharTokenizer>(TokenizerFiles.Load(_dir));
+        Assert.Equal(chars.Vocabulary, back.Vocabulary);
+
+        TokenizerFiles.Save(TiktokenTextTokenizer.Cl100k(), _dir);
+        Assert.Equal(new[] { 9906, 1917 }, TokenizerFiles.Load(_dir).Encode("Hello world"));
+    }
+
+    [SharedDataFact("gpt2/vocab.json")]
+    public void Gpt2_is_saved_with_its_vocabulary()
+    {
+        string vocab = SharedData.Require("gpt2/vocab.json");
+        TokenizerFiles.Save(TiktokenTextTokenizer.Gpt2(vocab), _dir, vocab);
+        Assert.True(File.Exists(Path.Combine(_dir, "vocab.json")));
+        Assert.Equal(new[] { 15496, 995 }, TokenizerFiles.Load(_dir).Encode("Hello world"));
+        Assert.Throws<ArgumentException>(() => TokenizerFiles.Save(TiktokenTextTokenizer.Gpt2(vocab), _dir));
+    }
+
+    [Fact]
+    public void Missing_or_unknown_tokenizers_are_reported()
+    {
+        Assert.Throws<FileNotFoundException>(() => TokenizerFiles.Load(_dir));
+        File.WriteAllText(Path.Combine(_dir, TokenizerFiles.FileName), "{\"kind\":\"sentencepiece\",\"vocab_size\":5}");
+        Assert.Contains("unknown tokenizer kind 'sentencepiece'", Assert.Throws<InvalidDataException>(() => TokenizerFiles.Load(_dir)).Message);
+    }
+}
