@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using TorchSharp;
 using YingHub.Moe.Building;
+using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Generation;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Runtime;
@@ -23,14 +24,15 @@ internal static class DemoCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (AdamW, warmup then cosine).", DefaultValueFactory = _ => 3e-3 };
         var tokens = new Option<int>("--tokens") { Description = "Characters to generate.", DefaultValueFactory = _ => 400 };
         var seed = new Option<long>("--seed") { Description = "Seed of weights, batches and sampling.", DefaultValueFactory = _ => 1337 };
+        var output = new Option<string>("--out") { Description = "Checkpoint directory to save the trained model in.", DefaultValueFactory = _ => Path.Combine("runs", "demo") };
         var command = new Command("demo", "Train the tiny preset on Tiny Shakespeare for a few minutes and print generated text.")
-            { data, steps, batch, lr, tokens, seed };
+            { data, steps, batch, lr, tokens, seed, output };
         command.SetAction(parse => Run(parse.GetValue(data), parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(lr),
-            parse.GetValue(tokens), parse.GetValue(seed)));
+            parse.GetValue(tokens), parse.GetValue(seed), parse.GetValue(output)!));
         return command;
     }
 
-    private static int Run(string? dataPath, int steps, int batch, double lr, int newTokens, long seed)
+    private static int Run(string? dataPath, int steps, int batch, double lr, int newTokens, long seed, string outDir)
     {
         if (steps < 1 || batch < 1 || newTokens < 0 || !(lr > 0))
         {
@@ -91,7 +93,8 @@ internal static class DemoCommand
             }
         }
 
-        Console.WriteLine($"trained {steps} steps in {clock.Elapsed.TotalSeconds:F0} s; generating {newTokens} characters:");
+        MoeCheckpoint.Save(model, outDir, staging => TokenizerFiles.Save(tokenizer, staging));
+        Console.WriteLine($"trained {steps} steps in {clock.Elapsed.TotalSeconds:F0} s; saved to {outDir} (try: yinghub generate --checkpoint {outDir}); generating {newTokens} characters:");
         Console.WriteLine(new string('-', 60));
         var sampling = new SamplingOptions { MaxNewTokens = newTokens, Temperature = 0.8, TopK = 20, Seed = seed };
         foreach (long token in new TokenGenerator(model).Stream([tokenizer.Encode("\n")[0]], sampling))

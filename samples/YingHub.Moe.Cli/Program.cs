@@ -4,7 +4,9 @@ using YingHub.Moe.Cli;
 var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse Mixture-of-Experts language models.")
 {
     DemoCommand.Create(),
-    DoctorCommand.Create(),
+    GenerateCommand.Create(),
+    InfoCommand.Create(),
     ScoreCommand.Create(),
+    DoctorCommand.Create(),
 };
 return root.Parse(args).Invoke();

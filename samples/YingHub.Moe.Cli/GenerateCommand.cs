@@ -1,0 +1,109 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using YingHub.Moe.Core.Generation;
+using YingHub.Moe.Core.Runtime;
+using YingHub.Moe.Core.Tokenizers;
+
+namespace YingHub.Moe.Cli;
+
+/// <summary><c>yinghub generate</c>: streams text from a checkpoint.</summary>
+internal static class GenerateCommand
+{
+    public static Command Create()
+    {
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer.json).", Required = true };
+        var prompt = new Option<string>("--prompt") { Description = "Text to continue (default: a newline).", DefaultValueFactory = _ => "\n" };
+        var tokens = new Option<int>("--tokens") { Description = "New tokens to generate.", DefaultValueFactory = _ => 300 };
+        var temperature = new Option<double>("--temperature") { Description = "Sampling temperature.", DefaultValueFactory = _ => 0.8 };
+        var anneal = new Option<bool>("--anneal") { Description = "Cosine-anneal the temperature over the generated length." };
+        var topK = new Option<int?>("--top-k") { Description = "Keep the k most likely tokens." };
+        var topP = new Option<double?>("--top-p") { Description = "Nucleus sampling mass." };
+        var repetition = new Option<double>("--repetition-penalty") { Description = "CTRL repetition penalty (1 = off).", DefaultValueFactory = _ => 1.0 };
+        var seed = new Option<long?>("--seed") { Description = "Seed for reproducible sampling." };
+        var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole window for every token instead of using the KV cache." };
+        var output = new Option<string?>("--out") { Description = "Also write the generated text to this file." };
+        var json = new Option<bool>("--json") { Description = "End with one JSON object line: text, tokens, tokens_per_s." };
+        var command = new Command("generate", "Generate text from a checkpoint, streaming it as it is decoded.")
+            { checkpoint, prompt, tokens, temperature, anneal, topK, topP, repetition, seed, noCache, output, json };
+        command.SetAction(parse => Run(parse.GetValue(checkpoint)!, parse.GetValue(prompt)!, new SamplingOptions
+        {
+            MaxNewTokens = parse.GetValue(tokens), Temperature = parse.GetValue(temperature), AnnealTemperature = parse.GetValue(anneal),
+            TopK = parse.GetValue(topK), TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(repetition),
+            Seed = parse.GetValue(seed), UseCache = !parse.GetValue(noCache),
+        }, parse.GetValue(output), parse.GetValue(json)));
+        return command;
+    }
+
+    private static int Run(string checkpoint, string prompt, SamplingOptions sampling, string? outFile, bool json)
+    {
+        string[] problems = sampling.Validate().ToArray();
+        if (problems.Length > 0)
+        {
+            Console.Error.WriteLine(string.Join(" ", problems));
+            return 2;
+        }
+
+        try
+        {
+            TorchRuntime.EnsureInitialized();
+        }
+        catch (InvalidOperationException ex)
+        {
+            Console.Error.WriteLine(ex.Message);
+            return 1;
+        }
+
+        var (model, tokenizer, error) = CheckpointLoader.Load(checkpoint);
+        if (model is null || tokenizer is null)
+        {
+            Console.Error.WriteLine(error);
+            return 1;
+        }
+
+        using (model)
+        {
+            int[] ids;
+            try
+            {
+                ids = tokenizer.Encode(prompt);
+            }
+            catch (ArgumentException ex)
+            {
+                Console.Error.WriteLine($"The prompt cannot be encoded: {ex.Message}");
+                return 1;
+            }
+
+            if (ids.Length == 0 || ids.Length > model.Options.ContextLength)
+            {
+                Console.Error.WriteLine($"The prompt has {ids.Length} tokens; it needs between 1 and the model's context length {model.Options.ContextLength}.");
+                return 1;
+            }
+
+            var decoder = new TextStreamDecoder(tokenizer);
+            var text = new StringBuilder();
+            var clock = Stopwatch.StartNew();
+            int count = 0;
+            Console.Write(prompt);
+            foreach (long token in new TokenGenerator(model).Stream(ids.Select(i => (long)i).ToArray(), sampling))
+            {
+                count++;
+                string piece = decoder.Push((int)token);
+                text.Append(piece);
+                Console.Write(piece);
+            }
+
+            string rest = decoder.Flush();
+            text.Append(rest);
+            Console.WriteLine(rest);
+            double seconds = clock.Elapsed.TotalSeconds;
+            if (outFile is not null) File.WriteAllText(outFile, prompt + text);
+            if (json)
+                Console.WriteLine(JsonSerializer.Serialize(new { text = text.ToString(), tokens = count, tokens_per_s = Math.Round(count / seconds, 1) }));
+            else
+                Console.Error.WriteLine($"{count} tokens in {seconds:F2} s ({count / seconds:F1} tokens/s, {(sampling.UseCache ? "KV cache" : "recompute")})");
+            return 0;
+        }
+    }
+}
