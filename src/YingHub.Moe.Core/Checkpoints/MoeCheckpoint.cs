@@ -105,15 +105,29 @@ public static class MoeCheckpoint
         ArgumentNullException.ThrowIfNull(model);
         if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
         using var scope = torch.NewDisposeScope();
-        var file = Safetensors.Read(path);
+        return LoadState(model, Safetensors.Read(path), path, strict);
+    }
+
+    /// <summary>
+    /// Copies named tensors into <paramref name="model"/>'s state dict and reports what matched; with
+    /// <paramref name="strict"/>, any missing, unexpected or mis-shaped tensor throws before anything is copied.
+    /// </summary>
+    /// <param name="model">The model to fill.</param>
+    /// <param name="file">The tensors, by state-dict key.</param>
+    /// <param name="source">Where they came from, for messages.</param>
+    /// <param name="strict">Throw unless every key matches.</param>
+    public static WeightLoadReport LoadState(nn.Module model, IReadOnlyDictionary<string, Tensor> file, string source, bool strict = true)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(file);
         var state = model.state_dict();
         var loaded = new List<string>();
         var mismatched = new List<(string, string, string)>();
         foreach (var (name, target) in state)
         {
-            if (!file.TryGetValue(name, out var source)) continue;
-            if (!source.shape.SequenceEqual(target.shape) || source.dtype != target.dtype)
-                mismatched.Add((name, Describe(target), Describe(source)));
+            if (!file.TryGetValue(name, out var stored)) continue;
+            if (!stored.shape.SequenceEqual(target.shape) || stored.dtype != target.dtype)
+                mismatched.Add((name, Describe(target), Describe(stored)));
             else loaded.Add(name);
         }
 
@@ -121,7 +135,7 @@ public static class MoeCheckpoint
             state.Keys.Where(k => !file.ContainsKey(k)).ToList(),
             file.Keys.Where(k => !state.ContainsKey(k)).ToList(),
             mismatched);
-        if (strict && !report.IsExact) throw new InvalidDataException($"Weights '{path}' do not match the model: {report}.");
+        if (strict && !report.IsExact) throw new InvalidDataException($"Weights '{source}' do not match the model: {report}.");
 
         using (torch.no_grad())
         {

@@ -64,7 +64,7 @@ public sealed record CausalLMOutput(
 /// (<c>embed_tokens</c>, <c>layers.{i}.self_attn</c>, <c>layers.{i}.block_sparse_moe.gate</c>, <c>norm</c>,
 /// <c>lm_head</c>) extended for our architectures (see docs/architecture.md).
 /// </summary>
-public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
+public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausalLanguageModel
 {
     private const long IgnoreIndex = -100;
     private const string TiedHeadKey = "lm_head.weight"; // the same Parameter as embed_tokens.weight when tied
@@ -185,6 +185,22 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>
 
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), lmLoss?.MoveToOuterDisposeScope(),
             lbLoss.MoveToOuterDisposeScope(), zLoss.MoveToOuterDisposeScope(), klLoss.MoveToOuterDisposeScope(), stats);
+    }
+
+    /// <inheritdoc />
+    int ICausalLanguageModel.ContextLength => Options.ContextLength;
+
+    /// <inheritdoc />
+    int ICausalLanguageModel.VocabSize => Options.VocabSize;
+
+    /// <inheritdoc />
+    public Tensor Logits(Tensor inputIds)
+    {
+        var output = call(new CausalLMInput(inputIds, RouterStatistics: false));
+        output.LoadBalancingLoss.Dispose(); // no labels and no statistics: only the (zero) auxiliary losses to free
+        output.ZLoss.Dispose();
+        output.UtilizationKlLoss.Dispose();
+        return output.Logits;
     }
 
     /// <summary>Total number of parameters (tied weights counted once).</summary>
