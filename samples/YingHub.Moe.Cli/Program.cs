@@ -7,6 +7,7 @@ var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse M
     GenerateCommand.Create(),
     InfoCommand.Create(),
     ScoreCommand.Create(),
+    TokenizeCommand.Create(),
     DoctorCommand.Create(),
 };
 return root.Parse(args).Invoke();
