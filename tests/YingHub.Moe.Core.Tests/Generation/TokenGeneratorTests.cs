@@ -175,3 +175,61 @@ public class LogitsProcessorsTests
         Assert.Equal(0.8 * (0.5 + 0.5 * Math.Cos(Math.PI * 0.9)), options.TemperatureAt(9, 10), 12);
     }
 }
+
+public class TextGeneratorTests
+{
+    private static (MoeForCausalLM Model, YingHub.Moe.Core.Tokenizers.CharTokenizer Tokenizer) Setup()
+    {
+        var tokenizer = YingHub.Moe.Core.Tokenizers.CharTokenizer.FromCorpus("abcdefghij \n");
+        torch.manual_seed(25);
+        var model = new MoeForCausalLM(Tiny.Options(o => o.VocabSize = tokenizer.VocabSize));
+        return (model, tokenizer);
+    }
+
+    [Fact]
+    public async Task A_streamed_result_equals_the_non_streamed_one()
+    {
+        var (model, tokenizer) = Setup();
+        using var _ = model;
+        var generator = new TextGenerator(model, tokenizer);
+        var options = new SamplingOptions { MaxNewTokens = 30, Seed = 7, TopK = 5 };
+        string whole = generator.Generate("abc", options);
+        var pieces = new List<string>();
+        await foreach (string piece in generator.StreamAsync("abc", options)) pieces.Add(piece);
+        Assert.Equal(whole, string.Concat(pieces));
+        Assert.Equal(30, whole.Length); // one character per token
+        Assert.Equal(tokenizer.Decode(new TokenGenerator(model).Generate(tokenizer.Encode("abc").Select(i => (long)i).ToArray(), options).Select(t => (int)t).ToArray()), whole);
+    }
+
+    [Fact]
+    public void Text_stop_sequences_end_generation_and_are_left_out()
+    {
+        var (model, tokenizer) = Setup();
+        using var _ = model;
+        var generator = new TextGenerator(model, tokenizer);
+        var options = new SamplingOptions { MaxNewTokens = 40, Greedy = true };
+        string full = generator.Generate("ab", options);
+        string stop = full.Substring(10, 2);
+        string expected = full[..full.IndexOf(stop, StringComparison.Ordinal)];
+        Assert.Equal(expected, generator.Generate("ab", options, [stop]));
+        Assert.Equal(full, generator.Generate("ab", options, ["zz-not-in-vocabulary"]));
+    }
+
+    [Fact]
+    public async Task Cancellation_stops_the_stream()
+    {
+        var (model, tokenizer) = Setup();
+        using var _ = model;
+        using var cts = new CancellationTokenSource();
+        var received = new List<string>();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (string piece in new TextGenerator(model, tokenizer).StreamAsync("a", new SamplingOptions { MaxNewTokens = 100 }, cancellationToken: cts.Token))
+            {
+                received.Add(piece);
+                if (received.Count == 3) cts.Cancel();
+            }
+        });
+        Assert.Equal(3, received.Count);
+    }
+}
