@@ -7,7 +7,8 @@ namespace YingHub.Moe.Training.Data;
 
 /// <summary>
 /// A tokenized corpus, memory-mapped: the text is tokenized once and its ids cached in a binary file next to it
-/// (uint16 when the vocabulary fits, else uint32), so a large corpus costs no managed arrays of ids. The cache is
+/// (uint16 when the vocabulary fits, else uint32; in the temporary directory when the corpus directory is read-only),
+/// so a large corpus costs no managed arrays of ids. The cache is
 /// keyed by the corpus size and write time and by the tokenizer (kind and vocabulary), and rebuilt when either changes.
 /// Dispose it to unmap the file.
 /// </summary>
@@ -50,8 +51,29 @@ public sealed class TokenCorpus : IDisposable
         var info = new FileInfo(corpusPath);
         if (!info.Exists) throw new FileNotFoundException($"Corpus '{corpusPath}' does not exist.", corpusPath);
         byte[] fingerprint = Fingerprint(info, tokenizer);
-        cachePath ??= $"{info.FullName}.{tokenizer.Name}-{Convert.ToHexString(fingerprint, 0, 4).ToLowerInvariant()}.tokens";
         int width = tokenizer.VocabSize <= ushort.MaxValue + 1 ? 2 : 4;
+        if (cachePath is null)
+        {
+            string name = $"{info.Name}.{tokenizer.Name}-{Convert.ToHexString(fingerprint, 0, 4).ToLowerInvariant()}.tokens";
+            string beside = Path.Combine(info.DirectoryName!, name);
+            string fallback = Path.Combine(Path.GetTempPath(), "yinghub-tokens", name);
+            foreach (string candidate in new[] { beside, fallback })
+            {
+                if (ReadValidHeader(candidate, fingerprint, width) is { } cached) return new TokenCorpus(candidate, width, cached);
+            }
+
+            try
+            {
+                return new TokenCorpus(beside, width, Build(info.FullName, tokenizer, beside, fingerprint, width, cancellationToken));
+            }
+            catch (Exception ex) when (ex is UnauthorizedAccessException or IOException && ex is not FileNotFoundException)
+            {
+                // the corpus directory is read-only: cache in the temporary directory instead
+                Directory.CreateDirectory(Path.GetDirectoryName(fallback)!);
+                return new TokenCorpus(fallback, width, Build(info.FullName, tokenizer, fallback, fingerprint, width, cancellationToken));
+            }
+        }
+
         long count = ReadValidHeader(cachePath, fingerprint, width) ?? Build(info.FullName, tokenizer, cachePath, fingerprint, width, cancellationToken);
         return new TokenCorpus(cachePath, width, count);
     }
