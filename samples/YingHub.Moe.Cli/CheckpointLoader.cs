@@ -4,12 +4,12 @@ using YingHub.Moe.Core.Tokenizers;
 
 namespace YingHub.Moe.Cli;
 
-/// <summary>Loads a checkpoint directory (model + tokenizer) for the CLI, turning failures into one-line messages.</summary>
+/// <summary>Loads a checkpoint directory (model + tokenizer) for the CLI; failures become one-line <see cref="CliException"/>s.</summary>
 internal static class CheckpointLoader
 {
-    public static (MoeForCausalLM? Model, ITextTokenizer? Tokenizer, string? Error) Load(string directory)
+    public static (MoeForCausalLM Model, ITextTokenizer Tokenizer) Load(string directory)
     {
-        if (!Directory.Exists(directory)) return (null, null, $"Checkpoint directory '{directory}' does not exist.");
+        if (!Directory.Exists(directory)) throw new CliException($"Checkpoint directory '{directory}' does not exist.");
         try
         {
             var tokenizer = TokenizerFiles.Load(directory);
@@ -17,14 +17,14 @@ internal static class CheckpointLoader
             if (model.Options.VocabSize != tokenizer.VocabSize)
             {
                 model.Dispose();
-                return (null, null, $"Checkpoint '{directory}': the model has {model.Options.VocabSize} token ids but its {tokenizer.Name} tokenizer has {tokenizer.VocabSize}.");
+                throw new CliException($"Checkpoint '{directory}': the model has {model.Options.VocabSize} token ids but its {tokenizer.Name} tokenizer has {tokenizer.VocabSize}.");
             }
 
-            return (model, tokenizer, null);
+            return (model, tokenizer);
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
         {
-            return (null, null, $"Checkpoint '{directory}': {ex.Message}");
+            throw new CliException($"Checkpoint '{directory}': {ex.Message}");
         }
     }
 }

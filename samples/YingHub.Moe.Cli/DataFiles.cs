@@ -3,11 +3,11 @@ namespace YingHub.Moe.Cli;
 /// <summary>Finds the reference data: an explicit path, <c>$YINGHUB_DATA_DIR</c>, or <c>../shared/data</c> beside the repository.</summary>
 internal static class DataFiles
 {
-    /// <summary>The path of <paramref name="file"/>, or an error message naming every way to supply it.</summary>
-    public static (string? Path, string? Error) Locate(string? explicitPath, string file)
+    /// <summary>The path of <paramref name="file"/>; fails with a message naming every way to supply it.</summary>
+    public static string Locate(string? explicitPath, string file)
     {
         if (explicitPath is not null)
-            return File.Exists(explicitPath) ? (Path.GetFullPath(explicitPath), null) : (null, $"Data file '{explicitPath}' does not exist.");
+            return File.Exists(explicitPath) ? Path.GetFullPath(explicitPath) : throw new CliException($"Data file '{explicitPath}' does not exist.");
 
         var candidates = new List<string>();
         string? env = Environment.GetEnvironmentVariable("YINGHUB_DATA_DIR");
@@ -20,7 +20,7 @@ internal static class DataFiles
 
         string? found = candidates.FirstOrDefault(File.Exists);
         return found is not null
-            ? (Path.GetFullPath(found), null)
-            : (null, $"'{file}' not found: pass --data PATH, or set YINGHUB_DATA_DIR to a directory holding it, or put it in ../shared/data beside the repository.");
+            ? Path.GetFullPath(found)
+            : throw new CliException($"'{file}' not found: pass its path, or set YINGHUB_DATA_DIR to a directory holding it, or put it in ../shared/data beside the repository.");
     }
 }

@@ -5,7 +5,6 @@ using YingHub.Moe.Building;
 using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Generation;
 using YingHub.Moe.Core.Modules;
-using YingHub.Moe.Core.Runtime;
 using YingHub.Moe.Core.Tokenizers;
 
 namespace YingHub.Moe.Cli;
@@ -27,35 +26,17 @@ internal static class DemoCommand
         var output = new Option<string>("--out") { Description = "Checkpoint directory to save the trained model in.", DefaultValueFactory = _ => Path.Combine("runs", "demo") };
         var command = new Command("demo", "Train the tiny preset on Tiny Shakespeare for a few minutes and print generated text.")
             { data, steps, batch, lr, tokens, seed, output };
-        command.SetAction(parse => Run(parse.GetValue(data), parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(lr),
-            parse.GetValue(tokens), parse.GetValue(seed), parse.GetValue(output)!));
+        command.SetAction(parse => Cli.Run(() => Run(parse.GetValue(data), parse.GetValue(steps), parse.GetValue(batch), parse.GetValue(lr),
+            parse.GetValue(tokens), parse.GetValue(seed), parse.GetValue(output)!)));
         return command;
     }
 
     private static int Run(string? dataPath, int steps, int batch, double lr, int newTokens, long seed, string outDir)
     {
         if (steps < 1 || batch < 1 || newTokens < 0 || !(lr > 0))
-        {
-            Console.Error.WriteLine($"--steps ({steps}) and --batch ({batch}) must be at least 1, --tokens ({newTokens}) at least 0, --lr ({lr}) positive.");
-            return 2;
-        }
-
-        var (path, error) = DataFiles.Locate(dataPath, "tinyshakespeare.txt");
-        if (path is null)
-        {
-            Console.Error.WriteLine(error);
-            return 1;
-        }
-
-        try
-        {
-            TorchRuntime.EnsureInitialized();
-        }
-        catch (InvalidOperationException ex)
-        {
-            Console.Error.WriteLine(ex.Message);
-            return 1;
-        }
+            throw new CliException($"--steps ({steps}) and --batch ({batch}) must be at least 1, --tokens ({newTokens}) at least 0, --lr ({lr}) positive.", 2);
+        string path = DataFiles.Locate(dataPath, "tinyshakespeare.txt");
+        Cli.RequireTorch();
 
         string text = File.ReadAllText(path);
         var tokenizer = CharTokenizer.FromCorpus(text);

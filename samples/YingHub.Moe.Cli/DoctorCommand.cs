@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using TorchSharp;
-using YingHub.Moe.Core.Runtime;
 
 namespace YingHub.Moe.Cli;
 
@@ -13,27 +12,14 @@ internal static class DoctorCommand
     {
         var size = new Option<int>("--size") { Description = "Matrix size of the matmul probe.", DefaultValueFactory = _ => 1024 };
         var command = new Command("doctor", "Check that libtorch initialises on this machine and measure its fp32 matmul throughput.") { size };
-        command.SetAction(parse => Run(parse.GetValue(size)));
+        command.SetAction(parse => Cli.Run(() => Run(parse.GetValue(size))));
         return command;
     }
 
     private static int Run(int n)
     {
-        if (n < 16 || n > 16384)
-        {
-            Console.Error.WriteLine($"--size must be in [16, 16384]; got {n}.");
-            return 2;
-        }
-
-        try
-        {
-            TorchRuntime.EnsureInitialized();
-        }
-        catch (InvalidOperationException ex)
-        {
-            Console.Error.WriteLine(ex.Message);
-            return 1;
-        }
+        if (n < 16 || n > 16384) throw new CliException($"--size must be in [16, 16384]; got {n}.", 2);
+        Cli.RequireTorch();
 
         Console.WriteLine($"os: {RuntimeInformation.OSDescription} ({RuntimeInformation.OSArchitecture}), cores: {Environment.ProcessorCount}");
         Console.WriteLine($"torch threads: {torch.get_num_threads()}, cuda available: {torch.cuda.is_available()}");

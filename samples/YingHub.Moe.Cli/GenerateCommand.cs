@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using YingHub.Moe.Core.Generation;
-using YingHub.Moe.Core.Runtime;
 using YingHub.Moe.Core.Tokenizers;
 
 namespace YingHub.Moe.Cli;
@@ -27,40 +26,22 @@ internal static class GenerateCommand
         var json = new Option<bool>("--json") { Description = "End with one JSON object line: text, tokens, tokens_per_s." };
         var command = new Command("generate", "Generate text from a checkpoint, streaming it as it is decoded.")
             { checkpoint, prompt, tokens, temperature, anneal, topK, topP, repetition, seed, noCache, output, json };
-        command.SetAction(parse => Run(parse.GetValue(checkpoint)!, parse.GetValue(prompt)!, new SamplingOptions
+        command.SetAction(parse => Cli.Run(() => Run(parse.GetValue(checkpoint)!, parse.GetValue(prompt)!, new SamplingOptions
         {
             MaxNewTokens = parse.GetValue(tokens), Temperature = parse.GetValue(temperature), AnnealTemperature = parse.GetValue(anneal),
             TopK = parse.GetValue(topK), TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(repetition),
             Seed = parse.GetValue(seed), UseCache = !parse.GetValue(noCache),
-        }, parse.GetValue(output), parse.GetValue(json)));
+        }, parse.GetValue(output), parse.GetValue(json))));
         return command;
     }
 
     private static int Run(string checkpoint, string prompt, SamplingOptions sampling, string? outFile, bool json)
     {
         string[] problems = sampling.Validate().ToArray();
-        if (problems.Length > 0)
-        {
-            Console.Error.WriteLine(string.Join(" ", problems));
-            return 2;
-        }
+        if (problems.Length > 0) throw new CliException(string.Join(" ", problems), 2);
 
-        try
-        {
-            TorchRuntime.EnsureInitialized();
-        }
-        catch (InvalidOperationException ex)
-        {
-            Console.Error.WriteLine(ex.Message);
-            return 1;
-        }
-
-        var (model, tokenizer, error) = CheckpointLoader.Load(checkpoint);
-        if (model is null || tokenizer is null)
-        {
-            Console.Error.WriteLine(error);
-            return 1;
-        }
+        Cli.RequireTorch();
+        var (model, tokenizer) = CheckpointLoader.Load(checkpoint);
 
         using (model)
         {
@@ -71,15 +52,11 @@ internal static class GenerateCommand
             }
             catch (ArgumentException ex)
             {
-                Console.Error.WriteLine($"The prompt cannot be encoded: {ex.Message}");
-                return 1;
+                throw new CliException($"The prompt cannot be encoded: {ex.Message}");
             }
 
             if (ids.Length == 0 || ids.Length > model.Options.ContextLength)
-            {
-                Console.Error.WriteLine($"The prompt has {ids.Length} tokens; it needs between 1 and the model's context length {model.Options.ContextLength}.");
-                return 1;
-            }
+                throw new CliException($"The prompt has {ids.Length} tokens; it needs between 1 and the model's context length {model.Options.ContextLength}.");
 
             var decoder = new TextStreamDecoder(tokenizer);
             var text = new StringBuilder();

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using YingHub.Moe.Core.Runtime;
 
 namespace YingHub.Moe.Cli;
 
@@ -11,28 +10,14 @@ internal static class InfoCommand
     {
         var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint directory.", Required = true };
         var command = new Command("info", "Show a checkpoint's architecture, parameter counts and tokenizer.") { checkpoint };
-        command.SetAction(parse => Run(parse.GetValue(checkpoint)!));
+        command.SetAction(parse => Cli.Run(() => Run(parse.GetValue(checkpoint)!)));
         return command;
     }
 
     private static int Run(string checkpoint)
     {
-        try
-        {
-            TorchRuntime.EnsureInitialized();
-        }
-        catch (InvalidOperationException ex)
-        {
-            Console.Error.WriteLine(ex.Message);
-            return 1;
-        }
-
-        var (model, tokenizer, error) = CheckpointLoader.Load(checkpoint);
-        if (model is null || tokenizer is null)
-        {
-            Console.Error.WriteLine(error);
-            return 1;
-        }
+        Cli.RequireTorch();
+        var (model, tokenizer) = CheckpointLoader.Load(checkpoint);
 
         using (model)
         {

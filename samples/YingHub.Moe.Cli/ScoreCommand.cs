@@ -21,47 +21,28 @@ internal static class ScoreCommand
         var file = new Option<string?>("--file") { Description = "A file holding the text to score." };
         var json = new Option<bool>("--json") { Description = "End with one JSON object line: total, components, rhyme_scheme, lines." };
         var command = new Command("score", "Score a text with the Shakespeare-style reward (rhyme, meter, keywords, penalties).") { reward, lexicon, text, file, json };
-        command.SetAction(parse => Run(parse.GetValue(reward)!, parse.GetValue(lexicon), parse.GetValue(text), parse.GetValue(file), parse.GetValue(json)));
+        command.SetAction(parse => Cli.Run(() => Run(parse.GetValue(reward)!, parse.GetValue(lexicon), parse.GetValue(text), parse.GetValue(file), parse.GetValue(json))));
         return command;
     }
 
     private static int Run(string reward, string? lexiconPath, string? text, string? file, bool json)
     {
-        if ((text is null) == (file is null))
-        {
-            Console.Error.WriteLine("Give exactly one of --text TEXT or --file FILE.");
-            return 2;
-        }
-
-        if (file is not null && !File.Exists(file))
-        {
-            Console.Error.WriteLine($"File '{file}' does not exist.");
-            return 1;
-        }
-
+        string input = Cli.ReadInput(text, file);
         ShakespeareRewardOptions options;
         try
         {
             options = reward == "shakespeare" ? new ShakespeareRewardOptions()
                 : File.Exists(reward) ? JsonSerializer.Deserialize<ShakespeareRewardOptions>(File.ReadAllText(reward)) ?? new ShakespeareRewardOptions()
-                : throw new ArgumentException($"--reward must be 'shakespeare' or an existing JSON file; got '{reward}'.");
-            options.ThrowIfInvalid("--reward");
+                : throw new CliException($"--reward must be 'shakespeare' or an existing JSON file; got '{reward}'.", 2);
         }
-        catch (Exception ex) when (ex is ArgumentException or JsonException)
+        catch (JsonException ex)
         {
-            Console.Error.WriteLine(ex.Message);
-            return 1;
+            throw new CliException($"--reward '{reward}' is not valid JSON: {ex.Message}");
         }
 
-        var (path, error) = DataFiles.Locate(lexiconPath, "cmudict.dict");
-        if (path is null)
-        {
-            Console.Error.WriteLine(error);
-            return 1;
-        }
-
-        var scorer = new ShakespeareReward(PronunciationLexicon.Load(path), options);
-        var analysis = scorer.Analyze(text ?? File.ReadAllText(file!));
+        options.ThrowIfInvalid("--reward");
+        var scorer = new ShakespeareReward(PronunciationLexicon.Load(DataFiles.Locate(lexiconPath, "cmudict.dict")), options);
+        var analysis = scorer.Analyze(input);
 
         Console.WriteLine($"total {analysis.Reward.Total:F3}");
         foreach (var (name, value) in analysis.Reward.Components)

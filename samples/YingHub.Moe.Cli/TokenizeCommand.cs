@@ -17,62 +17,32 @@ internal static class TokenizeCommand
         var decode = new Option<bool>("--decode") { Description = "Decode ids back to text." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object: tokenizer, ids, text, count." };
         var command = new Command("tokenize", "Encode text to token ids, or decode ids to text.") { kind, vocab, text, file, decode, json };
-        command.SetAction(parse => Run(parse.GetValue(kind)!, parse.GetValue(vocab), parse.GetValue(text), parse.GetValue(file), parse.GetValue(decode), parse.GetValue(json)));
+        command.SetAction(parse => Cli.Run(() => Run(parse.GetValue(kind)!, parse.GetValue(vocab), parse.GetValue(text), parse.GetValue(file), parse.GetValue(decode), parse.GetValue(json))));
         return command;
     }
 
     private static int Run(string kind, string? vocab, string? text, string? file, bool decode, bool json)
     {
-        if ((text is null) == (file is null))
+        string input = Cli.ReadInput(text, file);
+        ITextTokenizer tokenizer = Create(kind, vocab);
+        int[] ids;
+        string output;
+        if (decode)
         {
-            Console.Error.WriteLine("Give exactly one of --text TEXT or --file FILE.");
-            return 2;
+            ids = input.Split([' ', ',', '\n', '\r', '\t', '[', ']'], StringSplitOptions.RemoveEmptyEntries)
+                .Select(s => int.TryParse(s, out int id) ? id : throw new CliException($"'{s}' is not a token id."))
+                .ToArray();
+            output = tokenizer.Decode(ids);
+        }
+        else
+        {
+            ids = tokenizer.Encode(input);
+            output = input;
         }
 
-        if (file is not null && !File.Exists(file))
-        {
-            Console.Error.WriteLine($"File '{file}' does not exist.");
-            return 1;
-        }
-
-        string input = text ?? File.ReadAllText(file!);
-        ITextTokenizer tokenizer;
-        try
-        {
-            tokenizer = Create(kind, vocab);
-        }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException)
-        {
-            Console.Error.WriteLine(ex.Message);
-            return 1;
-        }
-
-        try
-        {
-            int[] ids;
-            string output;
-            if (decode)
-            {
-                ids = input.Split([' ', ',', '\n', '\r', '\t', '[', ']'], StringSplitOptions.RemoveEmptyEntries)
-                    .Select(s => int.TryParse(s, out int id) ? id : throw new ArgumentException($"'{s}' is not a token id."))
-                    .ToArray();
-                output = tokenizer.Decode(ids);
-            }
-            else
-            {
-                ids = tokenizer.Encode(input);
-                output = input;
-            }
-
-            if (json) Console.WriteLine(JsonSerializer.Serialize(new { tokenizer = tokenizer.Name, ids, text = output, count = ids.Length }));
-            else Console.WriteLine(decode ? output : string.Join(' ', ids));
-            return 0;
-        }
-        catch (ArgumentException ex)
-        {
-            Console.Error.WriteLine(ex.Message);
-            return 1;
-        }
+        if (json) Console.WriteLine(JsonSerializer.Serialize(new { tokenizer = tokenizer.Name, ids, text = output, count = ids.Length }));
+        else Console.WriteLine(decode ? output : string.Join(' ', ids));
+        return 0;
     }
 
     private static ITextTokenizer Create(string kind, string? vocab)
@@ -83,21 +53,14 @@ internal static class TokenizeCommand
             case "o200k": return TiktokenTextTokenizer.O200k();
             case "gpt2":
             {
-                string? dir = vocab;
-                if (dir is null)
-                {
-                    var (path, error) = DataFiles.Locate(null, Path.Combine("gpt2", "vocab.json"));
-                    dir = Path.GetDirectoryName(path) ?? throw new FileNotFoundException(error);
-                }
-
+                string dir = vocab ?? Path.GetDirectoryName(DataFiles.Locate(null, Path.Combine("gpt2", "vocab.json")))!;
                 return TiktokenTextTokenizer.Gpt2(Path.Combine(dir, "vocab.json"));
             }
 
             default:
             {
                 if (vocab is not null && Directory.Exists(vocab)) return TokenizerFiles.Load(vocab);
-                var (path, error) = DataFiles.Locate(vocab, "tinyshakespeare.txt");
-                return CharTokenizer.FromCorpus(File.ReadAllText(path ?? throw new FileNotFoundException(error)));
+                return CharTokenizer.FromCorpus(File.ReadAllText(DataFiles.Locate(vocab, "tinyshakespeare.txt")));
             }
         }
     }
