@@ -158,7 +158,7 @@ public sealed class TokenGenerator
         int take = Math.Min(count, tokens[0].Count);
         var ids = new long[tokens.Length * take];
         for (int b = 0; b < tokens.Length; b++) tokens[b].CopyTo(tokens[b].Count - take, ids, b * take, take);
-        using var output = _model.call(new CausalLMInput(torch.tensor(ids, tokens.Length, take), Cache: cache, RouterStatistics: false));
+        using var output = _model.call(new CausalLMInput(torch.tensor(ids, tokens.Length, take, device: _model.Device), Cache: cache, RouterStatistics: false));
         return output.Logits[.., -1].to(ScalarType.Float32); // (B, V)
     }
 
@@ -170,7 +170,7 @@ public sealed class TokenGenerator
             int w = Math.Min(options.RepetitionWindow, tokens[0].Count);
             var recentIds = new long[tokens.Length * w];
             for (int b = 0; b < tokens.Length; b++) tokens[b].CopyTo(tokens[b].Count - w, recentIds, b * w, w);
-            var recent = torch.tensor(recentIds, tokens.Length, w);                    // (B, W)
+            var recent = torch.tensor(recentIds, tokens.Length, w, device: logits.device); // (B, W)
             logits = LogitsProcessors.RepetitionPenalty(logits, recent, options.RepetitionPenalty);
             logits = LogitsProcessors.PresenceFrequencyPenalty(logits, recent, options.PresencePenalty, options.FrequencyPenalty);
         }

@@ -50,6 +50,9 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLanguage
     /// <inheritdoc />
     public int VocabSize => Config.VocabSize;
 
+    /// <inheritdoc />
+    public Device Device => _wte.weight!.device;
+
     /// <summary>
     /// Loads <c>config.json</c> and <c>model.safetensors</c> from a Hugging Face GPT-2 directory. Keys may carry the
     /// <c>transformer.</c> prefix of <c>GPT2LMHeadModel</c> checkpoints; the causal-mask buffers (<c>attn.bias</c>,

@@ -11,6 +11,9 @@ public interface ICausalLanguageModel
     /// <summary>Number of token ids.</summary>
     int VocabSize { get; }
 
+    /// <summary>The device inputs must be on.</summary>
+    Device Device { get; }
+
     /// <summary>Logits (B, T, V) of ids (B, T), T ≤ <see cref="ContextLength"/>; the caller owns the result.</summary>
     Tensor Logits(Tensor inputIds);
 }

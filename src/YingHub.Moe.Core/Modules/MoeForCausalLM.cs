@@ -74,7 +74,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     [ComponentName(Name = "layers")] private readonly TorchSharp.Modules.ModuleList<DecoderLayer> _layers;
     [ComponentName(Name = "norm")] private readonly nn.Module<Tensor, Tensor> _norm;
     [ComponentName(Name = "lm_head")] private readonly TorchSharp.Modules.Linear _lmHead;                      // C -> V
-    private readonly RotaryEmbedding? _rope;
+    private readonly RotaryEmbedding? _rope; // derived tables, not state
 
     /// <summary>Builds the model on the CPU from validated <paramref name="options"/> (move it with <c>to(device)</c>).</summary>
     /// <exception cref="ArgumentException">An option is out of range; the message lists every such field.</exception>
@@ -94,7 +94,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         }
         else
         {
-            _rope = new RotaryEmbedding(options.HeadDim, options.ContextLength, options.RopeTheta, torch.CPU);
+            _rope = new RotaryEmbedding(options.HeadDim, options.ContextLength, options.RopeTheta);
         }
 
         _layers = nn.ModuleList(Enumerable.Range(0, options.NumLayers).Select(i => new DecoderLayer(options, i)).ToArray());
@@ -126,11 +126,8 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         _layers.Select((l, i) => (i, l.Moe)).Where(p => p.Moe is not null).Select(p => (p.i, p.Moe!));
 
     /// <summary>A KV cache for <paramref name="batch"/> sequences of up to the context length, on the model's device and dtype.</summary>
-    public KvCache CreateCache(long batch = 1)
-    {
-        var w = _embedTokens.weight!;
-        return new KvCache(Options.NumLayers, batch, Options.NumHeads, Options.ContextLength, Options.HeadDim, w.dtype, w.device);
-    }
+    public KvCache CreateCache(long batch = 1) =>
+        new(Options.NumLayers, batch, Options.NumHeads, Options.ContextLength, Options.HeadDim, _embedTokens.weight!.dtype, Device);
 
     /// <summary>Runs the model. See <see cref="CausalLMInput"/> and <see cref="CausalLMOutput"/>.</summary>
     /// <exception cref="ArgumentException">Wrong shape or dtype, a sequence longer than the context, or a token id outside the vocabulary.</exception>
@@ -188,6 +185,9 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     }
 
     /// <inheritdoc />
+    public Device Device => _embedTokens.weight!.device;
+
+    /// <inheritdoc />
     int ICausalLanguageModel.ContextLength => Options.ContextLength;
 
     /// <inheritdoc />
@@ -201,6 +201,13 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         output.ZLoss.Dispose();
         output.UtilizationKlLoss.Dispose();
         return output.Logits;
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _rope?.Dispose();
+        base.Dispose(disposing);
     }
 
     /// <summary>Total number of parameters (tied weights counted once).</summary>
@@ -257,10 +264,4 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
             throw new ArgumentException($"Labels shape [{string.Join(", ", labels.shape)}] differs from InputIds shape [{string.Join(", ", ids.shape)}].", nameof(CausalLMInput.Labels));
     }
 
-    /// <inheritdoc />
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) _rope?.Dispose();
-        base.Dispose(disposing);
-    }
 }

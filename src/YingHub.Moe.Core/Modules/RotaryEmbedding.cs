@@ -5,27 +5,29 @@ namespace YingHub.Moe.Core.Modules;
 
 /// <summary>
 /// Rotary position embedding (Su et al. 2021) in the "rotate half" layout of Hugging Face Llama/Mixtral: cos/sin
-/// tables for every position up to the context length, applied to queries and keys.
+/// tables for every position up to the context length, applied to queries and keys. The tables are derived state, not
+/// parameters or buffers: they stay out of checkpoints and follow the inputs to their device on first use.
 /// </summary>
 internal sealed class RotaryEmbedding : IDisposable
 {
-    private readonly Tensor _cos; // (Tmax, hd)
-    private readonly Tensor _sin; // (Tmax, hd)
+    private Tensor _cos; // (Tmax, hd)
+    private Tensor _sin; // (Tmax, hd)
 
-    public RotaryEmbedding(int headDim, int maxPositions, double theta, Device device)
+    public RotaryEmbedding(int headDim, int maxPositions, double theta)
     {
         using var scope = torch.NewDisposeScope();
         var invFreq = 1.0 / torch.pow(theta, torch.arange(0, headDim, 2, dtype: ScalarType.Float64) / headDim); // (hd/2)
         var t = torch.arange(maxPositions, dtype: ScalarType.Float64);                                           // (Tmax)
         var freqs = torch.outer(t, invFreq);                                                                      // (Tmax, hd/2)
         var emb = torch.cat([freqs, freqs], dim: -1);                                                             // (Tmax, hd)
-        _cos = emb.cos().to(ScalarType.Float32, device).MoveToOuterDisposeScope();
-        _sin = emb.sin().to(ScalarType.Float32, device).MoveToOuterDisposeScope();
+        _cos = emb.cos().to(ScalarType.Float32).DetachFromDisposeScope();
+        _sin = emb.sin().to(ScalarType.Float32).DetachFromDisposeScope();
     }
 
     /// <summary>Rotates q or k of shape (B, nh, T, hd) whose first position is <paramref name="start"/>.</summary>
     public Tensor Apply(Tensor x, long start)
     {
+        if (_cos.device != x.device) MoveTo(x.device);
         using var scope = torch.NewDisposeScope();
         long t = x.shape[2];
         var cos = _cos.narrow(0, start, t).to(x.dtype); // (T, hd)
@@ -39,5 +41,13 @@ internal sealed class RotaryEmbedding : IDisposable
     {
         _cos.Dispose();
         _sin.Dispose();
+    }
+
+    private void MoveTo(Device device)
+    {
+        var (cos, sin) = (_cos.to(device).DetachFromDisposeScope(), _sin.to(device).DetachFromDisposeScope());
+        _cos.Dispose();
+        _sin.Dispose();
+        (_cos, _sin) = (cos, sin);
     }
 }

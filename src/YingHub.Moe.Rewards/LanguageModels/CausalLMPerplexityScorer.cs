@@ -54,7 +54,7 @@ public sealed class CausalLMPerplexityScorer : ILanguageModelScorer
         for (int s = 0; s < ids.Count - 1;)
         {
             int length = Math.Min(_model.ContextLength + 1, ids.Count - s);
-            var window = torch.tensor(ids.GetRange(s, length).ToArray()).unsqueeze(0);                       // (1, L)
+            var window = torch.tensor(ids.GetRange(s, length).ToArray(), device: _model.Device).unsqueeze(0); // (1, L)
             var logits = _model.Logits(window[.., ..(length - 1)]).to(ScalarType.Float32);                   // (1, L-1, V)
             var logProbs = logits.log_softmax(-1).gather(2, window[.., 1..].unsqueeze(2));                   // (1, L-1, 1)
             nll -= logProbs.sum().item<float>();

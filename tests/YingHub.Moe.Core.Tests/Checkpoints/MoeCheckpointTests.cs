@@ -40,6 +40,17 @@ public sealed class MoeCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void Rotary_tables_stay_out_of_checkpoints()
+    {
+        using var model = new MoeForCausalLM(Tiny.Options(o => o.Positions = YingHub.Moe.Core.Configuration.PositionEncoding.Rope));
+        Assert.DoesNotContain(model.state_dict().Keys, k => k.Contains("rotary"));
+        string dir = Path.Combine(_dir, "rope");
+        MoeCheckpoint.Save(model, dir);
+        using var loaded = MoeCheckpoint.Load(dir);
+        Assert.Equal(YingHub.Moe.Core.Configuration.PositionEncoding.Rope, loaded.Options.Positions);
+    }
+
+    [Fact]
     public void Loading_reports_missing_unexpected_and_mis_shaped_tensors_by_name()
     {
         using var scope = torch.NewDisposeScope();
