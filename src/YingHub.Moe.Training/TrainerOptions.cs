@@ -1,0 +1,81 @@
+namespace YingHub.Moe.Training;
+
+/// <summary>How <see cref="Trainer"/> trains. <see cref="Validate"/> names every bad field with its value and range.</summary>
+public sealed class TrainerOptions
+{
+    /// <summary>Optimizer steps, [1, 100,000,000].</summary>
+    public int Steps { get; set; } = 1000;
+
+    /// <summary>Sequences per micro-batch, [1, 65,536].</summary>
+    public int BatchSize { get; set; } = 32;
+
+    /// <summary>Micro-batches whose gradients are summed (averaged) per optimizer step, [1, 4,096].</summary>
+    public int GradientAccumulation { get; set; } = 1;
+
+    /// <summary>Peak learning rate, (0, 10].</summary>
+    public double LearningRate { get; set; } = 1e-3;
+
+    /// <summary>Learning rate at the end of the cosine decay, [0, LearningRate].</summary>
+    public double MinLearningRate { get; set; } = 1e-4;
+
+    /// <summary>Linear warmup steps from 0 to the peak, [0, Steps].</summary>
+    public int WarmupSteps { get; set; } = 100;
+
+    /// <summary>AdamW weight decay on weight matrices (not on biases, norms or embeddings), [0, 10].</summary>
+    public double WeightDecay { get; set; } = 0.1;
+
+    /// <summary>AdamW β1, [0, 1).</summary>
+    public double Beta1 { get; set; } = 0.9;
+
+    /// <summary>AdamW β2, [0, 1).</summary>
+    public double Beta2 { get; set; } = 0.99;
+
+    /// <summary>Maximum global gradient norm, (0, 1e6], or null for no clipping.</summary>
+    public double? GradientClip { get; set; } = 1.0;
+
+    /// <summary>Evaluate every N steps (and at the end), [1, Steps].</summary>
+    public int EvalInterval { get; set; } = 250;
+
+    /// <summary>Batches averaged per evaluation, [1, 10,000].</summary>
+    public int EvalBatches { get; set; } = 20;
+
+    /// <summary>Log the training loss every N steps, [1, Steps].</summary>
+    public int LogInterval { get; set; } = 50;
+
+    /// <summary>Seed of the weights' noise, dropout and sampling, any value.</summary>
+    public long Seed { get; set; } = 1337;
+
+    /// <summary>The learning rate of step <paramref name="step"/> (1-based): linear warmup, then cosine decay to the minimum.</summary>
+    public double LearningRateAt(long step)
+    {
+        if (WarmupSteps > 0 && step <= WarmupSteps) return LearningRate * step / WarmupSteps;
+        double progress = Steps == WarmupSteps ? 1 : (double)(step - WarmupSteps) / (Steps - WarmupSteps);
+        return MinLearningRate + 0.5 * (LearningRate - MinLearningRate) * (1 + Math.Cos(Math.PI * Math.Clamp(progress, 0, 1)));
+    }
+
+    /// <summary>Every problem, naming the field, its value and the allowed range.</summary>
+    public IEnumerable<string> Validate()
+    {
+        static string Range(string name, object value, string range) => $"{name} = {value} is outside the allowed range {range}.";
+        if (Steps is < 1 or > 100_000_000) yield return Range(nameof(Steps), Steps, "[1, 100000000]");
+        if (BatchSize is < 1 or > 65_536) yield return Range(nameof(BatchSize), BatchSize, "[1, 65536]");
+        if (GradientAccumulation is < 1 or > 4096) yield return Range(nameof(GradientAccumulation), GradientAccumulation, "[1, 4096]");
+        if (!(LearningRate > 0 && LearningRate <= 10)) yield return Range(nameof(LearningRate), LearningRate, "(0, 10]");
+        if (!(MinLearningRate >= 0 && MinLearningRate <= LearningRate)) yield return Range(nameof(MinLearningRate), MinLearningRate, $"[0, LearningRate = {LearningRate}]");
+        if (WarmupSteps < 0 || WarmupSteps > Steps) yield return Range(nameof(WarmupSteps), WarmupSteps, $"[0, Steps = {Steps}]");
+        if (!(WeightDecay >= 0 && WeightDecay <= 10)) yield return Range(nameof(WeightDecay), WeightDecay, "[0, 10]");
+        if (!(Beta1 >= 0 && Beta1 < 1)) yield return Range(nameof(Beta1), Beta1, "[0, 1)");
+        if (!(Beta2 >= 0 && Beta2 < 1)) yield return Range(nameof(Beta2), Beta2, "[0, 1)");
+        if (GradientClip is { } clip && !(clip > 0 && clip <= 1e6)) yield return Range(nameof(GradientClip), clip, "(0, 1000000] or null");
+        if (EvalInterval < 1 || EvalInterval > Math.Max(1, Steps)) yield return Range(nameof(EvalInterval), EvalInterval, $"[1, Steps = {Steps}]");
+        if (EvalBatches is < 1 or > 10_000) yield return Range(nameof(EvalBatches), EvalBatches, "[1, 10000]");
+        if (LogInterval < 1 || LogInterval > Math.Max(1, Steps)) yield return Range(nameof(LogInterval), LogInterval, $"[1, Steps = {Steps}]");
+    }
+
+    /// <summary>Throws one <see cref="ArgumentException"/> listing every problem, if there is any.</summary>
+    public void ThrowIfInvalid(string paramName = "options")
+    {
+        string[] errors = Validate().ToArray();
+        if (errors.Length > 0) throw new ArgumentException("Invalid trainer options: " + string.Join(" ", errors), paramName);
+    }
+}

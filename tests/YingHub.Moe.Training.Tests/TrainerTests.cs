@@ -1,0 +1,104 @@
+using TorchSharp;
+using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Modules;
+using YingHub.Moe.Core.Tokenizers;
+using YingHub.Moe.Training.Data;
+
+namespace YingHub.Moe.Training.Tests;
+
+public sealed class TrainerTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("yinghub-trainer-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private (TokenCorpus Corpus, CharTokenizer Tokenizer) Corpus()
+    {
+        // a learnable text: a fixed cycle of 13 characters, so the next character is determined by the previous one
+        string text = string.Concat(Enumerable.Repeat("the cat sat. ", 400));
+        string path = Path.Combine(_dir, "cycle.txt");
+        File.WriteAllText(path, text);
+        var tokenizer = CharTokenizer.FromCorpus(text);
+        return (TokenCorpus.Open(path, tokenizer), tokenizer);
+    }
+
+    private static MoeForCausalLM Model(int vocab)
+    {
+        torch.manual_seed(3);
+        return new MoeForCausalLM(new MoeModelOptions
+        {
+            VocabSize = vocab, ContextLength = 16, HiddenSize = 32, NumHeads = 2, NumLayers = 2, NumExperts = 4, TopK = 2,
+            ExpertMultiplier = 2, Router = RouterKind.NoisyTopK, LoadBalancingCoef = 0.01, ZLossCoef = 0.001,
+        });
+    }
+
+    [Theory]
+    [InlineData(1, 0.0)]
+    [InlineData(5, 0.5)]
+    [InlineData(10, 1.0)]
+    [InlineData(55, 0.5)]
+    [InlineData(100, 0.0)]
+    public void Learning_rate_warms_up_linearly_then_decays_by_cosine(long step, double expectedFraction)
+    {
+        var o = new TrainerOptions { Steps = 100, WarmupSteps = 10, LearningRate = 1e-3, MinLearningRate = 1e-4 };
+        double expected = step <= 10
+            ? 1e-3 * step / 10
+            : 1e-4 + (1e-3 - 1e-4) * 0.5 * (1 + Math.Cos(Math.PI * (step - 10) / 90.0));
+        Assert.Equal(expected, o.LearningRateAt(step), 12);
+        if (step > 10) Assert.Equal(1e-4 + (1e-3 - 1e-4) * expectedFraction, o.LearningRateAt(step), 6);
+    }
+
+    [Fact]
+    public void Training_learns_a_predictable_text_and_reports_its_progress()
+    {
+        var (corpus, tokenizer) = Corpus();
+        using var _ = corpus;
+        var (train, validation) = BlockSampler.Split(corpus, blockSize: 16, seed: 1);
+        using var model = Model(tokenizer.VocabSize);
+        var trainer = new Trainer(model, train, validation, new TrainerOptions
+        {
+            Steps = 80, BatchSize = 8, LearningRate = 3e-3, MinLearningRate = 3e-4, WarmupSteps = 8, EvalInterval = 40, EvalBatches = 4, LogInterval = 10,
+        });
+        var progress = new List<TrainingProgress>();
+        trainer.Progress += progress.Add;
+        double before = trainer.EvaluateLoss(validation);
+        var result = trainer.Run();
+
+        Assert.Equal(80, result.Steps);
+        Assert.False(result.Cancelled);
+        Assert.True(before > 1.5, $"an untrained model should be near ln(9) = 2.2, got {before}");
+        Assert.True(result.ValidationLoss < 0.3, $"a 13-character cycle should be learned, validation loss {result.ValidationLoss}");
+        Assert.Equal([10, 20, 30, 40, 50, 60, 70, 80], progress.Select(p => p.Step));
+        Assert.Equal(2, progress.Count(p => p.ValidationLoss is not null)); // evaluations at 40 and 80
+        Assert.True(result.TokensPerSecond > 0);
+    }
+
+    [Fact]
+    public void Cancellation_stops_at_a_step_boundary()
+    {
+        var (corpus, tokenizer) = Corpus();
+        using var _ = corpus;
+        var (train, _) = BlockSampler.Split(corpus, blockSize: 16, seed: 1);
+        using var model = Model(tokenizer.VocabSize);
+        using var cts = new CancellationTokenSource();
+        var trainer = new Trainer(model, train, null, new TrainerOptions { Steps = 1000, BatchSize = 2, WarmupSteps = 0, LogInterval = 5, EvalInterval = 1000, EvalBatches = 1 });
+        trainer.Progress += p => { if (p.Step == 10) cts.Cancel(); };
+        var result = trainer.Run(cts.Token);
+        Assert.True(result.Cancelled);
+        Assert.Equal(10, result.Steps);
+        Assert.Null(result.ValidationLoss);
+    }
+
+    [Fact]
+    public void Bad_options_and_blocks_longer_than_the_context_are_rejected()
+    {
+        var (corpus, tokenizer) = Corpus();
+        using var _ = corpus;
+        using var model = Model(tokenizer.VocabSize);
+        var (train, _) = BlockSampler.Split(corpus, blockSize: 32, seed: 1);
+        Assert.Contains("context length 16", Assert.Throws<ArgumentException>(() => new Trainer(model, train, null, new TrainerOptions())).Message);
+        var (ok, _) = BlockSampler.Split(corpus, blockSize: 16, seed: 1);
+        var ex = Assert.Throws<ArgumentException>(() => new Trainer(model, ok, null, new TrainerOptions { Steps = 10, WarmupSteps = 20, LogInterval = 1, EvalInterval = 1 }));
+        Assert.Contains("WarmupSteps = 20 is outside the allowed range [0, Steps = 10]", ex.Message);
+    }
+}
