@@ -159,7 +159,6 @@ public sealed class Trainer
         foreach (var (name, p) in _model.named_parameters())
         {
             if (!p.requires_grad) continue;
-            if (_model.Options.TieWordEmbeddings && name == "lm_head.weight") continue; // the embedding's own parameter
             bool isEmbedding = name.StartsWith("embed_", StringComparison.Ordinal);
             (p.dim() >= 2 && !isEmbedding ? decay : noDecay).Add(p);
         }

@@ -129,6 +129,13 @@ public sealed partial class MoeModelOptions
     /// <summary>Expert non-linearity.</summary>
     [JsonPropertyName("hidden_act")] public ExpertActivation Activation { get; set; } = ExpertActivation.Gelu;
 
+    /// <summary>
+    /// Gate weights of the k selected experts: a softmax over their logits, summing to 1 (true; Mixtral), or their
+    /// probabilities under the softmax over all experts (false; Switch Transformer, megablocks). With k = 1 the first
+    /// is always 1, so the router learns only from the auxiliary losses: use false for Switch-style top-1 routing.
+    /// </summary>
+    [JsonPropertyName("norm_topk_prob")] public bool NormalizeTopKWeights { get; set; } = true;
+
     /// <summary>Router kind.</summary>
     [JsonPropertyName("router_type")] public RouterKind Router { get; set; } = RouterKind.TopK;
 
@@ -139,8 +146,9 @@ public sealed partial class MoeModelOptions
     [JsonPropertyName("router_noise_max_temperature")] public double NoiseTemperatureMax { get; set; } = 2.0;
 
     /// <summary>
-    /// Expert capacity factor: capacity = ceil(factor * tokens * k / E) assignments per expert and batch, &gt; 0.
-    /// Null means dropless (no capacity).
+    /// Expert capacity factor: capacity = ceil(factor * tokens * k / E) assignments per expert and batch, &gt; 0, in
+    /// training (evaluation and decoding are dropless, so cached decoding equals a full forward). Earlier sequence
+    /// positions win, so capacity keeps the model causal. Null means dropless (no capacity).
     /// </summary>
     [JsonPropertyName("capacity_factor")] public double? CapacityFactor { get; set; }
 

@@ -82,7 +82,7 @@ public sealed class TokenGenerator
         int keep = Math.Max(1, (int)(options.SlideKeep * window));
         var tokens = prompts.Select(p => new List<long>(p)).ToArray();
         var done = new bool[batch];
-        using var generator = options.Seed is { } seed ? new torch.Generator((ulong)seed) : null;
+        using var generator = options.Seed is { } seed ? new torch.Generator((ulong)seed, _model.Device) : null;
         using var cache = options.UseCache ? _model.CreateCache(batch) : null;
         Tensor? next = null; // logits (B, V) of the next tokens
         try
@@ -109,7 +109,7 @@ public sealed class TokenGenerator
                     }
 
                     sampled = Sample(next, tokens, options, i, generator);
-                    for (int b = 0; b < batch; b++) tokens[b].Add(sampled[b]); // stopped sequences keep feeding their last token
+                    for (int b = 0; b < batch; b++) tokens[b].Add(sampled[b]); // stopped sequences go on being fed (their output is dropped)
                     if (cache is not null)
                     {
                         next.Dispose();
@@ -118,7 +118,7 @@ public sealed class TokenGenerator
                             : Forward(tokens, 1, cache);
                     }
 
-                    next?.MoveToOuterDisposeScope();
+                    next?.DetachFromDisposeScope(); // ours until the next step, whatever scope the caller has open
                 }
 
                 var step = new long[batch];

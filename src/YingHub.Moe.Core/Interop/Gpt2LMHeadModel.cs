@@ -108,9 +108,9 @@ internal sealed class Conv1D : nn.Module<Tensor, Tensor>
 
     public Conv1D(int inFeatures, int outFeatures) : base(nameof(Conv1D))
     {
-        _weight = new Parameter(torch.empty(inFeatures, outFeatures));
+        _weight = Owned.Parameter(torch.empty(inFeatures, outFeatures));
         using (torch.no_grad()) nn.init.normal_(_weight, 0, 0.02);
-        _bias = new Parameter(torch.zeros(outFeatures));
+        _bias = Owned.Parameter(torch.zeros(outFeatures));
         RegisterComponents();
     }
 

@@ -36,7 +36,9 @@ public static class RouterLosses
     /// <summary>
     /// YingHub-v2's sliding-window balance term, made differentiable: KL(uniform ‖ q) where q is the expert load
     /// distribution over the window, the current batch entering through its router probabilities:
-    /// <c>q ∝ pastCounts + N·k · mean_n probs</c>. Zero when q is uniform.
+    /// <c>q ∝ pastCounts + N·k · mean_n probs</c>. Zero when q is uniform. The gradient flows through the current
+    /// batch only, whose share of a full window of W batches is about 1/(W + 1): the term pushes hard early in training
+    /// and gently once the window is full, so its coefficient acts roughly W times weaker than a per-batch KL's would.
     /// </summary>
     /// <param name="pastCounts">Assignments per expert over the previous batches of the window (E), no gradient.</param>
     /// <param name="probs">Router probabilities of the current batch (N, E).</param>

@@ -22,8 +22,8 @@ public sealed class KvCache : IDisposable
         _values = new Tensor[layers];
         for (int i = 0; i < layers; i++)
         {
-            _keys[i] = torch.zeros([batch, heads, maxLength, headDim], dtype: dtype, device: device);
-            _values[i] = torch.zeros([batch, heads, maxLength, headDim], dtype: dtype, device: device);
+            _keys[i] = Owned.Tensor(torch.zeros([batch, heads, maxLength, headDim], dtype: dtype, device: device));
+            _values[i] = Owned.Tensor(torch.zeros([batch, heads, maxLength, headDim], dtype: dtype, device: device));
         }
     }
 

@@ -67,13 +67,12 @@ public sealed record CausalLMOutput(
 public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausalLanguageModel
 {
     private const long IgnoreIndex = -100;
-    private const string TiedHeadKey = "lm_head.weight"; // the same Parameter as embed_tokens.weight when tied
 
     [ComponentName(Name = "embed_tokens")] private readonly TorchSharp.Modules.Embedding _embedTokens;        // (V, C)
     [ComponentName(Name = "embed_positions")] private readonly TorchSharp.Modules.Embedding? _embedPositions; // (T, C)
     [ComponentName(Name = "layers")] private readonly TorchSharp.Modules.ModuleList<DecoderLayer> _layers;
     [ComponentName(Name = "norm")] private readonly nn.Module<Tensor, Tensor> _norm;
-    [ComponentName(Name = "lm_head")] private readonly TorchSharp.Modules.Linear _lmHead;                      // C -> V
+    [ComponentName(Name = "lm_head")] private readonly TorchSharp.Modules.Linear? _lmHead;                     // C -> V; null when tied
     private readonly RotaryEmbedding? _rope; // derived tables, not state
 
     /// <summary>Builds the model on the CPU from validated <paramref name="options"/> (move it with <c>to(device)</c>).</summary>
@@ -83,7 +82,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         ArgumentNullException.ThrowIfNull(options);
         options.ThrowIfInvalid(nameof(options));
         TorchRuntime.EnsureInitialized();
-        Options = options.Clone();
+        _options = options.Clone();
 
         _embedTokens = nn.Embedding(options.VocabSize, options.HiddenSize);
         WeightInit.Embedding(_embedTokens.weight!, options);
@@ -97,27 +96,32 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
             _rope = new RotaryEmbedding(options.HeadDim, options.ContextLength, options.RopeTheta);
         }
 
-        _layers = nn.ModuleList(Enumerable.Range(0, options.NumLayers).Select(i => new DecoderLayer(options, i)).ToArray());
+        _layers = nn.ModuleList(Enumerable.Range(0, options.NumLayers).Select(i => new DecoderLayer(_options, i)).ToArray());
         _norm = Norms.Create(options);
-        _lmHead = nn.Linear(options.HiddenSize, options.VocabSize, hasBias: false);
-        if (options.TieWordEmbeddings) _lmHead.weight = _embedTokens.weight!;
-        else WeightInit.Weight(_lmHead.weight!, options);
+        if (!options.TieWordEmbeddings)
+        {
+            // tied: the head reads embed_tokens.weight directly, so the optimizer sees that parameter once
+            _lmHead = nn.Linear(options.HiddenSize, options.VocabSize, hasBias: false);
+            WeightInit.Weight(_lmHead.weight!, options);
+        }
         RegisterComponents();
     }
 
-    /// <summary>The architecture (a copy; changing it does not change the model).</summary>
-    public MoeModelOptions Options { get; }
+    private readonly MoeModelOptions _options; // shared with the layers; never handed out
+
+    /// <summary>The architecture (a fresh copy on every read; changing it does not change the model).</summary>
+    public MoeModelOptions Options => _options.Clone();
 
     /// <summary>Experts per token k of every MoE layer; settable at run time within [1, E].</summary>
     public int TopK
     {
-        get => Options.TopK;
+        get => _options.TopK;
         set
         {
-            if (value < 1 || value > Options.NumExperts)
-                throw new ArgumentOutOfRangeException(nameof(value), value, $"TopK must be in [1, NumExperts = {Options.NumExperts}].");
+            if (value < 1 || value > _options.NumExperts)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"TopK must be in [1, NumExperts = {_options.NumExperts}].");
             foreach (var layer in _layers) if (layer.Moe is not null) layer.Moe.TopK = value;
-            Options.TopK = value;
+            _options.TopK = value;
         }
     }
 
@@ -127,7 +131,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
 
     /// <summary>A KV cache for <paramref name="batch"/> sequences of up to the context length, on the model's device and dtype.</summary>
     public KvCache CreateCache(long batch = 1) =>
-        new(Options.NumLayers, batch, Options.NumHeads, Options.ContextLength, Options.HeadDim, _embedTokens.weight!.dtype, Device);
+        new(_options.NumLayers, batch, _options.NumHeads, _options.ContextLength, _options.HeadDim, _embedTokens.weight!.dtype, Device);
 
     /// <summary>Runs the model. See <see cref="CausalLMInput"/> and <see cref="CausalLMOutput"/>.</summary>
     /// <exception cref="ArgumentException">Wrong shape or dtype, a sequence longer than the context, or a token id outside the vocabulary.</exception>
@@ -143,7 +147,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         var x = Embed(ids);                                                                    // (B, T, C)
         if (_embedPositions is not null)
             x = x + _embedPositions.call(torch.arange(start, start + t, device: ids.device)); // (B, T, C)
-        x = Regularization.Dropout(x, Options.Dropout, training);
+        x = Regularization.Dropout(x, _options.Dropout, training);
 
         var lb = new List<Tensor>();
         var z = new List<Tensor>();
@@ -158,16 +162,17 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
             lb.Add(RouterLosses.LoadBalancing(moe.Router.Probs, moe.Router.Indices));
             z.Add(RouterLosses.ZLoss(moe.Router.Logits));
             kl.Add(RouterLosses.WindowKlToUniform(past, moe.Router.Probs, block.TopK));
-            var assigned = torch.tensor(moe.Assigned);                                         // (E)
-            var dropped = torch.tensor(moe.Assigned.Zip(moe.Kept, (a, k) => a - k).ToArray()); // (E)
-            var utilization = RouterLosses.Utilization(past + assigned, Options.UtilizationThreshold);
+            var assigned = torch.tensor(moe.Assigned, device: ids.device);                                         // (E)
+            var dropped = torch.tensor(moe.Assigned.Zip(moe.Kept, (a, k) => a - k).ToArray(), device: ids.device); // (E)
+            var utilization = RouterLosses.Utilization(past + assigned, _options.UtilizationThreshold);
             if (training) block.Window.Record(assigned);
             stats.Add(new RouterLayerStats(i, assigned.MoveToOuterDisposeScope(), dropped.MoveToOuterDisposeScope(),
                 utilization.MoveToOuterDisposeScope()));
         }
 
         input.Cache?.Advance(t);
-        var logits = _lmHead.call(_norm.call(x));                                              // (B, T, V)
+        var h = _norm.call(x);                                                                 // (B, T, C)
+        var logits = _lmHead is null ? nn.functional.linear(h, _embedTokens.weight!) : _lmHead.call(h); // (B, T, V)
         var lbLoss = lb.Count > 0 ? torch.stack(lb).mean() : torch.zeros([], device: logits.device);
         var zLoss = z.Count > 0 ? torch.stack(z).mean() : torch.zeros([], device: logits.device);
         var klLoss = kl.Count > 0 ? torch.stack(kl).mean() : torch.zeros([], device: logits.device);
@@ -175,9 +180,8 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         Tensor? lmLoss = null, loss = null;
         if (input.Labels is not null)
         {
-            lmLoss = nn.functional.cross_entropy(logits.reshape(b * t, -1).to(ScalarType.Float32), input.Labels.reshape(b * t),
-                ignore_index: IgnoreIndex, label_smoothing: Options.LabelSmoothing);
-            loss = lmLoss + lbLoss * Options.LoadBalancingCoef + zLoss * Options.ZLossCoef + klLoss * Options.UtilizationKlCoef;
+            lmLoss = CrossEntropy(logits.reshape(b * t, -1), input.Labels.reshape(b * t));
+            loss = lmLoss + lbLoss * _options.LoadBalancingCoef + zLoss * _options.ZLossCoef + klLoss * _options.UtilizationKlCoef;
         }
 
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), lmLoss?.MoveToOuterDisposeScope(),
@@ -188,10 +192,10 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     public Device Device => _embedTokens.weight!.device;
 
     /// <inheritdoc />
-    int ICausalLanguageModel.ContextLength => Options.ContextLength;
+    int ICausalLanguageModel.ContextLength => _options.ContextLength;
 
     /// <inheritdoc />
-    int ICausalLanguageModel.VocabSize => Options.VocabSize;
+    int ICausalLanguageModel.VocabSize => _options.VocabSize;
 
     /// <inheritdoc />
     public Tensor Logits(Tensor inputIds)
@@ -211,8 +215,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     }
 
     /// <summary>Total number of parameters (tied weights counted once).</summary>
-    public long ParameterCount =>
-        named_parameters().Where(p => !(Options.TieWordEmbeddings && p.name == TiedHeadKey)).Sum(p => p.parameter.numel());
+    public long ParameterCount => parameters().Sum(p => p.numel());
 
     /// <summary>
     /// Parameters used per token: everything but the routed experts, plus k × the mean size of one routed expert on
@@ -247,7 +250,23 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
             // on the happy path: it runs only after libtorch refused the input).
             using var scope = torch.NewDisposeScope();
             long bad = ids.lt(0).any().item<bool>() ? ids.min().item<long>() : ids.max().item<long>();
-            throw new ArgumentException($"Token id {bad} is outside the vocabulary [0, {Options.VocabSize}).", nameof(CausalLMInput.InputIds));
+            throw new ArgumentException($"Token id {bad} is outside the vocabulary [0, {_options.VocabSize}).", nameof(CausalLMInput.InputIds));
+        }
+    }
+
+    /// <summary>LM cross-entropy in fp32; a label outside [0, V) ∪ {-100} gets an ArgumentException naming it (checked only after libtorch refuses).</summary>
+    private Tensor CrossEntropy(Tensor logits, Tensor labels)
+    {
+        try
+        {
+            return nn.functional.cross_entropy(logits.to(ScalarType.Float32), labels, ignore_index: IgnoreIndex, label_smoothing: _options.LabelSmoothing);
+        }
+        catch (ExternalException)
+        {
+            using var scope = torch.NewDisposeScope();
+            var bad = labels.masked_select((labels.ne(IgnoreIndex) & (labels.lt(0) | labels.ge(_options.VocabSize))));
+            string value = bad.numel() > 0 ? bad[0].item<long>().ToString() : "(none)";
+            throw new ArgumentException($"Label {value} is outside the vocabulary [0, {_options.VocabSize}) and is not the ignore index {IgnoreIndex}.", nameof(CausalLMInput.Labels));
         }
     }
 
@@ -258,8 +277,12 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         long t = ids.shape[1];
         if (t < 1) throw new ArgumentException("InputIds has no positions.", nameof(CausalLMInput.InputIds));
         if (cache is not null) cache.EnsureRoom(ids.shape[0], t);
-        else if (t > Options.ContextLength)
-            throw new ArgumentException($"Sequence length {t} exceeds the context length {Options.ContextLength}.", nameof(CausalLMInput.InputIds));
+        else if (t > _options.ContextLength)
+            throw new ArgumentException($"Sequence length {t} exceeds the context length {_options.ContextLength}.", nameof(CausalLMInput.InputIds));
+        if (labels is not null && labels.dtype != ScalarType.Int64)
+            throw new ArgumentException($"Labels must be int64; got {labels.dtype}.", nameof(CausalLMInput.Labels));
+        if (cache is not null && torch.is_grad_enabled())
+            throw new ArgumentException("A KV cache is for inference: run cached forwards under torch.no_grad() (the cache holds detached copies, so keys and values would get no gradient).", nameof(CausalLMInput.Cache));
         if (labels is not null && !labels.shape.SequenceEqual(ids.shape))
             throw new ArgumentException($"Labels shape [{string.Join(", ", labels.shape)}] differs from InputIds shape [{string.Join(", ", ids.shape)}].", nameof(CausalLMInput.Labels));
     }

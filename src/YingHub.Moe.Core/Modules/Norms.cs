@@ -14,7 +14,7 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 
     public RmsNorm(long size, double eps) : base(nameof(RmsNorm))
     {
-        _weight = new Parameter(torch.ones(size));
+        _weight = Owned.Parameter(torch.ones(size));
         _eps = eps;
         RegisterComponents();
     }

@@ -38,20 +38,23 @@ internal sealed class Router : nn.Module<Tensor, RouterOutput>
     [ComponentName(Name = "noise_temperature")] private readonly Parameter? _temperature; // ()
     private readonly int _experts;
     private readonly double _tMin, _tMax;
+    private readonly bool _normalize;
     private int _topK;
 
     public Router(MoeModelOptions options) : base(nameof(Router))
     {
         _experts = options.NumExperts;
         _topK = options.TopK;
-        _weight = new Parameter(torch.empty(options.NumExperts, options.HiddenSize));
+        _normalize = options.NormalizeTopKWeights;
+        _weight = Owned.Parameter(torch.empty(options.NumExperts, options.HiddenSize));
         WeightInit.Weight(_weight, options);
-        if (options.Bias) _bias = new Parameter(torch.zeros(options.NumExperts));
+        if (options.Bias) _bias = Owned.Parameter(torch.zeros(options.NumExperts));
         if (options.Router == RouterKind.NoisyTopK)
         {
             _noise = nn.Linear(options.HiddenSize, options.NumExperts, hasBias: options.Bias);
             WeightInit.Linear(_noise, options);
-            _temperature = new Parameter(torch.tensor(1.0f));
+            // start inside the clamp range: outside it the clamp has no gradient and the temperature would never move
+            _temperature = Owned.Parameter(torch.tensor((float)Math.Clamp(1.0, options.NoiseTemperatureMin, options.NoiseTemperatureMax)));
             _tMin = options.NoiseTemperatureMin;
             _tMax = options.NoiseTemperatureMax;
         }
@@ -84,9 +87,9 @@ internal sealed class Router : nn.Module<Tensor, RouterOutput>
         }
 
         var (top, indices) = routing.topk(_topK, dim: -1);            // (N, k), (N, k)
-        var weights = top.softmax(-1);                                // (N, k)
-        if (weights.dtype != x.dtype) weights = weights.to(x.dtype);
         var probs = routing.softmax(-1);                              // (N, E)
+        var weights = _normalize ? top.softmax(-1) : probs.gather(1, indices); // (N, k)
+        if (weights.dtype != x.dtype) weights = weights.to(x.dtype);
         return new RouterOutput(logits.MoveToOuterDisposeScope(), probs.MoveToOuterDisposeScope(),
             weights.MoveToOuterDisposeScope(), indices.MoveToOuterDisposeScope());
     }

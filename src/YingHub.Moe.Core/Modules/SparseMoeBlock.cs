@@ -59,8 +59,9 @@ internal sealed class SparseMoeBlock : nn.Module
         var flat = x.reshape(n, c);                                  // (N, C)
         var route = _router.call(flat);                              // (N, E) logits/probs, (N, k) weights/indices
 
-        long? capacity = _options.CapacityFactor is { } cf ? (long)Math.Ceiling(cf * n * TopK / NumExperts) : null;
-        var (y, assignedCounts, keptCounts) = n == 1 ? SingleToken(flat, route) : Dispatch(flat, route, capacity);
+        // capacity binds in training only: evaluation and decoding are dropless, so a cached decode equals a full forward
+        long? capacity = training && _options.CapacityFactor is { } cf ? Capacity(cf, n) : null;
+        var (y, assignedCounts, keptCounts) = n == 1 ? SingleToken(flat, route) : Dispatch(flat, route, capacity, b);
         if (_shared is not null) y = y + _shared.call(flat);
 
         return new MoeBlockOutput(y.reshape(b, t, c).MoveToOuterDisposeScope(),
@@ -73,9 +74,9 @@ internal sealed class SparseMoeBlock : nn.Module
     /// The sparse path: plan (sort by expert, capacity), run each expert once on its contiguous slice, combine.
     /// Returns (N, C) and the assignments per expert before and after capacity.
     /// </summary>
-    private (Tensor Output, long[] Assigned, long[] Kept) Dispatch(Tensor flat, RouterOutput route, long? capacity)
+    private (Tensor Output, long[] Assigned, long[] Kept) Dispatch(Tensor flat, RouterOutput route, long? capacity, long batch)
     {
-        using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity);
+        using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity, batch);
         var routed = flat.index_select(0, plan.TokenIndex);                      // (M, C), grouped by expert
         // one split into per-expert slices (its backward is one cat); experts with no tokens get null and cost nothing
         var pieces = routed.split(plan.Kept).Select((t, e) => plan.Kept[e] > 0 ? t : null).ToArray(); // E × (kept_e, C)
@@ -104,6 +105,10 @@ internal sealed class SparseMoeBlock : nn.Module
 
         return (y!, counts, counts);
     }
+
+    /// <summary>ceil(factor · N · k / E) assignments per expert, at least 1 (a tiny tolerance absorbs binary rounding: 1.1 · 100 is 110).</summary>
+    private long Capacity(double factor, long tokens) =>
+        Math.Max(1, (long)Math.Ceiling(factor * tokens * TopK / NumExperts - 1e-9));
 
     /// <summary>Expert <paramref name="expert"/> (0-based over all E) applied to x (n, C) → (n, C).</summary>
     internal Tensor RunExpert(int expert, Tensor x) =>

@@ -18,9 +18,9 @@ internal sealed class StackedLinear : nn.Module
     public StackedLinear(int count, int inFeatures, int outFeatures, bool bias, MoeModelOptions options, double residualScale = 1.0)
         : base(nameof(StackedLinear))
     {
-        _weight = new Parameter(torch.empty(count, outFeatures, inFeatures));
+        _weight = Owned.Parameter(torch.empty(count, outFeatures, inFeatures));
         WeightInit.Weight(_weight, options, residualScale);
-        if (bias) _bias = new Parameter(torch.zeros(count, outFeatures));
+        if (bias) _bias = Owned.Parameter(torch.zeros(count, outFeatures));
         RegisterComponents();
     }
 

@@ -48,39 +48,45 @@ internal sealed class DispatchPlan : IDisposable
 internal static class TokenDispatch
 {
     /// <summary>
-    /// Plans the dispatch of N tokens with k choices each to <paramref name="experts"/> experts.
+    /// Plans the dispatch of N = B·T tokens (row-major: token b·T + t) with k choices each to
+    /// <paramref name="experts"/> experts.
     /// <para>
     /// Capacity rule (when <paramref name="capacity"/> is set): an expert keeps at most that many assignments per
-    /// batch. Priority is by choice first (every token's first choice before any second choice, as in GShard), then
-    /// by position in the flattened batch (row b, position t → b·T + t): earlier sequence positions win. A dropped
-    /// assignment contributes nothing; the residual connection carries the token.
+    /// batch, and earlier sequence positions win: priority is by position t first, across the whole batch (then by row
+    /// b). A token can therefore only be displaced by tokens at the same or earlier positions, never by later ones, so
+    /// capacity keeps the model causal. (A token's k choices go to k different experts, so they never compete.) A
+    /// dropped assignment contributes nothing; the residual connection carries the token.
     /// </para>
     /// </summary>
     /// <param name="indices">Selected experts (N, k), int64.</param>
     /// <param name="weights">Gate weights (N, k).</param>
     /// <param name="experts">E.</param>
     /// <param name="capacity">Assignments an expert may keep, or null for dropless.</param>
-    public static DispatchPlan Plan(Tensor indices, Tensor weights, int experts, long? capacity)
+    /// <param name="batch">B, the rows of the flattened tokens (for the capacity priority).</param>
+    public static DispatchPlan Plan(Tensor indices, Tensor weights, int experts, long? capacity, long batch = 1)
     {
         using var scope = torch.NewDisposeScope();
-        long n = indices.shape[0];
-        var flatExpert = indices.t().reshape(-1);                       // (k*N), choice-major: slot * N + token
-        var flatWeight = weights.t().reshape(-1);                       // (k*N)
-        var (sortedExpert, order) = flatExpert.sort(dim: 0, descending: false, stable: true); // (k*N), (k*N)
-        long[] assigned = flatExpert.bincount(null, experts).data<long>().ToArray(); // (E): the one host read of the layer
+        long n = indices.shape[0], k = indices.shape[1];
+        // Dropless: token-major order (any order gives the same sum). Capacity: time-major, so earlier positions win.
+        Tensor? timeMajor = capacity is null ? null : torch.arange(n, device: indices.device).view(batch, n / batch).t().reshape(-1); // (N)
+        var flatExpert = (timeMajor is null ? indices : indices.index_select(0, timeMajor)).reshape(-1); // (N*k)
+        var flatWeight = (timeMajor is null ? weights : weights.index_select(0, timeMajor)).reshape(-1); // (N*k)
+        var (sortedExpert, order) = flatExpert.sort(dim: 0, descending: false, stable: true); // (N*k), (N*k)
+        var counts = flatExpert.bincount(null, experts);                                       // (E)
+        long[] assigned = counts.cpu().data<long>().ToArray();                                // the one host read of the layer
         long[] kept = assigned;
 
         if (capacity is { } cap && assigned.Max() > cap)
         {
             kept = assigned.Select(a => Math.Min(a, cap)).ToArray();
-            var starts = torch.tensor(assigned).cumsum(0) - torch.tensor(assigned);   // (E)
-            var rank = torch.arange(order.shape[0]) - starts.index_select(0, sortedExpert); // (k*N): rank within expert
-            var keep = (rank < cap).nonzero().squeeze(1);                                     // (M)
-            order = order.index_select(0, keep);
+            var starts = counts.cumsum(0) - counts;                                                   // (E)
+            var rank = torch.arange(order.shape[0], device: order.device) - starts.index_select(0, sortedExpert); // (N*k): rank within expert
+            order = order.index_select(0, (rank < cap).nonzero().squeeze(1));                         // (M)
         }
 
-        var token = order.remainder(n);                  // (M)
-        var w = flatWeight.index_select(0, order);       // (M)
+        var token = order.div(k, rounding_mode: RoundingMode.floor);                  // (M): position in the (re)ordered tokens
+        if (timeMajor is not null) token = timeMajor.index_select(0, token);         // back to row-major token ids
+        var w = flatWeight.index_select(0, order);                                    // (M)
         return new DispatchPlan(token.MoveToOuterDisposeScope(), w.MoveToOuterDisposeScope(), assigned, kept);
     }
 

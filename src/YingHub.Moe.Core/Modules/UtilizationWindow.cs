@@ -10,15 +10,15 @@ namespace YingHub.Moe.Core.Modules;
 /// </summary>
 internal sealed class UtilizationWindow : nn.Module
 {
-    [ComponentName(Name = "counts")] private readonly Tensor _counts; // (W, E) float32
+    [ComponentName(Name = "counts")] private readonly Tensor _counts; // (W, E) int64: exact, and untouched by dtype casts of the model
     [ComponentName(Name = "cursor")] private readonly Tensor _cursor; // () int64: the row the next batch overwrites
     private readonly long _window;
 
     public UtilizationWindow(int window, int experts) : base(nameof(UtilizationWindow))
     {
         _window = window;
-        _counts = torch.zeros(window, experts);
-        _cursor = torch.zeros(1, dtype: ScalarType.Int64);
+        _counts = Owned.Tensor(torch.zeros(window, experts, dtype: ScalarType.Int64));
+        _cursor = Owned.Tensor(torch.zeros(1, dtype: ScalarType.Int64));
         RegisterComponents();
     }
 
@@ -30,7 +30,7 @@ internal sealed class UtilizationWindow : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        _counts.index_copy_(0, _cursor, counts.to(_counts.dtype).unsqueeze(0));
+        _counts.index_copy_(0, _cursor, counts.to(_counts.dtype, _counts.device).unsqueeze(0));
         _cursor.add_(1).remainder_(_window);
     }
 }

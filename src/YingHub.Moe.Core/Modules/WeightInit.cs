@@ -1,5 +1,6 @@
 using TorchSharp;
 using YingHub.Moe.Core.Configuration;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Modules;
@@ -61,4 +62,23 @@ internal static class WeightInit
         using var _ = torch.no_grad();
         nn.init.normal_(weight, 0, options.Init == InitScheme.Normal ? options.InitStd : 1.0);
     }
+}
+
+/// <summary>
+/// Tensors a module keeps (parameters, buffers, caches) must outlive whatever dispose scope is open while the module is
+/// built: a model constructed inside a caller's <c>NewDisposeScope()</c> would otherwise lose its weights when that
+/// scope ends (built-in TorchSharp modules detach their own weights the same way).
+/// </summary>
+internal static class Owned
+{
+    /// <summary>A parameter over <paramref name="data"/>, detached from every dispose scope.</summary>
+    public static Parameter Parameter(Tensor data)
+    {
+        var parameter = new Parameter(data.DetachFromDisposeScope());
+        parameter.DetachFromDisposeScope();
+        return parameter;
+    }
+
+    /// <summary><paramref name="tensor"/>, detached from every dispose scope.</summary>
+    public static Tensor Tensor(Tensor tensor) => tensor.DetachFromDisposeScope();
 }

@@ -24,6 +24,12 @@ public sealed class ExpertsBuilder
     /// <summary>Expert non-linearity.</summary>
     public ExpertsBuilder Activation(ExpertActivation activation) => Set(o => o.Activation = activation);
 
+    /// <summary>
+    /// Gate weights: a softmax over the k selected logits (true, Mixtral) or their full-softmax probabilities (false,
+    /// Switch Transformer; use it for top-1 routing, where the normalised weight is always 1).
+    /// </summary>
+    public ExpertsBuilder NormalizeTopK(bool normalize) => Set(o => o.NormalizeTopKWeights = normalize);
+
     /// <summary>A plain top-k router.</summary>
     public ExpertsBuilder TopKRouter() => Set(o => o.Router = RouterKind.TopK);
 

@@ -116,8 +116,9 @@ public class LogitsProcessorsTests
         double[] probs = [0.05, 0.4, 0.1, 0.25, 0.2];
         Func<double, double> log = Math.Log; // sorted: 0.4, 0.25, 0.2, 0.1, 0.05
         var logits = torch.tensor(probs.Select(log).ToArray(), 1, 5).to(ScalarType.Float32);
-        // p = 0.65 is reached by {0.4, 0.25} exactly; p = 0.66 needs 0.2 as well; p = 0.3 keeps only the top token
-        foreach (var (p, keep) in new[] { (0.65, new[] { 1, 3 }), (0.66, new[] { 1, 3, 4 }), (0.3, new[] { 1 }), (1.0, new[] { 0, 1, 2, 3, 4 }) })
+        // cumulative 0.4, 0.65, 0.85, 0.95, 1: p = 0.6 is reached by {0.4, 0.25}; p = 0.7 needs 0.2 as well; p = 0.3
+        // keeps only the top token (values away from the cumulative sums, so fp32 rounding cannot decide the result)
+        foreach (var (p, keep) in new[] { (0.6, new[] { 1, 3 }), (0.7, new[] { 1, 3, 4 }), (0.3, new[] { 1 }), (0.9, new[] { 1, 2, 3, 4 }), (1.0, new[] { 0, 1, 2, 3, 4 }) })
         {
             var kept = LogitsProcessors.TopP(logits, p)[0].data<float>().ToArray()
                 .Select((v, i) => (v, i)).Where(x => !float.IsNegativeInfinity(x.v)).Select(x => x.i).ToArray();

@@ -114,7 +114,9 @@ public class MoeForCausalLMTests
         var labels = torch.randint(0, 19, [2, 8]);
         var output = model.call(new CausalLMInput(ids, labels));
 
-        var expectedLm = nn.functional.cross_entropy(output.Logits.reshape(16, 19), labels.reshape(16), label_smoothing: 0.1);
+        labels[0, 3] = torch.tensor(-100L); // an ignored position
+        output = model.call(new CausalLMInput(ids, labels));
+        var expectedLm = nn.functional.cross_entropy(output.Logits.reshape(16, 19), labels.reshape(16), ignore_index: -100, label_smoothing: 0.1);
         Tiny.AssertClose(expectedLm, output.LmLoss!);
         var total = output.LmLoss! + 0.1 * output.LoadBalancingLoss + 0.01 * output.ZLoss + 0.5 * output.UtilizationKlLoss;
         Tiny.AssertClose(total, output.Loss!);
@@ -144,15 +146,43 @@ public class MoeForCausalLMTests
     }
 
     [Fact]
-    public void Tied_embeddings_share_one_parameter()
+    public void Tied_embeddings_are_one_parameter_the_optimizer_updates_once()
     {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(14);
         using var model = new MoeForCausalLM(Tiny.Options(o => o.TieWordEmbeddings = true));
-        var embed = Tiny.Param(model, "embed_tokens.weight");
-        var head = ((TorchSharp.Modules.Linear)model.named_modules().Single(m => m.name == "lm_head").module).weight!;
-        using (torch.no_grad()) embed[3, 5] = torch.tensor(123f);
-        Assert.Equal(123f, head[3, 5].item<float>());
+        Assert.DoesNotContain(model.named_parameters(), p => p.name.StartsWith("lm_head"));
         using var untied = new MoeForCausalLM(Tiny.Options());
         Assert.Equal(untied.ParameterCount - 19 * 16, model.ParameterCount);
+
+        // the head reads the embedding: logits = norm(h) · Eᵀ, so changing E changes the logits of every position
+        var ids = torch.randint(0, 19, [1, 6]);
+        var embed = Tiny.Param(model, "embed_tokens.weight");
+        var before = embed.detach().clone();
+        using var optimizer = torch.optim.AdamW(model.parameters(), lr: 1e-2, weight_decay: 0);
+        model.call(new CausalLMInput(ids, ids)).Loss!.backward();
+        optimizer.step();
+        double maxStep = (embed.detach() - before).abs().max().item<float>();
+        Assert.InRange(maxStep, 1e-3, 1.0001e-2); // Adam's first step moves each element by at most lr: one update, not two
+    }
+
+    [Fact]
+    public void A_model_built_inside_a_dispose_scope_survives_it()
+    {
+        MoeForCausalLM model;
+        using (torch.NewDisposeScope()) model = new MoeForCausalLM(Tiny.Options(o => { o.Router = RouterKind.NoisyTopK; o.Norm = NormKind.RmsNorm; o.Positions = PositionEncoding.Rope; }));
+        using (model)
+        using (torch.NewDisposeScope())
+        {
+            KvCache cache;
+            using (torch.NewDisposeScope()) cache = model.CreateCache();
+            using (cache)
+            using (torch.no_grad())
+            {
+                var logits = model.call(new CausalLMInput(Ids(1, 2, 3), Cache: cache)).Logits;
+                Assert.Equal(new long[] { 1, 3, 19 }, logits.shape);
+            }
+        }
     }
 
     [Fact]
@@ -168,6 +198,12 @@ public class MoeForCausalLMTests
         Assert.Contains("Sequence length 13 exceeds the context length 12", ex.Message);
         ex = Assert.Throws<ArgumentException>(() => model.call(new CausalLMInput(torch.zeros(3, dtype: ScalarType.Int64))));
         Assert.Contains("(B, T)", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => model.call(new CausalLMInput(Ids(1, 2, 3), Ids(1, 19, -100))));
+        Assert.Contains("Label 19 is outside the vocabulary", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => model.call(new CausalLMInput(Ids(1, 2, 3), torch.zeros(1, 3, dtype: ScalarType.Int32))));
+        Assert.Contains("Labels must be int64", ex.Message);
+        using (var cache = model.CreateCache())
+            Assert.Contains("under torch.no_grad()", Assert.Throws<ArgumentException>(() => model.call(new CausalLMInput(Ids(1, 2), Cache: cache))).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => model.TopK = 5);
         model.TopK = 4;
         Assert.Equal(4, model.TopK);
