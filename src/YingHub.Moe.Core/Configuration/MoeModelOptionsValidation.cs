@@ -12,7 +12,7 @@ public sealed partial class MoeModelOptions
         if (VocabSize is < 1 or > 10_000_000) yield return Range(nameof(VocabSize), VocabSize, "[1, 10000000]");
         if (ContextLength is < 1 or > 1_048_576) yield return Range(nameof(ContextLength), ContextLength, "[1, 1048576]");
         if (NumHeads < 1) yield return Range(nameof(NumHeads), NumHeads, "[1, HiddenSize]");
-        if (HiddenSize < 1) yield return Range(nameof(HiddenSize), HiddenSize, "[1, ...)");
+        if (HiddenSize is < 1 or > 65_536) yield return Range(nameof(HiddenSize), HiddenSize, "[1, 65536]");
         else if (NumHeads >= 1 && HiddenSize % NumHeads != 0)
             yield return $"HiddenSize = {HiddenSize} must be divisible by NumHeads = {NumHeads}.";
         else if (Positions == PositionEncoding.Rope && NumHeads >= 1 && HeadDim % 2 != 0)
@@ -23,7 +23,7 @@ public sealed partial class MoeModelOptions
             yield return Range(nameof(AttentionDropout), AttentionDropout, "[0, 1)");
         if (StochasticDepth is < 0 or >= 1 || double.IsNaN(StochasticDepth))
             yield return Range(nameof(StochasticDepth), StochasticDepth, "[0, 1)");
-        if (!(RopeTheta > 0)) yield return Range(nameof(RopeTheta), RopeTheta, "(0, ...)");
+        if (!(RopeTheta > 0 && double.IsFinite(RopeTheta))) yield return Range(nameof(RopeTheta), RopeTheta, "(0, ...) and finite");
         if (!(NormEpsilon > 0 && NormEpsilon <= 0.1)) yield return Range(nameof(NormEpsilon), NormEpsilon, "(0, 0.1]");
         if (NumExperts is < 1 or > 1024) yield return Range(nameof(NumExperts), NumExperts, "[1, 1024]");
         if (TopK < 1 || TopK > NumExperts) yield return Range(nameof(TopK), TopK, $"[1, NumExperts = {NumExperts}]");
@@ -36,9 +36,9 @@ public sealed partial class MoeModelOptions
         if (CapacityFactor is { } cf && !(cf > 0 && cf <= 1024)) yield return Range(nameof(CapacityFactor), cf, "(0, 1024] or null (dropless)");
         if (DenseMultiplier is < 1 or > 64) yield return Range(nameof(DenseMultiplier), DenseMultiplier, "[1, 64]");
         if (MoeEvery < 1 || MoeEvery > NumLayers) yield return Range(nameof(MoeEvery), MoeEvery, $"[1, NumLayers = {NumLayers}]");
-        if (!(LoadBalancingCoef >= 0)) yield return Range(nameof(LoadBalancingCoef), LoadBalancingCoef, "[0, ...)");
-        if (!(ZLossCoef >= 0)) yield return Range(nameof(ZLossCoef), ZLossCoef, "[0, ...)");
-        if (!(UtilizationKlCoef >= 0)) yield return Range(nameof(UtilizationKlCoef), UtilizationKlCoef, "[0, ...)");
+        if (!(LoadBalancingCoef >= 0 && LoadBalancingCoef <= 1e6)) yield return Range(nameof(LoadBalancingCoef), LoadBalancingCoef, "[0, 1000000]");
+        if (!(ZLossCoef >= 0 && ZLossCoef <= 1e6)) yield return Range(nameof(ZLossCoef), ZLossCoef, "[0, 1000000]");
+        if (!(UtilizationKlCoef >= 0 && UtilizationKlCoef <= 1e6)) yield return Range(nameof(UtilizationKlCoef), UtilizationKlCoef, "[0, 1000000]");
         if (UtilizationWindow is < 1 or > 100_000) yield return Range(nameof(UtilizationWindow), UtilizationWindow, "[1, 100000]");
         if (!(UtilizationThreshold >= 0 && UtilizationThreshold <= 1))
             yield return Range(nameof(UtilizationThreshold), UtilizationThreshold, "[0, 1]");

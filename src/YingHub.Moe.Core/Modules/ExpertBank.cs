@@ -12,7 +12,7 @@ namespace YingHub.Moe.Core.Modules;
 /// </summary>
 internal sealed class ExpertBank : nn.Module
 {
-    [ComponentName(Name = "fc1")] private readonly StackedLinear _fc1;  // C -> H (SwiGLU: C -> 2H, named gate_up_proj)
+    [ComponentName(Name = "fc1")] private readonly StackedLinear _fc1;  // C -> H (SwiGLU: C -> 2H, the fused gate and up projections)
     [ComponentName(Name = "fc2")] private readonly StackedLinear _fc2;  // H -> C, or H -> H when deep
     [ComponentName(Name = "fc3")] private readonly StackedLinear? _fc3; // deep only: H -> C
     private readonly ExpertActivation _activation;

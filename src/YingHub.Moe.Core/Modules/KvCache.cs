@@ -11,6 +11,7 @@ public sealed class KvCache : IDisposable
 {
     private readonly Tensor[] _keys;   // per layer (B, nh, Tmax, hd)
     private readonly Tensor[] _values; // per layer (B, nh, Tmax, hd)
+    private readonly (int Layers, int Heads, int HeadDim) _shape;
 
     internal KvCache(int layers, long batch, int heads, int maxLength, int headDim, ScalarType dtype, Device device)
     {
@@ -18,6 +19,7 @@ public sealed class KvCache : IDisposable
         if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), batch, "The batch size must be at least 1.");
         Batch = batch;
         Capacity = maxLength;
+        _shape = (layers, heads, headDim);
         _keys = new Tensor[layers];
         _values = new Tensor[layers];
         for (int i = 0; i < layers; i++)
@@ -58,8 +60,10 @@ public sealed class KvCache : IDisposable
     }
 
     /// <summary>Checks that <paramref name="newTokens"/> more positions fit.</summary>
-    internal void EnsureRoom(long batch, long newTokens)
+    internal void EnsureRoom(long batch, long newTokens, (int Layers, int Heads, int HeadDim) model)
     {
+        if (model != _shape)
+            throw new ArgumentException($"The cache was made for {_shape.Layers} layers × {_shape.Heads} heads × {_shape.HeadDim}; this model has {model.Layers} × {model.Heads} × {model.HeadDim}.", "input");
         if (batch != Batch) throw new ArgumentException($"The cache holds batch size {Batch}; the input has {batch}.", "input");
         if (Length + newTokens > Capacity)
         {

@@ -276,7 +276,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         if (ids.dtype != ScalarType.Int64) throw new ArgumentException($"InputIds must be int64; got {ids.dtype}.", nameof(CausalLMInput.InputIds));
         long t = ids.shape[1];
         if (t < 1) throw new ArgumentException("InputIds has no positions.", nameof(CausalLMInput.InputIds));
-        if (cache is not null) cache.EnsureRoom(ids.shape[0], t);
+        if (cache is not null) cache.EnsureRoom(ids.shape[0], t, (_options.NumLayers, _options.NumHeads, _options.HeadDim));
         else if (t > _options.ContextLength)
             throw new ArgumentException($"Sequence length {t} exceeds the context length {_options.ContextLength}.", nameof(CausalLMInput.InputIds));
         if (labels is not null && labels.dtype != ScalarType.Int64)

@@ -15,8 +15,6 @@ internal sealed class DispatchPlan : IDisposable
         Weights = weights;
         Assigned = assigned;
         Kept = kept;
-        Offsets = new long[kept.Length];
-        for (int e = 1; e < kept.Length; e++) Offsets[e] = Offsets[e - 1] + kept[e - 1];
     }
 
     /// <summary>Token (row of the flattened input) of each kept assignment, grouped by expert: (M), int64.</summary>
@@ -28,11 +26,8 @@ internal sealed class DispatchPlan : IDisposable
     /// <summary>Assignments routed to each expert before capacity: (E).</summary>
     public long[] Assigned { get; }
 
-    /// <summary>Assignments each expert keeps after capacity: (E).</summary>
+    /// <summary>Assignments each expert keeps after capacity: (E); expert e's slice follows those of experts 0..e-1.</summary>
     public long[] Kept { get; }
-
-    /// <summary>Start of each expert's slice in the kept order: (E).</summary>
-    public long[] Offsets { get; }
 
     public void Dispose()
     {

@@ -56,7 +56,10 @@ internal static class WeightInit
         t.zero_();
     }
 
-    /// <summary>Embedding weights: normal(0, InitStd) for every scheme (as GPT-2 and makeMoE's default embedding init).</summary>
+    /// <summary>
+    /// Embedding weights: normal(0, InitStd) with <see cref="InitScheme.Normal"/> (GPT-2), else PyTorch's default
+    /// normal(0, 1), which makeMoE's Kaiming init leaves on its embeddings.
+    /// </summary>
     public static void Embedding(Tensor weight, MoeModelOptions options)
     {
         using var _ = torch.no_grad();

@@ -233,3 +233,17 @@ public class MoeForCausalLMTests
         Assert.Equal(after50, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 }
+
+public class KvCacheTests
+{
+    [Fact]
+    public void A_cache_from_a_model_of_another_shape_is_rejected_by_name()
+    {
+        using var small = new MoeForCausalLM(Tiny.Options());
+        using var deeper = new MoeForCausalLM(Tiny.Options(o => o.NumLayers = 3));
+        using var cache = deeper.CreateCache();
+        using var _ = torch.no_grad();
+        var ex = Assert.Throws<ArgumentException>(() => small.call(new CausalLMInput(torch.zeros(1, 2, dtype: ScalarType.Int64), Cache: cache)));
+        Assert.Contains("made for 3 layers", ex.Message);
+    }
+}

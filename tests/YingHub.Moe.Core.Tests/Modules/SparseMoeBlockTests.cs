@@ -171,6 +171,5 @@ public class SparseMoeBlockTests
         using var plan = TokenDispatch.Plan(indices, weights, experts: 4, capacity: null, batch: 1);
         Assert.Equal(new long[] { 1, 3, 2, 0, 4 }, plan.TokenIndex.data<long>().ToArray());
         Assert.Equal(new long[] { 2, 1, 2, 0 }, plan.Kept);
-        Assert.Equal(new long[] { 0, 2, 3, 5 }, plan.Offsets);
     }
 }
