@@ -6,6 +6,8 @@ using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Generation;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
+using YingHub.Moe.Training;
+using YingHub.Moe.Training.Data;
 
 namespace YingHub.Moe.Cli;
 
@@ -40,39 +42,25 @@ internal static class DemoCommand
 
         string text = File.ReadAllText(path);
         var tokenizer = CharTokenizer.FromCorpus(text);
-        long[] ids = tokenizer.Encode(text).Select(i => (long)i).ToArray();
-        int split = (int)(ids.Length * 0.9);
         torch.manual_seed(seed);
         using var model = MoeModelBuilder.FromPreset("tiny").Vocabulary(tokenizer.VocabSize).Build();
-        int block = model.Options.ContextLength;
-        Console.WriteLine($"corpus {path}: {ids.Length:N0} chars, vocabulary {tokenizer.VocabSize}; model: {model.ParameterCount:N0} parameters, {model.ActiveParameterCount:N0} active per token");
+        Console.WriteLine($"corpus {path}: {text.Length:N0} chars, vocabulary {tokenizer.VocabSize}; model: {model.ParameterCount:N0} parameters, {model.ActiveParameterCount:N0} active per token");
 
-        using var trainData = torch.tensor(ids[..split]);
-        using var valData = torch.tensor(ids[split..]);
-        using var optimizer = torch.optim.AdamW(model.parameters(), lr, weight_decay: 0.1);
-        var rng = new Random((int)seed);
-        int warmup = Math.Max(1, steps / 20);
-        var clock = Stopwatch.StartNew();
-        for (int step = 1; step <= steps; step++)
+        // the token cache goes beside the run, not beside the (possibly shared) corpus
+        using var corpus = TokenCorpus.Open(path, tokenizer, Path.Combine(outDir + ".cache", Path.GetFileName(path) + ".char.tokens"));
+        var (train, validation) = BlockSampler.Split(corpus, model.Options.ContextLength, (int)seed);
+        var trainer = new Trainer(model, train, validation, new TrainerOptions
         {
-            double progress = step <= warmup ? (double)step / warmup : 0.1 + 0.9 * 0.5 * (1 + Math.Cos(Math.PI * (step - warmup) / (steps - warmup + 1)));
-            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr * progress;
-            using (torch.NewDisposeScope())
-            {
-                var (x, y) = Batch(trainData, batch, block, rng);
-                using var output = model.call(new CausalLMInput(x, y));
-                optimizer.zero_grad();
-                output.Loss!.backward();
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0);
-                optimizer.step();
-                if (step % 100 == 0 || step == steps)
-                {
-                    double train = output.LmLoss!.item<float>();
-                    double val = Evaluate(model, valData, batch, block, rng);
-                    Console.WriteLine($"step {step,5}/{steps}: train loss {train:F3}, val loss {val:F3}, {(double)step * batch * block / clock.Elapsed.TotalSeconds:N0} tokens/s");
-                }
-            }
-        }
+            Steps = steps, BatchSize = batch, LearningRate = lr, MinLearningRate = lr / 10, WarmupSteps = Math.Max(1, steps / 20),
+            EvalInterval = Math.Min(100, steps), EvalBatches = 8, LogInterval = Math.Min(100, steps), WeightDecay = 0.1, Seed = seed,
+        });
+        trainer.Progress += p =>
+        {
+            if (p.ValidationLoss is { } val)
+                Console.WriteLine($"step {p.Step,5}/{steps}: train loss {p.TrainLoss:F3}, val loss {val:F3}, {p.TokensPerSecond:N0} tokens/s");
+        };
+        var clock = Stopwatch.StartNew();
+        trainer.Run();
 
         MoeCheckpoint.Save(model, outDir, staging => TokenizerFiles.Save(tokenizer, staging));
         Console.WriteLine($"trained {steps} steps in {clock.Elapsed.TotalSeconds:F0} s; saved to {outDir} (try: yinghub generate --checkpoint {outDir}); generating {newTokens} characters:");
@@ -83,32 +71,5 @@ internal static class DemoCommand
         Console.WriteLine();
         Console.WriteLine(new string('-', 60));
         return 0;
-    }
-
-    /// <summary>Random contiguous blocks: inputs (B, T) and the next-token targets (B, T).</summary>
-    private static (torch.Tensor X, torch.Tensor Y) Batch(torch.Tensor data, int batch, int block, Random rng)
-    {
-        var starts = Enumerable.Range(0, batch).Select(_ => (long)rng.Next((int)data.shape[0] - block - 1)).ToArray();
-        var offsets = torch.tensor(starts).unsqueeze(1) + torch.arange(block).unsqueeze(0); // (B, T)
-        return (data[offsets], data[offsets + 1]);
-    }
-
-    private static double Evaluate(MoeForCausalLM model, torch.Tensor data, int batch, int block, Random rng, int batches = 8)
-    {
-        model.eval();
-        double sum = 0;
-        using (torch.no_grad())
-        {
-            for (int i = 0; i < batches; i++)
-            {
-                using var scope = torch.NewDisposeScope();
-                var (x, y) = Batch(data, batch, block, rng);
-                using var output = model.call(new CausalLMInput(x, y));
-                sum += output.LmLoss!.item<float>();
-            }
-        }
-
-        model.train();
-        return sum / batches;
     }
 }

@@ -74,6 +74,7 @@ public sealed class TokenCorpus : IDisposable
             }
         }
 
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(cachePath))!);
         long count = ReadValidHeader(cachePath, fingerprint, width) ?? Build(info.FullName, tokenizer, cachePath, fingerprint, width, cancellationToken);
         return new TokenCorpus(cachePath, width, count);
     }
