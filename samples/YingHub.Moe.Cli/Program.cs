@@ -4,6 +4,7 @@ using YingHub.Moe.Cli;
 var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse Mixture-of-Experts language models.")
 {
     DemoCommand.Create(),
+    TrainCommand.Create(),
     GenerateCommand.Create(),
     InfoCommand.Create(),
     ScoreCommand.Create(),
