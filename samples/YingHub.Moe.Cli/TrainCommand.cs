@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Text.Json;
 using TorchSharp;
 using YingHub.Moe.Building;
-using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
@@ -13,7 +12,7 @@ namespace YingHub.Moe.Cli;
 
 /// <summary>What a training run needs from the command line.</summary>
 internal sealed record TrainSettings(
-    string Data, string Preset, string TokenizerKind, int Steps, int Batch, int? Block, double LearningRate, long Seed, string Output);
+    string Data, string Preset, string TokenizerKind, int Steps, int Batch, int? Block, double LearningRate, long Seed, string Output, bool Resume = false);
 
 /// <summary><c>yinghub train</c>: trains a preset on a text file and saves a checkpoint with its tokenizer.</summary>
 internal static class TrainCommand
@@ -31,12 +30,13 @@ internal static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (AdamW, warmup then cosine to a tenth).", DefaultValueFactory = _ => 2e-3 };
         var seed = new Option<long>("--seed") { Description = "Seed of weights, batches and dropout.", DefaultValueFactory = _ => 1337 };
         var output = new Option<string>("--out") { Description = "Checkpoint directory.", DefaultValueFactory = _ => Path.Combine("runs", "train") };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run saved in --out (same settings): weights, optimizer, step and data position." };
         var json = new Option<bool>("--json") { Description = "End with one JSON object line: steps, train_loss, val_loss, tokens_per_s, params_total, params_active, checkpoint." };
-        var command = new Command("train", "Train a sparse MoE preset on a text corpus and save a checkpoint.") { data, preset, tokenizer, steps, batch, block, lr, seed, output, json };
+        var command = new Command("train", "Train a sparse MoE preset on a text corpus and save a checkpoint.") { data, preset, tokenizer, steps, batch, block, lr, seed, output, resume, json };
         command.SetAction(parse => Cli.Run(() =>
         {
             var settings = new TrainSettings(parse.GetValue(data)!, parse.GetValue(preset)!, parse.GetValue(tokenizer)!, parse.GetValue(steps),
-                parse.GetValue(batch), parse.GetValue(block), parse.GetValue(lr), parse.GetValue(seed), parse.GetValue(output)!);
+                parse.GetValue(batch), parse.GetValue(block), parse.GetValue(lr), parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(resume));
             var (model, _, result) = Train(settings);
             using (model)
             {
@@ -79,19 +79,30 @@ internal static class TrainCommand
             using var corpus = TokenCorpus.Open(path, tokenizer, Path.Combine(s.Output + ".cache", $"{Path.GetFileName(path)}.{tokenizer.Name}.tokens"));
             var (train, validation) = BlockSampler.Split(corpus, model.Options.ContextLength, (int)s.Seed);
             int interval = Math.Min(100, s.Steps);
-            var trainer = new Trainer(model, train, validation, new TrainerOptions
+            using var trainer = new Trainer(model, train, validation, new TrainerOptions
             {
                 Steps = s.Steps, BatchSize = s.Batch, LearningRate = s.LearningRate, MinLearningRate = s.LearningRate / 10,
                 WarmupSteps = Math.Max(1, s.Steps / 20), EvalInterval = interval, EvalBatches = 8, LogInterval = interval, Seed = s.Seed,
+                CheckpointDirectory = s.Output, CheckpointInterval = Math.Min(500, s.Steps),
             });
+            string? vocab = tokenizer.Name == "gpt2" ? DataFiles.Locate(null, Path.Combine("gpt2", "vocab.json")) : null;
+            trainer.CheckpointExtras = staging => TokenizerFiles.Save(tokenizer, staging, vocab);
+            if (s.Resume)
+            {
+                if (!Directory.Exists(s.Output)) throw new CliException($"--resume: there is no run in '{s.Output}' to continue.");
+                var saved = TokenizerFiles.Load(s.Output);
+                if (saved.Name != tokenizer.Name || saved.VocabSize != tokenizer.VocabSize || (saved is CharTokenizer a && tokenizer is CharTokenizer b && a.Vocabulary != b.Vocabulary))
+                    throw new CliException($"--resume: the run in '{s.Output}' used a {saved.Name} tokenizer ({saved.VocabSize} tokens); this one is {tokenizer.Name} ({tokenizer.VocabSize}).");
+                trainer.Resume(s.Output);
+                Console.WriteLine($"resumed at step {trainer.Step}");
+            }
+
             trainer.Progress += p =>
             {
                 if (p.ValidationLoss is { } val)
                     Console.WriteLine($"step {p.Step,6}/{s.Steps}: train loss {p.TrainLoss:F3}, val loss {val:F3}, lr {p.LearningRate:G3}, {p.TokensPerSecond:N0} tokens/s");
             };
             var result = trainer.Run();
-            string? vocab = tokenizer.Name == "gpt2" ? DataFiles.Locate(null, Path.Combine("gpt2", "vocab.json")) : null;
-            MoeCheckpoint.Save(model, s.Output, staging => TokenizerFiles.Save(tokenizer, staging, vocab));
             Console.WriteLine($"saved {s.Output} ({result.Steps} steps, {result.TokensPerSecond:N0} tokens/s)");
             return (model, tokenizer, result);
         }

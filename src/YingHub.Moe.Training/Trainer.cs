@@ -1,8 +1,11 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
 using TorchSharp.Modules;
+using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Training.Data;
 using static TorchSharp.torch;
@@ -34,8 +37,15 @@ public sealed record TrainingResult(long Steps, double TrainLoss, double? Valida
 /// one stacked parameter, so an expert that received no tokens in a step still gets the bank's weight decay and
 /// momentum). Cancellation stops at a step boundary.
 /// </summary>
-public sealed class Trainer
+public sealed class Trainer : IDisposable
 {
+    private const string OptimizerFile = "optimizer.bin";
+    private const string RngFile = "rng_state.bin";
+    private const string StateFile = "trainer_state.json";
+
+    private readonly AdamW _optimizer;
+    private long _step;
+    private bool _seeded;
     private readonly MoeForCausalLM _model;
     private readonly BlockSampler _train;
     private readonly BlockSampler? _validation;
@@ -61,7 +71,17 @@ public sealed class Trainer
         _validation = validation;
         _options = options;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _optimizer = CreateOptimizer();
     }
+
+    /// <summary>Optimizer steps done (including those of a resumed run).</summary>
+    public long Step => _step;
+
+    /// <summary>Adds files (e.g. the tokenizer) to every checkpoint; it receives the staging directory.</summary>
+    public Action<string>? CheckpointExtras { get; set; }
+
+    /// <inheritdoc />
+    public void Dispose() => _optimizer.Dispose();
 
     /// <summary>Called at every log point and evaluation (for progress bars, metric files, trackers).</summary>
     public event Action<TrainingProgress>? Progress;
@@ -70,12 +90,14 @@ public sealed class Trainer
     public TrainingResult Run(CancellationToken cancellationToken = default)
     {
         var o = _options;
-        torch.manual_seed(o.Seed);
-        using var optimizer = CreateOptimizer();
+        if (!_seeded) torch.manual_seed(o.Seed); // a resumed run continues the saved generator state instead
+        _seeded = true;
+        var optimizer = _optimizer;
         long tokensPerStep = (long)o.BatchSize * o.GradientAccumulation * _train.BlockSize;
         var clock = Stopwatch.StartNew();
+        long firstStep = _step;
         (double Train, double? Validation) last = (double.NaN, null);
-        long step = 0;
+        long step = _step;
         bool cancelled = false;
         _model.train();
         while (step < o.Steps)
@@ -106,19 +128,94 @@ public sealed class Trainer
                 if (step % o.LogInterval == 0 && step % o.EvalInterval != 0)
                 {
                     double loss = lmLoss!.item<float>();
-                    double tps = step * tokensPerStep / clock.Elapsed.TotalSeconds;
+                    double tps = (step - firstStep) * tokensPerStep / clock.Elapsed.TotalSeconds;
                     _logger.LogInformation("step {Step}/{Steps}: loss {Loss:F4}, lr {LearningRate:G3}, {TokensPerSecond:N0} tokens/s", step, o.Steps, loss, lr, tps);
                     Progress?.Invoke(new TrainingProgress(step, loss, null, lr, tps));
                 }
             }
 
-            if (step % o.EvalInterval == 0 || step == o.Steps) last = Evaluate(step, lr, step * tokensPerStep / clock.Elapsed.TotalSeconds);
+            _step = step;
+            if (step % o.EvalInterval == 0 || step == o.Steps) last = Evaluate(step, lr, (step - firstStep) * tokensPerStep / clock.Elapsed.TotalSeconds);
+            if (o.CheckpointDirectory is { } dir && (step == o.Steps || (o.CheckpointInterval is { } every && step % every == 0))) SaveCheckpoint(dir);
         }
 
-        if (cancelled && step > 0) last = Evaluate(step, o.LearningRateAt(step), step * tokensPerStep / clock.Elapsed.TotalSeconds);
+        double throughput = (step - firstStep) * tokensPerStep / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+        if (cancelled && step > firstStep)
+        {
+            // save before the final evaluation draws batches, so a resumed run continues exactly where training stopped
+            if (o.CheckpointDirectory is { } dir) SaveCheckpoint(dir);
+            last = Evaluate(step, o.LearningRateAt(step), throughput);
+        }
+
         _model.train();
-        return new TrainingResult(step, last.Train, last.Validation, step * tokensPerStep / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), cancelled);
+        return new TrainingResult(step, last.Train, last.Validation, throughput, cancelled);
     }
+
+    /// <summary>
+    /// Saves a resumable checkpoint to <paramref name="directory"/> (replaced atomically): the model
+    /// (<c>config.json</c>, <c>model.safetensors</c>), the optimizer state, the torch generator state, the blocks each
+    /// sampler has drawn, and a SHA-256 of every file, so a truncated or corrupted checkpoint is refused on resume.
+    /// </summary>
+    public void SaveCheckpoint(string directory)
+    {
+        MoeCheckpoint.Save(_model, directory, staging =>
+        {
+            _optimizer.save_state_dict(Path.Combine(staging, OptimizerFile));
+            using (var rng = torch.get_rng_state()) File.WriteAllBytes(Path.Combine(staging, RngFile), rng.bytes.ToArray());
+            CheckpointExtras?.Invoke(staging);
+            var files = Directory.GetFiles(staging).Select(Path.GetFileName).Where(f => f != StateFile).Order(StringComparer.Ordinal)
+                .ToDictionary(f => f!, f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Path.Combine(staging, f!)))));
+            var state = new TrainerState(_step, _train.Drawn, _validation?.Drawn ?? 0, files);
+            File.WriteAllText(Path.Combine(staging, StateFile), JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
+        });
+        _logger.LogInformation("step {Step}: checkpoint saved to {Directory}", _step, directory);
+    }
+
+    /// <summary>
+    /// Continues from a checkpoint of <see cref="SaveCheckpoint"/>: weights, optimizer state, generator state, step and
+    /// sampler positions, so a run of 2N steps and a run of N steps, saved and resumed for N more, end the same.
+    /// The model and samplers must be built as for the original run (same options, corpus and seeds).
+    /// </summary>
+    /// <exception cref="InvalidDataException">A file is missing, truncated or corrupted (checksum), or the weights do not match the model.</exception>
+    public void Resume(string directory)
+    {
+        string statePath = Path.Combine(directory, StateFile);
+        if (!File.Exists(statePath)) throw new FileNotFoundException($"'{directory}' is not a resumable checkpoint: '{StateFile}' is missing.", statePath);
+        TrainerState state;
+        try
+        {
+            state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath)) ?? throw new InvalidDataException($"'{statePath}' is empty.");
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"'{statePath}' is corrupted: {ex.Message}", ex);
+        }
+
+        foreach (var (file, hash) in state.Sha256)
+        {
+            string path = Path.Combine(directory, file);
+            if (!File.Exists(path)) throw new InvalidDataException($"Checkpoint '{directory}' lacks '{file}'.");
+            if (Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path))) != hash)
+                throw new InvalidDataException($"Checkpoint '{directory}': '{file}' does not match its recorded SHA-256 (truncated or corrupted); nothing was loaded.");
+        }
+
+        if (state.Step > _options.Steps) throw new ArgumentException($"The checkpoint is at step {state.Step}, past this run's {_options.Steps} steps.", nameof(directory));
+        MoeCheckpoint.LoadWeights(_model, Path.Combine(directory, MoeCheckpoint.WeightsFile), strict: true);
+        _optimizer.load_state_dict(Path.Combine(directory, OptimizerFile));
+        using (var rng = torch.get_rng_state())
+        {
+            rng.bytes = File.ReadAllBytes(Path.Combine(directory, RngFile));
+            torch.set_rng_state(rng);
+        }
+
+        _train.Skip(state.TrainBlocks - _train.Drawn);
+        _validation?.Skip(state.ValidationBlocks - _validation.Drawn);
+        _step = state.Step;
+        _seeded = true;
+        _logger.LogInformation("resumed from {Directory} at step {Step}", directory, _step);
+    }
+
+    private sealed record TrainerState(long Step, long TrainBlocks, long ValidationBlocks, Dictionary<string, string> Sha256);
 
     /// <summary>Mean LM loss over <see cref="TrainerOptions.EvalBatches"/> batches, in evaluation mode without gradients.</summary>
     public double EvaluateLoss(BlockSampler sampler)

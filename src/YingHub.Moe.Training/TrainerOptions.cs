@@ -42,6 +42,12 @@ public sealed class TrainerOptions
     /// <summary>Log the training loss every N steps, [1, Steps].</summary>
     public int LogInterval { get; set; } = 50;
 
+    /// <summary>Save a resumable checkpoint every N steps (and at the end and on cancellation when a directory is set), [1, Steps]; null saves at the end only.</summary>
+    public int? CheckpointInterval { get; set; }
+
+    /// <summary>Where checkpoints go (replaced atomically each time); null saves none.</summary>
+    public string? CheckpointDirectory { get; set; }
+
     /// <summary>Seed of the weights' noise, dropout and sampling, any value.</summary>
     public long Seed { get; set; } = 1337;
 
@@ -70,6 +76,7 @@ public sealed class TrainerOptions
         if (EvalInterval < 1 || EvalInterval > Math.Max(1, Steps)) yield return Range(nameof(EvalInterval), EvalInterval, $"[1, Steps = {Steps}]");
         if (EvalBatches is < 1 or > 10_000) yield return Range(nameof(EvalBatches), EvalBatches, "[1, 10000]");
         if (LogInterval < 1 || LogInterval > Math.Max(1, Steps)) yield return Range(nameof(LogInterval), LogInterval, $"[1, Steps = {Steps}]");
+        if (CheckpointInterval is { } ci && (ci < 1 || ci > Math.Max(1, Steps))) yield return Range(nameof(CheckpointInterval), ci, $"[1, Steps = {Steps}] or null");
     }
 
     /// <summary>Throws one <see cref="ArgumentException"/> listing every problem, if there is any.</summary>

@@ -55,7 +55,7 @@ public sealed class TrainerTests : IDisposable
         using var _ = corpus;
         var (train, validation) = BlockSampler.Split(corpus, blockSize: 16, seed: 1);
         using var model = Model(tokenizer.VocabSize);
-        var trainer = new Trainer(model, train, validation, new TrainerOptions
+        using var trainer = new Trainer(model, train, validation, new TrainerOptions
         {
             Steps = 80, BatchSize = 8, LearningRate = 3e-3, MinLearningRate = 3e-4, WarmupSteps = 8, EvalInterval = 40, EvalBatches = 4, LogInterval = 10,
         });
@@ -81,12 +81,68 @@ public sealed class TrainerTests : IDisposable
         var (train, _) = BlockSampler.Split(corpus, blockSize: 16, seed: 1);
         using var model = Model(tokenizer.VocabSize);
         using var cts = new CancellationTokenSource();
-        var trainer = new Trainer(model, train, null, new TrainerOptions { Steps = 1000, BatchSize = 2, WarmupSteps = 0, LogInterval = 5, EvalInterval = 1000, EvalBatches = 1 });
+        using var trainer = new Trainer(model, train, null, new TrainerOptions { Steps = 1000, BatchSize = 2, WarmupSteps = 0, LogInterval = 5, EvalInterval = 1000, EvalBatches = 1 });
         trainer.Progress += p => { if (p.Step == 10) cts.Cancel(); };
         var result = trainer.Run(cts.Token);
         Assert.True(result.Cancelled);
         Assert.Equal(10, result.Steps);
         Assert.Null(result.ValidationLoss);
+    }
+
+    [Fact]
+    public void Training_n_steps_saving_and_resuming_n_more_equals_training_2n_straight()
+    {
+        var (corpus, tokenizer) = Corpus();
+        using var _ = corpus;
+        TrainerOptions Options(string? dir) => new()
+        {
+            Steps = 20, BatchSize = 4, LearningRate = 3e-3, WarmupSteps = 4, EvalInterval = 20, EvalBatches = 2, LogInterval = 5, CheckpointDirectory = dir,
+        };
+        float[] Weights(MoeForCausalLM m) => m.named_parameters().Single(p => p.name == "layers.1.block_sparse_moe.experts.fc1.weight").parameter.data<float>().ToArray();
+
+        float[] straight;
+        double straightLoss;
+        using (var model = Model(tokenizer.VocabSize))
+        {
+            var (train, validation) = BlockSampler.Split(corpus, 16, seed: 9);
+            using var trainer = new Trainer(model, train, validation, Options(null));
+            straightLoss = trainer.Run().TrainLoss;
+            straight = Weights(model);
+        }
+
+        string dir = Path.Combine(_dir, "ckpt");
+        using (var model = Model(tokenizer.VocabSize))
+        {
+            var (train, validation) = BlockSampler.Split(corpus, 16, seed: 9);
+            using var cts = new CancellationTokenSource();
+            using var trainer = new Trainer(model, train, validation, Options(dir));
+            trainer.Progress += p => { if (p.Step == 10) cts.Cancel(); };
+            Assert.Equal(10, trainer.Run(cts.Token).Steps);
+        }
+
+        using (var model = Model(tokenizer.VocabSize))
+        {
+            var (train, validation) = BlockSampler.Split(corpus, 16, seed: 9);
+            using var trainer = new Trainer(model, train, validation, Options(null));
+            trainer.Resume(dir);
+            Assert.Equal(10, trainer.Step);
+            var result = trainer.Run();
+            Assert.Equal(20, result.Steps);
+            Assert.Equal(straight, Weights(model));
+            Assert.Equal(straightLoss, result.TrainLoss);
+        }
+
+        // a corrupted file is detected before anything is loaded
+        byte[] weights = File.ReadAllBytes(Path.Combine(dir, "model.safetensors"));
+        weights[^1] ^= 0xff;
+        File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), weights);
+        using (var model = Model(tokenizer.VocabSize))
+        {
+            var (train, _) = BlockSampler.Split(corpus, 16, seed: 9);
+            using var trainer = new Trainer(model, train, null, Options(null));
+            var ex = Assert.Throws<InvalidDataException>(() => trainer.Resume(dir));
+            Assert.Contains("'model.safetensors' does not match its recorded SHA-256", ex.Message);
+        }
     }
 
     [Fact]

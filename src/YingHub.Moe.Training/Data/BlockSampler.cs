@@ -33,6 +33,9 @@ public sealed class BlockSampler
     /// <summary>T.</summary>
     public int BlockSize { get; }
 
+    /// <summary>Blocks drawn so far (what a checkpoint records to resume the same sequence with <see cref="Skip"/>).</summary>
+    public long Drawn { get; private set; }
+
     /// <summary>Train and validation samplers over the first <paramref name="trainFraction"/> and the rest of the corpus.</summary>
     public static (BlockSampler Train, BlockSampler Validation) Split(TokenCorpus corpus, int blockSize, int seed, double trainFraction = 0.9)
     {
@@ -51,6 +54,7 @@ public sealed class BlockSampler
         var ids = new long[batchSize * (t + 1)];
         for (int b = 0; b < batchSize; b++)
             _corpus.Read(_start + _random.NextInt64(_length - t), ids.AsSpan(b * (t + 1), t + 1));
+        Drawn += batchSize;
         using var scope = torch.NewDisposeScope();
         var all = torch.tensor(ids, batchSize, t + 1);                 // (B, T + 1)
         if (device is not null) all = all.to(device);
@@ -58,11 +62,13 @@ public sealed class BlockSampler
     }
 
     /// <summary>
-    /// Advances the random state past <paramref name="batches"/> batches of <paramref name="batchSize"/> blocks, for an
-    /// exact resume: a sampler recreated with the same seed and skipped draws the blocks the original would draw next.
+    /// Advances the random state past <paramref name="blocks"/> blocks, for an exact resume: a sampler recreated with
+    /// the same seed and skipped by the original's <see cref="Drawn"/> draws the blocks the original would draw next.
     /// </summary>
-    public void Skip(long batches, int batchSize)
+    public void Skip(long blocks)
     {
-        for (long i = 0; i < batches * batchSize; i++) _random.NextInt64(_length - BlockSize);
+        if (blocks < 0) throw new ArgumentOutOfRangeException(nameof(blocks), blocks, "Cannot skip a negative number of blocks.");
+        for (long i = 0; i < blocks; i++) _random.NextInt64(_length - BlockSize);
+        Drawn += blocks;
     }
 }
