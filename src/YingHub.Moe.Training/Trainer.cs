@@ -8,6 +8,7 @@ using TorchSharp.Modules;
 using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Training.Data;
+using YingHub.Moe.Training.Routing;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Training;
@@ -44,6 +45,7 @@ public sealed class Trainer : IDisposable
     private const string StateFile = "trainer_state.json";
 
     private readonly AdamW _optimizer;
+    private readonly TopKController? _topK;
     private long _step;
     private bool _seeded;
     private readonly MoeForCausalLM _model;
@@ -72,6 +74,12 @@ public sealed class Trainer : IDisposable
         _options = options;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _optimizer = CreateOptimizer();
+        if (options.AdaptiveTopK is { } adaptive)
+        {
+            if (adaptive.MaxK > model.Options.NumExperts)
+                throw new ArgumentException($"AdaptiveTopK.MaxK = {adaptive.MaxK} exceeds the model's {model.Options.NumExperts} experts.", nameof(options));
+            _topK = new TopKController(adaptive);
+        }
     }
 
     /// <summary>Optimizer steps done (including those of a resumed run).</summary>
@@ -114,17 +122,29 @@ public sealed class Trainer : IDisposable
             using (torch.NewDisposeScope())
             {
                 Tensor? lmLoss = null;
+                IReadOnlyList<RouterLayerStats> stats = [];
                 for (int micro = 0; micro < o.GradientAccumulation; micro++)
                 {
                     var (x, y) = _train.Next(o.BatchSize, _model.Device);
                     var output = _model.call(new CausalLMInput(x, y));
                     (output.Loss! / o.GradientAccumulation).backward();
                     lmLoss = output.LmLoss;
+                    stats = output.RouterStats;
                 }
 
                 if (o.GradientClip is { } clip) torch.nn.utils.clip_grad_norm_(_model.parameters(), clip);
                 optimizer.step();
                 _model.zero_grad(); // set to none
+                if (_topK is not null && step % o.LogInterval == 0 && stats.Count > 0)
+                {
+                    double utilization = stats.Average(s => (double)s.Utilization.item<float>()); // host read at log points only
+                    if (_topK.Update(step, utilization, _model.TopK) is { } k)
+                    {
+                        _logger.LogInformation("step {Step}: utilization {Utilization:F2}, top-k {Old} -> {New}", step, utilization, _model.TopK, k);
+                        _model.TopK = k;
+                    }
+                }
+
                 if (step % o.LogInterval == 0 && step % o.EvalInterval != 0)
                 {
                     double loss = lmLoss!.item<float>();

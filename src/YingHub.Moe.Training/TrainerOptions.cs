@@ -48,6 +48,9 @@ public sealed class TrainerOptions
     /// <summary>Where checkpoints go (replaced atomically each time); null saves none.</summary>
     public string? CheckpointDirectory { get; set; }
 
+    /// <summary>Utilization-driven top-k, checked at every log point; null keeps k fixed.</summary>
+    public Routing.TopKControllerOptions? AdaptiveTopK { get; set; }
+
     /// <summary>Seed of the weights' noise, dropout and sampling, any value.</summary>
     public long Seed { get; set; } = 1337;
 
@@ -76,6 +79,7 @@ public sealed class TrainerOptions
         if (EvalInterval < 1 || EvalInterval > Math.Max(1, Steps)) yield return Range(nameof(EvalInterval), EvalInterval, $"[1, Steps = {Steps}]");
         if (EvalBatches is < 1 or > 10_000) yield return Range(nameof(EvalBatches), EvalBatches, "[1, 10000]");
         if (LogInterval < 1 || LogInterval > Math.Max(1, Steps)) yield return Range(nameof(LogInterval), LogInterval, $"[1, Steps = {Steps}]");
+        if (AdaptiveTopK is not null) foreach (string e in AdaptiveTopK.Validate()) yield return $"AdaptiveTopK.{e}";
         if (CheckpointInterval is { } ci && (ci < 1 || ci > Math.Max(1, Steps))) yield return Range(nameof(CheckpointInterval), ci, $"[1, Steps = {Steps}] or null");
     }
 

@@ -146,6 +146,29 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void Adaptive_top_k_lowers_k_when_utilization_stays_high()
+    {
+        var (corpus, tokenizer) = Corpus();
+        using var _ = corpus;
+        var (train, _) = BlockSampler.Split(corpus, blockSize: 16, seed: 1);
+        using var model = Model(tokenizer.VocabSize);
+        Assert.Equal(2, model.TopK);
+        // High = 0.01: any spread of load counts as high utilization, so k steps down to MinK at the first log point
+        using var trainer = new Trainer(model, train, null, new TrainerOptions
+        {
+            Steps = 10, BatchSize = 2, WarmupSteps = 0, LogInterval = 5, EvalInterval = 10, EvalBatches = 1,
+            AdaptiveTopK = new YingHub.Moe.Training.Routing.TopKControllerOptions { High = 0.01, Low = 0, MinK = 1, MaxK = 2, Cooldown = 100 },
+        });
+        trainer.Run();
+        Assert.Equal(1, model.TopK);
+        var ex = Assert.Throws<ArgumentException>(() => new Trainer(model, train, null, new TrainerOptions
+        {
+            Steps = 10, LogInterval = 5, EvalInterval = 10, WarmupSteps = 0, AdaptiveTopK = new YingHub.Moe.Training.Routing.TopKControllerOptions { MaxK = 9 },
+        }));
+        Assert.Contains("MaxK = 9 exceeds the model's 4 experts", ex.Message);
+    }
+
+    [Fact]
     public void Bad_options_and_blocks_longer_than_the_context_are_rejected()
     {
         var (corpus, tokenizer) = Corpus();

@@ -1,0 +1,62 @@
+namespace YingHub.Moe.Training.Routing;
+
+/// <summary>Settings of <see cref="TopKController"/>; <see cref="Validate"/> names every bad field.</summary>
+public sealed class TopKControllerOptions
+{
+    /// <summary>Lower k when the utilization is above this, (0, 1].</summary>
+    public double High { get; set; } = 0.9;
+
+    /// <summary>Raise k when the utilization is below this, [0, High).</summary>
+    public double Low { get; set; } = 0.5;
+
+    /// <summary>Smallest k, [1, MaxK].</summary>
+    public int MinK { get; set; } = 1;
+
+    /// <summary>Largest k, [MinK, E] (checked against the model by the trainer).</summary>
+    public int MaxK { get; set; } = 2;
+
+    /// <summary>Steps after a change during which k stays put, [0, 1,000,000].</summary>
+    public int Cooldown { get; set; } = 200;
+
+    /// <summary>Every problem, naming the field, its value and the allowed range.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (!(High > 0 && High <= 1)) yield return $"High = {High} is outside the allowed range (0, 1].";
+        if (!(Low >= 0 && Low < High)) yield return $"Low = {Low} is outside the allowed range [0, High = {High}).";
+        if (MinK < 1 || MinK > MaxK) yield return $"MinK = {MinK} is outside the allowed range [1, MaxK = {MaxK}].";
+        if (Cooldown is < 0 or > 1_000_000) yield return $"Cooldown = {Cooldown} is outside the allowed range [0, 1000000].";
+    }
+}
+
+/// <summary>
+/// Utilization-driven top-k (YingHub-v2): from the sliding-window expert utilization (the share of experts carrying
+/// at least the threshold share of a fair load), lower k by one when utilization is above <see cref="TopKControllerOptions.High"/>
+/// (the experts are well spread, so fewer per token suffice) and raise it by one when below
+/// <see cref="TopKControllerOptions.Low"/> (too few experts are used), within [MinK, MaxK], at most once per cooldown.
+/// </summary>
+public sealed class TopKController
+{
+    private readonly TopKControllerOptions _options;
+    private long _lastChange = long.MinValue / 2;
+
+    /// <summary>A controller with validated <paramref name="options"/>.</summary>
+    /// <exception cref="ArgumentException">An option is out of range; the message lists every such field.</exception>
+    public TopKController(TopKControllerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        string[] errors = options.Validate().ToArray();
+        if (errors.Length > 0) throw new ArgumentException("Invalid top-k controller options: " + string.Join(" ", errors), nameof(options));
+        _options = options;
+    }
+
+    /// <summary>The k to use from <paramref name="step"/> on, or null to keep <paramref name="currentK"/>.</summary>
+    public int? Update(long step, double utilization, int currentK)
+    {
+        if (step - _lastChange < _options.Cooldown || double.IsNaN(utilization)) return null;
+        int k = utilization > _options.High ? currentK - 1 : utilization < _options.Low ? currentK + 1 : currentK;
+        k = Math.Clamp(k, _options.MinK, _options.MaxK);
+        if (k == currentK) return null;
+        _lastChange = step;
+        return k;
+    }
+}
