@@ -7,6 +7,7 @@ using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
 using YingHub.Moe.Training;
 using YingHub.Moe.Training.Data;
+using YingHub.Moe.Training.Tracking;
 
 namespace YingHub.Moe.Cli;
 
@@ -75,7 +76,7 @@ internal static class TrainCommand
         try
         {
             Console.WriteLine($"corpus {path}, {tokenizer.Name} tokens ({tokenizer.VocabSize:N0}); {s.Preset}: {model.ParameterCount:N0} parameters, {model.ActiveParameterCount:N0} active per token");
-            // the token cache goes beside the run, not beside the (possibly shared) corpus
+            // the token cache and the metrics go beside the checkpoint (which is replaced whole at every save), not beside the corpus
             using var corpus = TokenCorpus.Open(path, tokenizer, Path.Combine(s.Output + ".cache", $"{Path.GetFileName(path)}.{tokenizer.Name}.tokens"));
             var (train, validation) = BlockSampler.Split(corpus, model.Options.ContextLength, (int)s.Seed);
             int interval = Math.Min(100, s.Steps);
@@ -97,13 +98,15 @@ internal static class TrainCommand
                 Console.WriteLine($"resumed at step {trainer.Step}");
             }
 
+            using var metrics = new JsonlMetricsWriter(Path.Combine(s.Output + ".cache", "metrics.jsonl"));
+            trainer.Progress += metrics.Write;
             trainer.Progress += p =>
             {
                 if (p.ValidationLoss is { } val)
                     Console.WriteLine($"step {p.Step,6}/{s.Steps}: train loss {p.TrainLoss:F3}, val loss {val:F3}, lr {p.LearningRate:G3}, {p.TokensPerSecond:N0} tokens/s");
             };
             var result = trainer.Run();
-            Console.WriteLine($"saved {s.Output} ({result.Steps} steps, {result.TokensPerSecond:N0} tokens/s)");
+            Console.WriteLine($"saved {s.Output} ({result.Steps} steps, {result.TokensPerSecond:N0} tokens/s); metrics in {metrics.Path}");
             return (model, tokenizer, result);
         }
         catch
