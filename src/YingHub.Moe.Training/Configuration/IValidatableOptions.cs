@@ -1,0 +1,8 @@
+namespace YingHub.Moe.Training.Configuration;
+
+/// <summary>An options type that can list its own validation failures (a pure check, no side effects).</summary>
+public interface IValidatableOptions
+{
+    /// <summary>Every failed check; empty when the options are valid.</summary>
+    IReadOnlyList<OptionError> GetValidationErrors();
+}

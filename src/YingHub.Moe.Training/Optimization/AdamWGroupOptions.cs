@@ -1,0 +1,55 @@
+using YingHub.Moe.Training.Configuration;
+
+namespace YingHub.Moe.Training.Optimization;
+
+/// <summary>Options of <see cref="GroupedAdamW.Create"/>: AdamW hyperparameters and the parameter-group rules.</summary>
+public sealed class AdamWGroupOptions : IValidatableOptions
+{
+    /// <summary>Base learning rate (a schedule usually overrides it every step); finite, &gt; 0.</summary>
+    public double LearningRate { get; set; } = 1e-3;
+
+    /// <summary>First-moment decay; in [0, 1).</summary>
+    public double Beta1 { get; set; } = 0.9;
+
+    /// <summary>Second-moment decay; in [0, 1).</summary>
+    public double Beta2 { get; set; } = 0.999;
+
+    /// <summary>Denominator epsilon; finite, &gt; 0.</summary>
+    public double Epsilon { get; set; } = 1e-8;
+
+    /// <summary>Decoupled weight decay of the decayed groups; finite, &gt;= 0.</summary>
+    public double WeightDecay { get; set; } = 0.01;
+
+    /// <summary>Learning-rate multiplier of the router groups; finite, &gt; 0 (1 keeps the base rate).</summary>
+    public double RouterLearningRateMultiplier { get; set; } = 1.0;
+
+    /// <summary>Name fragments of router parameters (separate groups, see <see cref="RouterLearningRateMultiplier"/>).</summary>
+    public List<string> RouterNameContains { get; set; } = [.. ParameterNamePatterns.Router];
+
+    /// <summary>
+    /// Name fragments of parameters that never get weight decay even when they are matrices: embeddings and norms.
+    /// Parameters with fewer than 2 dimensions (biases, norm weights) never get decay either.
+    /// </summary>
+    public List<string> NoDecayNameContains { get; set; } = [.. ParameterNamePatterns.Embeddings, .. ParameterNamePatterns.Norms];
+
+    /// <inheritdoc />
+    public IReadOnlyList<OptionError> GetValidationErrors()
+    {
+        var errors = new List<OptionError>();
+        errors.Require(double.IsFinite(LearningRate) && LearningRate > 0, nameof(LearningRate), LearningRate, "finite and > 0");
+        errors.Require(Beta1 is >= 0 and < 1, nameof(Beta1), Beta1, "[0, 1)");
+        errors.Require(Beta2 is >= 0 and < 1, nameof(Beta2), Beta2, "[0, 1)");
+        errors.Require(double.IsFinite(Epsilon) && Epsilon > 0, nameof(Epsilon), Epsilon, "finite and > 0");
+        errors.Require(double.IsFinite(WeightDecay) && WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "finite and >= 0");
+        errors.Require(double.IsFinite(RouterLearningRateMultiplier) && RouterLearningRateMultiplier > 0,
+            nameof(RouterLearningRateMultiplier), RouterLearningRateMultiplier, "finite and > 0");
+        errors.Require(RouterNameContains is not null && RouterNameContains.All(p => !string.IsNullOrEmpty(p)),
+            nameof(RouterNameContains), RouterNameContains is null ? null : string.Join(",", RouterNameContains), "a list of non-empty fragments");
+        errors.Require(NoDecayNameContains is not null && NoDecayNameContains.All(p => !string.IsNullOrEmpty(p)),
+            nameof(NoDecayNameContains), NoDecayNameContains is null ? null : string.Join(",", NoDecayNameContains), "a list of non-empty fragments");
+        return errors;
+    }
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
+    public void Validate() => this.ThrowIfInvalid();
+}

@@ -1,0 +1,167 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using YingHub.Moe.Training.Optimization;
+using YingHub.Moe.Training.Schedules;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Training.Tests.Optimization;
+
+public class GroupedAdamWTests
+{
+    private sealed class Attention : nn.Module
+    {
+        [ComponentName(Name = "qkv_proj")] private readonly Linear _qkv = nn.Linear(4, 12);
+
+        public Attention() : base(nameof(Attention)) => RegisterComponents();
+    }
+
+    private sealed class SparseMoe : nn.Module
+    {
+        [ComponentName(Name = "gate")] private readonly Linear _gate = nn.Linear(4, 2, hasBias: false);
+        [ComponentName(Name = "experts")] private readonly ModuleList<Linear> _experts = nn.ModuleList(nn.Linear(4, 4), nn.Linear(4, 4));
+
+        public SparseMoe() : base(nameof(SparseMoe)) => RegisterComponents();
+    }
+
+    private sealed class Layer : nn.Module
+    {
+        [ComponentName(Name = "self_attn")] private readonly Attention _attn = new();
+        [ComponentName(Name = "input_layernorm")] private readonly LayerNorm _norm = nn.LayerNorm(4);
+        [ComponentName(Name = "block_sparse_moe")] private readonly SparseMoe _moe = new();
+
+        public Layer() : base(nameof(Layer)) => RegisterComponents();
+    }
+
+    /// <summary>A tiny module tree with the project's key vocabulary.</summary>
+    private sealed class TinyModel : nn.Module
+    {
+        [ComponentName(Name = "embed_tokens")] private readonly Embedding _embed = nn.Embedding(10, 4);
+        [ComponentName(Name = "layers")] private readonly ModuleList<Layer> _layers = nn.ModuleList(new Layer());
+
+        public TinyModel() : base(nameof(TinyModel)) => RegisterComponents();
+    }
+
+    [Fact]
+    public void GroupMembership()
+    {
+        using var model = new TinyModel();
+        var names = model.named_parameters().Select(p => p.name).ToArray();
+        Assert.Contains("embed_tokens.weight", names);
+        Assert.Contains("layers.0.self_attn.qkv_proj.weight", names);
+        Assert.Contains("layers.0.block_sparse_moe.gate.weight", names);
+
+        using var adamw = GroupedAdamW.Create(model.named_parameters(), new AdamWGroupOptions { WeightDecay = 0.1, RouterLearningRateMultiplier = 0.5 });
+        var groups = adamw.Groups.ToDictionary(g => g.Name);
+        Assert.Equal(["decay", "no_decay", "router_decay"], adamw.Groups.Select(g => g.Name));
+        Assert.Equal(
+            ["layers.0.self_attn.qkv_proj.weight", "layers.0.block_sparse_moe.experts.0.weight", "layers.0.block_sparse_moe.experts.1.weight"],
+            groups["decay"].ParameterNames);
+        Assert.Equal(
+            ["embed_tokens.weight", "layers.0.self_attn.qkv_proj.bias", "layers.0.input_layernorm.weight", "layers.0.input_layernorm.bias",
+             "layers.0.block_sparse_moe.experts.0.bias", "layers.0.block_sparse_moe.experts.1.bias"],
+            groups["no_decay"].ParameterNames);
+        Assert.Equal(["layers.0.block_sparse_moe.gate.weight"], groups["router_decay"].ParameterNames);
+        Assert.Equal(0.1, groups["decay"].WeightDecay);
+        Assert.Equal(0.0, groups["no_decay"].WeightDecay);
+        Assert.Equal(0.5, groups["router_decay"].LearningRateMultiplier);
+        Assert.Equal([1.0, 1.0, 0.5], adamw.LearningRateMultipliers);
+        Assert.Equal(names.Length, adamw.Groups.Sum(g => g.ParameterNames.Count));
+        Assert.Equal(8, groups["router_decay"].ElementCount);
+        Assert.Contains("router_decay: weight_decay=0.1, lr_multiplier=0.5", adamw.Describe());
+
+        // The optimizer's own groups carry the same decay and learning rates.
+        var optGroups = adamw.Optimizer.ParamGroups.Cast<AdamW.ParamGroup>().ToArray();
+        Assert.Equal([0.1, 0.0, 0.1], optGroups.Select(g => g.Options.weight_decay!.Value));
+        Assert.Equal([1e-3, 1e-3, 5e-4], optGroups.Select(g => g.LearningRate));
+
+        // The applier drives the groups with the multipliers.
+        new LearningRateApplier(adamw.Optimizer, new ConstantSchedule(2e-3), adamw.LearningRateMultipliers).Apply(0);
+        Assert.Equal([2e-3, 2e-3, 1e-3], optGroups.Select(g => g.LearningRate));
+    }
+
+    [Fact]
+    public void FrozenAndTiedParametersHandled()
+    {
+        var shared = new Parameter(ones(3, 2));
+        var frozen = new Parameter(ones(3, 2), requires_grad: false);
+        using var adamw = GroupedAdamW.Create([("embed_tokens.weight", shared), ("lm_head.weight", shared), ("frozen.weight", frozen)], new AdamWGroupOptions());
+        var group = Assert.Single(adamw.Groups);
+        Assert.Equal("no_decay", group.Name);
+        Assert.Equal(["embed_tokens.weight"], group.ParameterNames);
+        Assert.Equal("parameters", Assert.Throws<ArgumentException>(() => GroupedAdamW.Create([("frozen.weight", frozen)], new AdamWGroupOptions())).ParamName);
+    }
+
+    [Fact]
+    public void TwoStepsEqualHandComputedAdamW()
+    {
+        const double Lr = 0.01, Wd = 0.1, B1 = 0.9, B2 = 0.999, Eps = 1e-8;
+        double[] p = [1.0, -2.0, 3.0, 0.5];
+        double[][] grads = [[0.1, 0.2, -0.3, 0.0], [-0.05, 0.4, 0.1, 2.0]];
+        var param = new Parameter(tensor(p.Select(x => (float)x).ToArray()).reshape(2, 2));
+        using var adamw = GroupedAdamW.Create([("layers.0.mlp.weight", param)],
+            new AdamWGroupOptions { LearningRate = Lr, WeightDecay = Wd, Beta1 = B1, Beta2 = B2, Epsilon = Eps });
+        Assert.Equal("decay", Assert.Single(adamw.Groups).Name);
+
+        double[] m = new double[4], v = new double[4];
+        for (int t = 1; t <= grads.Length; t++)
+        {
+            param.grad = tensor(grads[t - 1].Select(x => (float)x).ToArray()).reshape(2, 2);
+            adamw.Optimizer.step();
+            for (int i = 0; i < p.Length; i++)
+            {
+                double g = grads[t - 1][i];
+                p[i] *= 1 - Lr * Wd;
+                m[i] = B1 * m[i] + (1 - B1) * g;
+                v[i] = B2 * v[i] + (1 - B2) * g * g;
+                double mHat = m[i] / (1 - Math.Pow(B1, t));
+                double vHat = v[i] / (1 - Math.Pow(B2, t));
+                p[i] -= Lr * mHat / (Math.Sqrt(vHat) + Eps);
+            }
+
+            float[] actual = param.data<float>().ToArray();
+            for (int i = 0; i < p.Length; i++) Assert.Equal(p[i], actual[i], 1e-6);
+        }
+    }
+
+    [Fact]
+    public void NullGradientIsUntouchedButZeroGradientIsDecayed()
+    {
+        var used = new Parameter(ones(2, 2));
+        var idleNone = new Parameter(ones(2, 2));
+        var idleZero = new Parameter(ones(2, 2));
+        using var adamw = GroupedAdamW.Create(
+            [("layers.0.block_sparse_moe.experts.0.w", used), ("layers.0.block_sparse_moe.experts.1.w", idleNone), ("layers.0.block_sparse_moe.experts.2.w", idleZero)],
+            new AdamWGroupOptions { LearningRate = 0.1, WeightDecay = 0.5 });
+        for (int step = 0; step < 3; step++)
+        {
+            adamw.Optimizer.SetGradientsToNone();
+            using (var g = idleNone.grad) Assert.Null(g);
+            used.grad = full(2, 2, 0.3f);
+            idleZero.grad = zeros(2, 2); // what in-place zero_grad() leaves behind
+            adamw.Optimizer.step();
+        }
+
+        Assert.True(idleNone.data<float>().ToArray().All(x => x == 1f));
+        Assert.True(idleZero.data<float>().ToArray().All(x => x < 1f)); // decayed by the zero gradient: the trap
+        Assert.True(used.data<float>().ToArray().All(x => x < 1f));
+    }
+
+    [Fact]
+    public void SetGradientsToNoneOnPlainParameters()
+    {
+        var a = new Parameter(ones(2));
+        a.grad = ones(2);
+        GradientReset.SetGradientsToNone([a]);
+        using var g = a.grad;
+        Assert.Null(g);
+    }
+
+    [Fact]
+    public void InvalidOptionsNamed()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new AdamWGroupOptions { Beta2 = 1.0, RouterLearningRateMultiplier = 0 }.Validate());
+        Assert.Equal("Beta2", ex.ParamName);
+        Assert.Contains("RouterLearningRateMultiplier = 0", ex.Message);
+    }
+}
