@@ -8,6 +8,7 @@ using TorchSharp.Modules;
 using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Training.Data;
+using YingHub.Moe.Training.Optimization;
 using YingHub.Moe.Training.Routing;
 using static TorchSharp.torch;
 
@@ -31,8 +32,9 @@ public sealed record TrainingResult(long Steps, double TrainLoss, double? Valida
 
 /// <summary>
 /// Trains a <see cref="MoeForCausalLM"/> on random blocks of a token corpus: AdamW with weight decay on weight matrices
-/// only (not on biases, norms or embeddings), linear warmup then cosine decay, gradient accumulation, global gradient
-/// clipping, the model's auxiliary router losses added with their configured coefficients, periodic evaluation in
+/// only (not on biases, norms or embeddings) and an optional router learning-rate multiplier, linear warmup then cosine
+/// decay, gradient accumulation, per-module (router / experts / other) and global gradient clipping, the model's
+/// auxiliary router losses added with their configured coefficients, periodic evaluation in
 /// evaluation mode without gradients. Every step runs in its own dispose scope, so memory stays flat; gradients are
 /// reset to none after each step (parameters that get no gradient are skipped by AdamW; the experts of a bank share
 /// one stacked parameter, so an expert that received no tokens in a step still gets the bank's weight decay and
@@ -44,7 +46,9 @@ public sealed class Trainer : IDisposable
     private const string RngFile = "rng_state.bin";
     private const string StateFile = "trainer_state.json";
 
+    private readonly GroupedAdamW _grouped;
     private readonly AdamW _optimizer;
+    private readonly GroupedGradientClipper? _clipper;
     private readonly TopKController? _topK;
     private long _step;
     private bool _seeded;
@@ -73,7 +77,13 @@ public sealed class Trainer : IDisposable
         _validation = validation;
         _options = options;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _optimizer = CreateOptimizer();
+        _grouped = GroupedAdamW.Create(model.named_parameters(), new AdamWGroupOptions
+        {
+            LearningRate = options.LearningRate, Beta1 = options.Beta1, Beta2 = options.Beta2, WeightDecay = options.WeightDecay,
+            RouterLearningRateMultiplier = options.RouterLearningRateMultiplier,
+        });
+        _optimizer = _grouped.Optimizer;
+        if (options.ModuleGradientClip is { } clip) _clipper = new GroupedGradientClipper(model.named_parameters(), clip);
         if (options.AdaptiveTopK is { } adaptive)
         {
             if (adaptive.MaxK > model.Options.NumExperts)
@@ -89,7 +99,11 @@ public sealed class Trainer : IDisposable
     public Action<string>? CheckpointExtras { get; set; }
 
     /// <inheritdoc />
-    public void Dispose() => _optimizer.Dispose();
+    public void Dispose()
+    {
+        _clipper?.Dispose();
+        _grouped.Dispose();
+    }
 
     /// <summary>Called at every log point and evaluation (for progress bars, metric files, trackers).</summary>
     public event Action<TrainingProgress>? Progress;
@@ -118,7 +132,9 @@ public sealed class Trainer : IDisposable
 
             step++;
             double lr = o.LearningRateAt(step);
-            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+            var multipliers = _grouped.LearningRateMultipliers;
+            int g = 0;
+            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr * multipliers[g++];
             using (torch.NewDisposeScope())
             {
                 Tensor? lmLoss = null;
@@ -132,7 +148,8 @@ public sealed class Trainer : IDisposable
                     stats = output.RouterStats;
                 }
 
-                if (o.GradientClip is { } clip) torch.nn.utils.clip_grad_norm_(_model.parameters(), clip);
+                if (_clipper is not null) _clipper.ClipGradients(o.GradientClip ?? double.PositiveInfinity); // per module, then global
+                else if (o.GradientClip is { } clip) torch.nn.utils.clip_grad_norm_(_model.parameters(), clip);
                 optimizer.step();
                 _model.zero_grad(); // set to none
                 if (_topK is not null && step % o.LogInterval == 0 && stats.Count > 0)
@@ -266,26 +283,5 @@ public sealed class Trainer : IDisposable
             step, _options.Steps, train, validation?.ToString("F4") ?? "n/a", lr, tokensPerSecond);
         Progress?.Invoke(new TrainingProgress(step, train, validation, lr, tokensPerSecond));
         return (train, validation);
-    }
-
-    /// <summary>AdamW with two groups: weight decay on weight matrices, none on biases, norms and embeddings.</summary>
-    private AdamW CreateOptimizer()
-    {
-        var decay = new List<Parameter>();
-        var noDecay = new List<Parameter>();
-        foreach (var (name, p) in _model.named_parameters())
-        {
-            if (!p.requires_grad) continue;
-            bool isEmbedding = name.StartsWith("embed_", StringComparison.Ordinal);
-            (p.dim() >= 2 && !isEmbedding ? decay : noDecay).Add(p);
-        }
-
-        var o = _options;
-        return torch.optim.AdamW(
-            [
-                new AdamW.ParamGroup(decay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = o.WeightDecay, beta1 = o.Beta1, beta2 = o.Beta2 }),
-                new AdamW.ParamGroup(noDecay, new AdamW.Options { LearningRate = o.LearningRate, weight_decay = 0, beta1 = o.Beta1, beta2 = o.Beta2 }),
-            ],
-            o.LearningRate, o.Beta1, o.Beta2);
     }
 }

@@ -30,8 +30,17 @@ public sealed class TrainerOptions
     /// <summary>AdamW β2, [0, 1).</summary>
     public double Beta2 { get; set; } = 0.99;
 
-    /// <summary>Maximum global gradient norm, (0, 1e6], or null for no clipping.</summary>
+    /// <summary>Maximum global gradient norm, (0, 1e6], or null for no global clipping.</summary>
     public double? GradientClip { get; set; } = 1.0;
+
+    /// <summary>
+    /// Per-module gradient clipping before the global clip (YingHub-v2: router 0.5, experts 2.0, other 1.0); null
+    /// clips globally only.
+    /// </summary>
+    public Optimization.GradientClipOptions? ModuleGradientClip { get; set; }
+
+    /// <summary>Learning-rate multiplier of the router parameters, (0, 100].</summary>
+    public double RouterLearningRateMultiplier { get; set; } = 1.0;
 
     /// <summary>Evaluate every N steps (and at the end), [1, Steps].</summary>
     public int EvalInterval { get; set; } = 250;
@@ -74,6 +83,9 @@ public sealed class TrainerOptions
         if (WarmupSteps < 0 || WarmupSteps > Steps) yield return Range(nameof(WarmupSteps), WarmupSteps, $"[0, Steps = {Steps}]");
         if (!(WeightDecay >= 0 && WeightDecay <= 10)) yield return Range(nameof(WeightDecay), WeightDecay, "[0, 10]");
         if (!(Beta1 >= 0 && Beta1 < 1)) yield return Range(nameof(Beta1), Beta1, "[0, 1)");
+        if (!(RouterLearningRateMultiplier > 0 && RouterLearningRateMultiplier <= 100))
+            yield return Range(nameof(RouterLearningRateMultiplier), RouterLearningRateMultiplier, "(0, 100]");
+        if (ModuleGradientClip is not null) foreach (var e in ModuleGradientClip.GetValidationErrors()) yield return $"ModuleGradientClip.{e}";
         if (!(Beta2 >= 0 && Beta2 < 1)) yield return Range(nameof(Beta2), Beta2, "[0, 1)");
         if (GradientClip is { } clip && !(clip > 0 && clip <= 1e6)) yield return Range(nameof(GradientClip), clip, "(0, 1000000] or null");
         if (EvalInterval < 1 || EvalInterval > Math.Max(1, Steps)) yield return Range(nameof(EvalInterval), EvalInterval, $"[1, Steps = {Steps}]");

@@ -97,6 +97,7 @@ public sealed class TrainerTests : IDisposable
         TrainerOptions Options(string? dir) => new()
         {
             Steps = 20, BatchSize = 4, LearningRate = 3e-3, WarmupSteps = 4, EvalInterval = 20, EvalBatches = 2, LogInterval = 5, CheckpointDirectory = dir,
+            ModuleGradientClip = new YingHub.Moe.Training.Optimization.GradientClipOptions(), RouterLearningRateMultiplier = 2, // YingHub-v2's clipping
         };
         float[] Weights(MoeForCausalLM m) => m.named_parameters().Single(p => p.name == "layers.1.block_sparse_moe.experts.fc1.weight").parameter.data<float>().ToArray();
 
