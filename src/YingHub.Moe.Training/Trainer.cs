@@ -10,6 +10,7 @@ using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Training.Data;
 using YingHub.Moe.Training.Optimization;
 using YingHub.Moe.Training.Routing;
+using YingHub.Moe.Training.Schedules;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Training;
@@ -50,6 +51,7 @@ public sealed class Trainer : IDisposable
     private readonly AdamW _optimizer;
     private readonly GroupedGradientClipper? _clipper;
     private readonly TopKController? _topK;
+    private readonly ILearningRateSchedule _schedule;
     private long _step;
     private bool _seeded;
     private readonly MoeForCausalLM _model;
@@ -83,6 +85,7 @@ public sealed class Trainer : IDisposable
             RouterLearningRateMultiplier = options.RouterLearningRateMultiplier,
         });
         _optimizer = _grouped.Optimizer;
+        _schedule = options.CreateSchedule();
         if (options.ModuleGradientClip is { } clip) _clipper = new GroupedGradientClipper(model.named_parameters(), clip);
         if (options.AdaptiveTopK is { } adaptive)
         {
@@ -131,7 +134,7 @@ public sealed class Trainer : IDisposable
             }
 
             step++;
-            double lr = o.LearningRateAt(step);
+            double lr = _schedule.At(step - 1); // step counts from 1; schedules from 0
             var multipliers = _grouped.LearningRateMultipliers;
             int g = 0;
             foreach (var group in optimizer.ParamGroups) group.LearningRate = lr * multipliers[g++];
@@ -181,7 +184,7 @@ public sealed class Trainer : IDisposable
         {
             // save before the final evaluation draws batches, so a resumed run continues exactly where training stopped
             if (o.CheckpointDirectory is { } dir) SaveCheckpoint(dir);
-            last = Evaluate(step, o.LearningRateAt(step), throughput);
+            last = Evaluate(step, _schedule.At(step - 1), throughput);
         }
 
         _model.train();

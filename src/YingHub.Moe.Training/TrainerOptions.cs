@@ -63,13 +63,19 @@ public sealed class TrainerOptions
     /// <summary>Seed of the weights' noise, dropout and sampling, any value.</summary>
     public long Seed { get; set; } = 1337;
 
-    /// <summary>The learning rate of step <paramref name="step"/> (1-based): linear warmup, then cosine decay to the minimum.</summary>
-    public double LearningRateAt(long step)
+    /// <summary>
+    /// The learning-rate schedule over optimizer steps (0-based), e.g. a <see cref="Schedules.WarmupCosineRestartsSchedule"/>;
+    /// null uses linear warmup over <see cref="WarmupSteps"/> then cosine decay from <see cref="LearningRate"/> to
+    /// <see cref="MinLearningRate"/> at <see cref="Steps"/>.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Schedules.ILearningRateSchedule? Schedule { get; set; }
+
+    /// <summary>The schedule the trainer follows: <see cref="Schedule"/>, or the default warmup + cosine.</summary>
+    public Schedules.ILearningRateSchedule CreateSchedule() => Schedule ?? new Schedules.WarmupCosineSchedule(new Schedules.WarmupCosineOptions
     {
-        if (WarmupSteps > 0 && step <= WarmupSteps) return LearningRate * step / WarmupSteps;
-        double progress = Steps == WarmupSteps ? 1 : (double)(step - WarmupSteps) / (Steps - WarmupSteps);
-        return MinLearningRate + 0.5 * (LearningRate - MinLearningRate) * (1 + Math.Cos(Math.PI * Math.Clamp(progress, 0, 1)));
-    }
+        PeakLearningRate = LearningRate, MinLearningRate = MinLearningRate, WarmupSteps = WarmupSteps, TotalSteps = Steps,
+    });
 
     /// <summary>Every problem, naming the field, its value and the allowed range.</summary>
     public IEnumerable<string> Validate()

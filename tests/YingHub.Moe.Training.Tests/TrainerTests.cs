@@ -32,20 +32,41 @@ public sealed class TrainerTests : IDisposable
         });
     }
 
-    [Theory]
-    [InlineData(1, 0.0)]
-    [InlineData(5, 0.5)]
-    [InlineData(10, 1.0)]
-    [InlineData(55, 0.5)]
-    [InlineData(100, 0.0)]
-    public void Learning_rate_warms_up_linearly_then_decays_by_cosine(long step, double expectedFraction)
+    [Fact]
+    public void The_trainer_follows_its_schedule_by_default_warmup_then_cosine_or_a_given_one()
     {
-        var o = new TrainerOptions { Steps = 100, WarmupSteps = 10, LearningRate = 1e-3, MinLearningRate = 1e-4 };
-        double expected = step <= 10
-            ? 1e-3 * step / 10
-            : 1e-4 + (1e-3 - 1e-4) * 0.5 * (1 + Math.Cos(Math.PI * (step - 10) / 90.0));
-        Assert.Equal(expected, o.LearningRateAt(step), 12);
-        if (step > 10) Assert.Equal(1e-4 + (1e-3 - 1e-4) * expectedFraction, o.LearningRateAt(step), 6);
+        var (corpus, tokenizer) = Corpus();
+        using var _ = corpus;
+        var (train, _) = BlockSampler.Split(corpus, blockSize: 16, seed: 1);
+        using var model = Model(tokenizer.VocabSize);
+        var options = new TrainerOptions { Steps = 6, BatchSize = 2, LearningRate = 1e-3, MinLearningRate = 1e-4, WarmupSteps = 2, LogInterval = 1, EvalInterval = 6, EvalBatches = 1 };
+        var reported = new List<double>();
+        using (var trainer = new Trainer(model, train, null, options))
+        {
+            trainer.Progress += p => reported.Add(p.LearningRate);
+            trainer.Run();
+        }
+
+        // warmup 1e-3 · (k + 1) / 2 for k = 0, 1; then cosine from the peak to 1e-4 at k = 6 (0-based schedule steps)
+        double[] expected = [5e-4, 1e-3, .. Enumerable.Range(2, 4).Select(k => 1e-4 + 0.9e-3 * 0.5 * (1 + Math.Cos(Math.PI * (k - 2) / 4.0)))];
+        Assert.Equal(expected, reported, new Comparison(1e-12));
+
+        reported.Clear();
+        options.Schedule = new YingHub.Moe.Training.Schedules.ConstantSchedule(3e-4);
+        using (var trainer = new Trainer(model, train, null, options))
+        {
+            trainer.Progress += p => reported.Add(p.LearningRate);
+            trainer.Run();
+        }
+
+        Assert.All(reported, lr => Assert.Equal(3e-4, lr, 12));
+    }
+
+    private sealed class Comparison(double tolerance) : IEqualityComparer<double>
+    {
+        public bool Equals(double a, double b) => Math.Abs(a - b) <= tolerance;
+
+        public int GetHashCode(double value) => 0;
     }
 
     [Fact]
