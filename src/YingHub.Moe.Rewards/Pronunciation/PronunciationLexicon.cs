@@ -50,7 +50,7 @@ public sealed class PronunciationLexicon
     public static PronunciationLexicon Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        return CmuDictParser.Parse(File.ReadAllBytes(path), path);
+        return PronouncingDictionaryParser.Parse(File.ReadAllBytes(path), path);
     }
 
     /// <summary>Loads a lexicon in the CMU Pronouncing Dictionary format from a stream (read to its end, not closed).</summary>
@@ -64,12 +64,12 @@ public sealed class PronunciationLexicon
         {
             int position = (int)memory.Position;
             memory.Position = memory.Length;
-            return CmuDictParser.Parse(buffer.AsSpan(position), nameof(stream));
+            return PronouncingDictionaryParser.Parse(buffer.AsSpan(position), nameof(stream));
         }
 
         using var copy = new MemoryStream();
         stream.CopyTo(copy);
-        return CmuDictParser.Parse(copy.GetBuffer().AsSpan(0, (int)copy.Length), nameof(stream));
+        return PronouncingDictionaryParser.Parse(copy.GetBuffer().AsSpan(0, (int)copy.Length), nameof(stream));
     }
 
     /// <summary>Whether the lexicon holds <paramref name="word"/> (case-insensitive).</summary>

@@ -7,7 +7,7 @@ namespace YingHub.Moe.Rewards.Pronunciation;
 /// the only strings allocated, phonemes go into one packed byte pool (see <see cref="Arpabet"/>), and alternates of
 /// a word are chained in file order.
 /// </summary>
-internal static class CmuDictParser
+internal static class PronouncingDictionaryParser
 {
     private const int LettersInAlphabet = 26;
     private const int MaxWordChars = 256;
