@@ -60,6 +60,9 @@ public sealed class TrainerOptions
     /// <summary>Utilization-driven top-k, checked at every log point; null keeps k fixed.</summary>
     public Routing.TopKControllerOptions? AdaptiveTopK { get; set; }
 
+    /// <summary>Arithmetic of the forward and backward passes (fp32, bf16 or fp16 autocast over float32 master weights).</summary>
+    public TrainingPrecision Precision { get; set; } = TrainingPrecision.Fp32;
+
     /// <summary>Seed of the weights' noise, dropout and sampling, any value.</summary>
     public long Seed { get; set; } = 1337;
 
@@ -98,6 +101,7 @@ public sealed class TrainerOptions
         if (EvalBatches is < 1 or > 10_000) yield return Range(nameof(EvalBatches), EvalBatches, "[1, 10000]");
         if (LogInterval < 1 || LogInterval > Math.Max(1, Steps)) yield return Range(nameof(LogInterval), LogInterval, $"[1, Steps = {Steps}]");
         if (AdaptiveTopK is not null) foreach (string e in AdaptiveTopK.Validate()) yield return $"AdaptiveTopK.{e}";
+        if (!Enum.IsDefined(Precision)) yield return $"{nameof(Precision)} = {Precision} is not one of {string.Join(", ", Enum.GetNames<TrainingPrecision>())}.";
         if (CheckpointInterval is { } ci && (ci < 1 || ci > Math.Max(1, Steps))) yield return Range(nameof(CheckpointInterval), ci, $"[1, Steps = {Steps}] or null");
     }
 
