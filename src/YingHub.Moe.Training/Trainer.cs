@@ -7,6 +7,8 @@ using TorchSharp;
 using TorchSharp.Modules;
 using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Modules;
+using YingHub.Moe.Core.Precision;
+using YingHub.Moe.Training.Diagnostics;
 using YingHub.Moe.Training.Data;
 using YingHub.Moe.Training.Optimization;
 using YingHub.Moe.Training.Routing;
@@ -21,25 +23,42 @@ namespace YingHub.Moe.Training;
 /// <param name="ValidationLoss">Mean LM loss on validation batches, at evaluations (null at log points, or without validation data).</param>
 /// <param name="LearningRate">The learning rate of the step.</param>
 /// <param name="TokensPerSecond">Training tokens per second since the start of the run.</param>
-public sealed record TrainingProgress(long Step, double TrainLoss, double? ValidationLoss, double LearningRate, double TokensPerSecond);
+/// <param name="Metrics">
+/// Everything measured at this point, by metric name (<c>train/loss</c>, <c>val/loss</c>, <c>lr</c>,
+/// <c>grad_norm/global</c>, <c>grad_norm/{group}</c> before clipping, <c>aux/load_balancing</c>, <c>aux/z_loss</c>,
+/// <c>utilization</c>, <c>top_k</c>, <c>tokens_per_s</c>, <c>ms_per_step</c>, <c>mfu</c>, <c>loss_scale</c>,
+/// <c>expert_load/{layer}/{expert}</c>, ...); empty when the point was made by hand.
+/// </param>
+public sealed record TrainingProgress(long Step, double TrainLoss, double? ValidationLoss, double LearningRate, double TokensPerSecond,
+    IReadOnlyDictionary<string, double>? Metrics = null);
 
 /// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
-/// <param name="Steps">Optimizer steps done (fewer than asked when cancelled).</param>
+/// <param name="Steps">Optimizer steps done (fewer than asked when cancelled or stopped early).</param>
 /// <param name="TrainLoss">Mean LM loss on training batches at the last evaluation.</param>
 /// <param name="ValidationLoss">Mean LM loss on validation batches at the last evaluation, if there was validation data.</param>
 /// <param name="TokensPerSecond">Training throughput over the run.</param>
 /// <param name="Cancelled">Whether the run stopped early on cancellation.</param>
-public sealed record TrainingResult(long Steps, double TrainLoss, double? ValidationLoss, double TokensPerSecond, bool Cancelled);
+/// <param name="StoppedEarly">Whether early stopping ended the run (see <see cref="TrainerOptions.EarlyStopping"/>).</param>
+/// <param name="BestStep">The step of the best validation loss, when early stopping is on.</param>
+/// <param name="SkippedSteps">Steps skipped by float16 loss scaling because of inf/NaN gradients.</param>
+public sealed record TrainingResult(long Steps, double TrainLoss, double? ValidationLoss, double TokensPerSecond, bool Cancelled,
+    bool StoppedEarly = false, long? BestStep = null, long SkippedSteps = 0);
 
 /// <summary>
 /// Trains a <see cref="MoeForCausalLM"/> on random blocks of a token corpus: AdamW with weight decay on weight matrices
-/// only (not on biases, norms or embeddings) and an optional router learning-rate multiplier, linear warmup then cosine
-/// decay, gradient accumulation, per-module (router / experts / other) and global gradient clipping, the model's
-/// auxiliary router losses added with their configured coefficients, periodic evaluation in
-/// evaluation mode without gradients. Every step runs in its own dispose scope, so memory stays flat; gradients are
-/// reset to none after each step (parameters that get no gradient are skipped by AdamW; the experts of a bank share
-/// one stacked parameter, so an expert that received no tokens in a step still gets the bank's weight decay and
-/// momentum). Cancellation stops at a step boundary.
+/// only (not on biases, norms or embeddings) and an optional router learning-rate multiplier, any learning-rate
+/// schedule (default: linear warmup then cosine decay), gradient accumulation, per-module (router / experts / other)
+/// and global gradient clipping (the global norm may follow a schedule), mixed precision (bf16/fp16 autocast over
+/// float32 master weights, dynamic loss scaling for fp16), dynamic input-token masking, utilization-driven top-k,
+/// periodic evaluation in evaluation mode without gradients, early stopping with the best weights restored, and
+/// resumable checkpoints. The model's auxiliary router losses are added with their configured coefficients.
+/// <para>
+/// Every step runs in its own dispose scope, so memory stays flat; gradients are reset to none after each step
+/// (parameters that get no gradient are skipped by AdamW; the experts of a bank share one stacked parameter, so an
+/// expert that received no tokens in a step still gets the bank's weight decay and momentum). The host reads tensors
+/// only at log points and evaluations (and once per step for fp16's overflow check). Cancellation stops at a step
+/// boundary and saves a checkpoint.
+/// </para>
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -49,11 +68,16 @@ public sealed class Trainer : IDisposable
 
     private readonly GroupedAdamW _grouped;
     private readonly AdamW _optimizer;
-    private readonly GroupedGradientClipper? _clipper;
+    private readonly GroupedGradientClipper _clipper;
     private readonly TopKController? _topK;
     private readonly ILearningRateSchedule _schedule;
+    private readonly DynamicLossScaler? _scaler;
+    private readonly DynamicTokenMasker? _masker;
+    private readonly EarlyStopping? _earlyStopping;
+    private readonly ScalarType? _autocast;
     private long _step;
     private bool _seeded;
+    private Dictionary<string, Tensor>? _bestWeights; // detached copies, outside any dispose scope
     private readonly MoeForCausalLM _model;
     private readonly BlockSampler _train;
     private readonly BlockSampler? _validation;
@@ -61,7 +85,7 @@ public sealed class Trainer : IDisposable
     private readonly ILogger _logger;
 
     /// <summary>A trainer of <paramref name="model"/> on <paramref name="train"/> (and <paramref name="validation"/> for evaluations).</summary>
-    /// <exception cref="ArgumentException">Invalid options, or blocks longer than the model's context.</exception>
+    /// <exception cref="ArgumentException">Invalid options, blocks longer than the model's context, or a mask token outside the vocabulary.</exception>
     public Trainer(MoeForCausalLM model, BlockSampler train, BlockSampler? validation, TrainerOptions options, ILogger<Trainer>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -73,6 +97,11 @@ public sealed class Trainer : IDisposable
             if (sampler is not null && sampler.BlockSize > model.Options.ContextLength)
                 throw new ArgumentException($"Blocks of {sampler.BlockSize} tokens exceed the model's context length {model.Options.ContextLength}.", nameof(train));
         }
+
+        if (options.TokenMasking is { } masking && masking.MaskTokenId >= model.Options.VocabSize)
+            throw new ArgumentException($"TokenMasking.MaskTokenId = {masking.MaskTokenId} is outside the model's vocabulary [0, {model.Options.VocabSize}).", nameof(options));
+        if (options.EarlyStopping is not null && validation is null)
+            throw new ArgumentException("EarlyStopping needs validation data: pass a validation sampler.", nameof(validation));
 
         _model = model;
         _train = train;
@@ -86,17 +115,40 @@ public sealed class Trainer : IDisposable
         });
         _optimizer = _grouped.Optimizer;
         _schedule = options.CreateSchedule();
-        if (options.ModuleGradientClip is { } clip) _clipper = new GroupedGradientClipper(model.named_parameters(), clip);
+        // without per-module limits the groups still exist (with no limit) so their norms are logged
+        _clipper = new GroupedGradientClipper(model.named_parameters(), options.ModuleGradientClip ?? Unlimited());
         if (options.AdaptiveTopK is { } adaptive)
         {
             if (adaptive.MaxK > model.Options.NumExperts)
                 throw new ArgumentException($"AdaptiveTopK.MaxK = {adaptive.MaxK} exceeds the model's {model.Options.NumExperts} experts.", nameof(options));
             _topK = new TopKController(adaptive);
         }
+
+        _autocast = options.Precision switch
+        {
+            TrainingPrecision.Bf16 => ScalarType.BFloat16,
+            TrainingPrecision.Fp16 => ScalarType.Float16,
+            _ => null,
+        };
+        if (options.Precision == TrainingPrecision.Fp16) _scaler = new DynamicLossScaler(options.LossScaling);
+        if (options.TokenMasking is { } m) _masker = new DynamicTokenMasker(m);
+        if (options.EarlyStopping is { } e) _earlyStopping = new EarlyStopping(e);
+        if (model.parameters().Any(p => p.dtype != ScalarType.Float32) && _autocast is not null)
+            throw new ArgumentException($"Precision = {options.Precision} needs float32 master weights; the model holds {model.parameters().First(p => p.dtype != ScalarType.Float32).dtype} parameters.", nameof(model));
+    }
+
+    private static GradientClipOptions Unlimited()
+    {
+        var limits = new GradientClipOptions { OtherMaxNorm = double.PositiveInfinity };
+        foreach (var group in limits.Groups) group.MaxNorm = double.PositiveInfinity;
+        return limits;
     }
 
     /// <summary>Optimizer steps done (including those of a resumed run).</summary>
     public long Step => _step;
+
+    /// <summary>The fp16 loss scaler (null in other precisions).</summary>
+    public DynamicLossScaler? LossScaler => _scaler;
 
     /// <summary>Adds files (e.g. the tokenizer) to every checkpoint; it receives the staging directory.</summary>
     public Action<string>? CheckpointExtras { get; set; }
@@ -104,26 +156,28 @@ public sealed class Trainer : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        _clipper?.Dispose();
+        _clipper.Dispose();
         _grouped.Dispose();
+        DisposeBestWeights();
     }
 
     /// <summary>Called at every log point and evaluation (for progress bars, metric files, trackers).</summary>
     public event Action<TrainingProgress>? Progress;
 
-    /// <summary>Runs the configured number of steps (or until cancelled).</summary>
+    /// <summary>Runs the configured number of steps (or until cancelled, or until early stopping).</summary>
     public TrainingResult Run(CancellationToken cancellationToken = default)
     {
         var o = _options;
         if (!_seeded) torch.manual_seed(o.Seed); // a resumed run continues the saved generator state instead
         _seeded = true;
-        var optimizer = _optimizer;
         long tokensPerStep = (long)o.BatchSize * o.GradientAccumulation * _train.BlockSize;
+        double flopsPerStep = ModelFlops.TrainingFlopsPerToken(_model, _train.BlockSize) * tokensPerStep;
         var clock = Stopwatch.StartNew();
-        long firstStep = _step;
+        var sinceLog = Stopwatch.StartNew();
+        long firstStep = _step, lastLogStep = _step;
         (double Train, double? Validation) last = (double.NaN, null);
         long step = _step;
-        bool cancelled = false;
+        bool cancelled = false, stoppedEarly = false;
         _model.train();
         while (step < o.Steps)
         {
@@ -137,27 +191,14 @@ public sealed class Trainer : IDisposable
             double lr = _schedule.At(step - 1); // step counts from 1; schedules from 0
             var multipliers = _grouped.LearningRateMultipliers;
             int g = 0;
-            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr * multipliers[g++];
+            foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr * multipliers[g++];
+            bool logPoint = step % o.LogInterval == 0;
             using (torch.NewDisposeScope())
             {
-                Tensor? lmLoss = null;
-                IReadOnlyList<RouterLayerStats> stats = [];
-                for (int micro = 0; micro < o.GradientAccumulation; micro++)
+                var (output, norms, finite) = TrainStep(step);
+                if (_topK is not null && logPoint && output.RouterStats.Count > 0)
                 {
-                    var (x, y) = _train.Next(o.BatchSize, _model.Device);
-                    var output = _model.call(new CausalLMInput(x, y));
-                    (output.Loss! / o.GradientAccumulation).backward();
-                    lmLoss = output.LmLoss;
-                    stats = output.RouterStats;
-                }
-
-                if (_clipper is not null) _clipper.ClipGradients(o.GradientClip ?? double.PositiveInfinity); // per module, then global
-                else if (o.GradientClip is { } clip) torch.nn.utils.clip_grad_norm_(_model.parameters(), clip);
-                optimizer.step();
-                _model.zero_grad(); // set to none
-                if (_topK is not null && step % o.LogInterval == 0 && stats.Count > 0)
-                {
-                    double utilization = stats.Average(s => (double)s.Utilization.item<float>()); // host read at log points only
+                    double utilization = output.RouterStats.Average(s => (double)s.Utilization.item<float>()); // host read at log points only
                     if (_topK.Update(step, utilization, _model.TopK) is { } k)
                     {
                         _logger.LogInformation("step {Step}: utilization {Utilization:F2}, top-k {Old} -> {New}", step, utilization, _model.TopK, k);
@@ -165,18 +206,31 @@ public sealed class Trainer : IDisposable
                     }
                 }
 
-                if (step % o.LogInterval == 0 && step % o.EvalInterval != 0)
+                if (!finite) _logger.LogWarning("step {Step}: inf/NaN gradients, step skipped; loss scale now {Scale}", step, _scaler!.Scale);
+                if (logPoint && step % o.EvalInterval != 0)
                 {
-                    double loss = lmLoss!.item<float>();
-                    double tps = (step - firstStep) * tokensPerStep / clock.Elapsed.TotalSeconds;
-                    _logger.LogInformation("step {Step}/{Steps}: loss {Loss:F4}, lr {LearningRate:G3}, {TokensPerSecond:N0} tokens/s", step, o.Steps, loss, lr, tps);
-                    Progress?.Invoke(new TrainingProgress(step, loss, null, lr, tps));
+                    double seconds = sinceLog.Elapsed.TotalSeconds;
+                    var metrics = StepMetrics(output, norms, lr, (step - firstStep) * tokensPerStep / clock.Elapsed.TotalSeconds,
+                        seconds / (step - lastLogStep), flopsPerStep, step);
+                    lastLogStep = step;
+                    sinceLog.Restart();
+                    double loss = metrics["train/loss"];
+                    _logger.LogInformation("step {Step}/{Steps}: loss {Loss:F4}, lr {LearningRate:G3}, {TokensPerSecond:N0} tokens/s, {MsPerStep:F1} ms/step, MFU {Mfu:P1}",
+                        step, o.Steps, loss, lr, metrics["tokens_per_s"], metrics["ms_per_step"], metrics.GetValueOrDefault("mfu"));
+                    Progress?.Invoke(new TrainingProgress(step, loss, null, lr, metrics["tokens_per_s"], metrics));
                 }
             }
 
             _step = step;
-            if (step % o.EvalInterval == 0 || step == o.Steps) last = Evaluate(step, lr, (step - firstStep) * tokensPerStep / clock.Elapsed.TotalSeconds);
-            if (o.CheckpointDirectory is { } dir && (step == o.Steps || (o.CheckpointInterval is { } every && step % every == 0))) SaveCheckpoint(dir);
+            if (step % o.EvalInterval == 0 || step == o.Steps)
+            {
+                last = Evaluate(step, lr, (step - firstStep) * tokensPerStep / clock.Elapsed.TotalSeconds);
+                if (_earlyStopping is not null && last.Validation is { } val && CheckEarlyStopping(step, val)) stoppedEarly = true;
+            }
+
+            bool end = step == o.Steps || stoppedEarly;
+            if (o.CheckpointDirectory is { } dir && (end || (o.CheckpointInterval is { } every && step % every == 0))) SaveCheckpoint(dir);
+            if (stoppedEarly) break;
         }
 
         double throughput = (step - firstStep) * tokensPerStep / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
@@ -187,17 +241,141 @@ public sealed class Trainer : IDisposable
             last = Evaluate(step, _schedule.At(step - 1), throughput);
         }
 
+        if (stoppedEarly && _bestWeights is not null && o.EarlyStopping!.RestoreBestWeights)
+        {
+            RestoreBestWeights();
+            _logger.LogInformation("restored the weights of step {Step} (validation loss {Loss:F4})", _earlyStopping!.State.BestStep, _earlyStopping.State.BestLoss);
+            last = (EvaluateLoss(_train), _validation is null ? null : EvaluateLoss(_validation));
+        }
+
         _model.train();
-        return new TrainingResult(step, last.Train, last.Validation, throughput, cancelled);
+        return new TrainingResult(step, last.Train, last.Validation, throughput, cancelled, stoppedEarly, _earlyStopping?.State.BestStep, _scaler?.State.SkippedSteps ?? 0);
+    }
+
+    /// <summary>
+    /// Forward and backward over the micro-batches, then (unless fp16 overflowed) clip and step. Returns the last
+    /// micro-batch's output, the pre-clip gradient norms (see <see cref="GroupedGradientClipper.NormLabels"/>), and
+    /// whether the step was taken. Everything belongs to the caller's dispose scope.
+    /// </summary>
+    private (CausalLMOutput Output, Tensor Norms, bool Finite) TrainStep(long step)
+    {
+        var o = _options;
+        CausalLMOutput? output = null;
+        for (int micro = 0; micro < o.GradientAccumulation; micro++)
+        {
+            var (x, y) = _train.Next(o.BatchSize, _model.Device);
+            if (_masker is not null) x = _masker.Mask(x, step - 1, o.Steps, null); // inputs only: the targets stay real
+            using (_autocast is { } dtype ? Autocast.Enable(dtype) : null) output = _model.call(new CausalLMInput(x, y));
+            var loss = output.Loss! / o.GradientAccumulation;
+            (_scaler is null ? loss : _scaler.ScaleLoss(loss)).backward();
+        }
+
+        bool finite = _scaler?.UnscaleGradients(_model.parameters()) ?? true;
+        Tensor norms;
+        if (finite)
+        {
+            double globalClip = o.GradientClipSchedule?.AtStep(step - 1, o.Steps) ?? o.GradientClip ?? double.PositiveInfinity;
+            norms = _clipper.ClipGradients(globalClip); // per module, then global
+            _optimizer.step();
+        }
+        else
+        {
+            norms = torch.full(_clipper.NormLabels.Count, float.NaN);
+        }
+
+        _scaler?.Update(finite);
+        _model.zero_grad(); // set to none
+        return (output!, norms, finite);
+    }
+
+    /// <summary>The metrics of a log point (host reads: one per tensor read here).</summary>
+    private Dictionary<string, double> StepMetrics(CausalLMOutput output, Tensor norms, double lr, double tokensPerSecond, double secondsPerStep, double flopsPerStep, long step)
+    {
+        var metrics = new Dictionary<string, double>(StringComparer.Ordinal)
+        {
+            ["train/loss"] = output.LmLoss!.item<float>(),
+            ["lr"] = lr,
+            ["tokens_per_s"] = tokensPerSecond,
+            ["ms_per_step"] = secondsPerStep * 1000,
+            ["aux/load_balancing"] = output.LoadBalancingLoss.item<float>(),
+            ["aux/z_loss"] = output.ZLoss.item<float>(),
+            ["aux/utilization_kl"] = output.UtilizationKlLoss.item<float>(),
+            ["top_k"] = _model.TopK,
+        };
+        float[] n = norms.data<float>().ToArray();
+        for (int i = 0; i < n.Length; i++) metrics[$"grad_norm/{_clipper.NormLabels[i]}"] = n[i];
+        double peak = _options.PeakFlopsPerSecond ?? ModelFlops.MeasureMatmulPeak(_autocast ?? ScalarType.Float32, _model.Device);
+        metrics["mfu"] = flopsPerStep / secondsPerStep / peak;
+        if (_options.GradientClipSchedule is { } clip) metrics["grad_clip"] = clip.AtStep(step - 1, _options.Steps);
+        if (_scaler is not null) metrics["loss_scale"] = _scaler.Scale;
+        if (_masker is not null) metrics["mask_probability"] = _masker.ProbabilityAt(step - 1, _options.Steps);
+        if (output.RouterStats.Count > 0)
+        {
+            double utilization = 0;
+            foreach (var layer in output.RouterStats)
+            {
+                utilization += layer.Utilization.item<float>();
+                long[] counts = layer.TokensPerExpert.data<long>().ToArray();
+                double total = Math.Max(1, counts.Sum());
+                for (int e = 0; e < counts.Length; e++) metrics[$"expert_load/{layer.Layer}/{e}"] = counts[e] / total;
+            }
+
+            metrics["utilization"] = utilization / output.RouterStats.Count;
+        }
+
+        return metrics;
+    }
+
+    /// <summary>Records a validation loss; keeps (and checkpoints) the best weights; says whether to stop.</summary>
+    private bool CheckEarlyStopping(long step, double validationLoss)
+    {
+        var decision = _earlyStopping!.Update(step, validationLoss);
+        if (decision.Improved)
+        {
+            if (decision.RestoreBestWeights) KeepBestWeights();
+            if (_options.CheckpointDirectory is { } dir) Save(Path.TrimEndingDirectorySeparator(dir) + ".best", archive: false);
+        }
+
+        if (decision.ShouldStop)
+            _logger.LogInformation("step {Step}: no improvement in {Count} evaluations (best {Best:F4} at step {BestStep}); stopping early",
+                step, decision.EvaluationsWithoutImprovement, decision.BestLoss, decision.BestStep);
+        return decision.ShouldStop;
+    }
+
+    private void KeepBestWeights()
+    {
+        DisposeBestWeights();
+        using var noGrad = torch.no_grad();
+        _bestWeights = _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+    }
+
+    private void RestoreBestWeights()
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (name, value) in _model.state_dict()) value.copy_(_bestWeights![name]);
+    }
+
+    private void DisposeBestWeights()
+    {
+        if (_bestWeights is null) return;
+        foreach (var t in _bestWeights.Values) t.Dispose();
+        _bestWeights = null;
     }
 
     /// <summary>
     /// Saves a resumable checkpoint to <paramref name="directory"/> (replaced atomically): the model
     /// (<c>config.json</c>, <c>model.safetensors</c>), the optimizer state, the torch generator state, the blocks each
-    /// sampler has drawn, and a SHA-256 of every file, so a truncated or corrupted checkpoint is refused on resume.
+    /// sampler has drawn, the loss scaler and early-stopping state, and a SHA-256 of every file, so a truncated or
+    /// corrupted checkpoint is refused on resume. With <see cref="TrainerOptions.KeepCheckpoints"/> &gt; 1 the previous
+    /// checkpoints move to <c>{directory}.history/step-N</c>. With early stopping, the best one is also saved to
+    /// <c>{directory}.best</c>.
     /// </summary>
-    public void SaveCheckpoint(string directory)
+    public void SaveCheckpoint(string directory) => Save(directory, archive: true);
+
+    private void Save(string directory, bool archive)
     {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        if (archive && _options.KeepCheckpoints > 1) ArchivePrevious(directory);
         MoeCheckpoint.Save(_model, directory, staging =>
         {
             _optimizer.save_state_dict(Path.Combine(staging, OptimizerFile));
@@ -205,16 +383,46 @@ public sealed class Trainer : IDisposable
             CheckpointExtras?.Invoke(staging);
             var files = Directory.GetFiles(staging).Select(Path.GetFileName).Where(f => f != StateFile).Order(StringComparer.Ordinal)
                 .ToDictionary(f => f!, f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Path.Combine(staging, f!)))));
-            var state = new TrainerState(_step, _train.Drawn, _validation?.Drawn ?? 0, files);
+            var state = new TrainerState(_step, _train.Drawn, _validation?.Drawn ?? 0, files, _scaler?.State, _earlyStopping?.State, _model.TopK);
             File.WriteAllText(Path.Combine(staging, StateFile), JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
         });
         _logger.LogInformation("step {Step}: checkpoint saved to {Directory}", _step, directory);
     }
 
     /// <summary>
-    /// Continues from a checkpoint of <see cref="SaveCheckpoint"/>: weights, optimizer state, generator state, step and
-    /// sampler positions, so a run of 2N steps and a run of N steps, saved and resumed for N more, end the same.
-    /// The model and samplers must be built as for the original run (same options, corpus and seeds).
+    /// Moves the checkpoint in <paramref name="directory"/> (if it is one, at another step) to
+    /// <c>{directory}.history/step-N</c> (a rename: nothing is copied) and deletes the oldest there beyond
+    /// <see cref="TrainerOptions.KeepCheckpoints"/> − 1.
+    /// </summary>
+    private void ArchivePrevious(string directory)
+    {
+        string statePath = Path.Combine(directory, StateFile);
+        if (!File.Exists(statePath)) return;
+        long previous;
+        try
+        {
+            previous = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath))?.Step ?? -1;
+        }
+        catch (JsonException)
+        {
+            return; // not ours to archive: MoeCheckpoint.Save replaces it
+        }
+
+        if (previous < 0 || previous == _step) return;
+        string history = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)) + ".history";
+        Directory.CreateDirectory(history);
+        string target = Path.Combine(history, $"step-{previous:D8}");
+        if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
+        Directory.Move(directory, target);
+        foreach (string old in Directory.GetDirectories(history, "step-*").Order(StringComparer.Ordinal).SkipLast(_options.KeepCheckpoints - 1))
+            Directory.Delete(old, recursive: true);
+    }
+
+    /// <summary>
+    /// Continues from a checkpoint of <see cref="SaveCheckpoint"/>: weights, optimizer state, generator state, step,
+    /// sampler positions, loss scale and early-stopping state, so a run of 2N steps and a run of N steps, saved and
+    /// resumed for N more, end the same. The model and samplers must be built as for the original run (same options,
+    /// corpus and seeds).
     /// </summary>
     /// <exception cref="InvalidDataException">A file is missing, truncated or corrupted (checksum), or the weights do not match the model.</exception>
     public void Resume(string directory)
@@ -250,14 +458,18 @@ public sealed class Trainer : IDisposable
 
         _train.Skip(state.TrainBlocks - _train.Drawn);
         _validation?.Skip(state.ValidationBlocks - _validation.Drawn);
+        if (state.LossScaler is { } scaler) _scaler?.Restore(scaler);
+        if (state.EarlyStopping is { } early) _earlyStopping?.Restore(early);
+        if (state.TopK is { } topK) _model.TopK = topK;
         _step = state.Step;
         _seeded = true;
         _logger.LogInformation("resumed from {Directory} at step {Step}", directory, _step);
     }
 
-    private sealed record TrainerState(long Step, long TrainBlocks, long ValidationBlocks, Dictionary<string, string> Sha256);
+    private sealed record TrainerState(long Step, long TrainBlocks, long ValidationBlocks, Dictionary<string, string> Sha256,
+        LossScalerState? LossScaler = null, EarlyStoppingState? EarlyStopping = null, int? TopK = null);
 
-    /// <summary>Mean LM loss over <see cref="TrainerOptions.EvalBatches"/> batches, in evaluation mode without gradients.</summary>
+    /// <summary>Mean LM loss over <see cref="TrainerOptions.EvalBatches"/> batches, in evaluation mode without gradients, in the run's precision.</summary>
     public double EvaluateLoss(BlockSampler sampler)
     {
         ArgumentNullException.ThrowIfNull(sampler);
@@ -265,6 +477,7 @@ public sealed class Trainer : IDisposable
         _model.eval();
         double sum = 0;
         using (torch.no_grad())
+        using (_autocast is { } dtype ? Autocast.Enable(dtype) : null)
         {
             for (int i = 0; i < _options.EvalBatches; i++)
             {
@@ -284,7 +497,9 @@ public sealed class Trainer : IDisposable
         double? validation = _validation is null ? null : EvaluateLoss(_validation);
         _logger.LogInformation("step {Step}/{Steps}: train loss {Train:F4}, validation loss {Validation}, lr {LearningRate:G3}, {TokensPerSecond:N0} tokens/s",
             step, _options.Steps, train, validation?.ToString("F4") ?? "n/a", lr, tokensPerSecond);
-        Progress?.Invoke(new TrainingProgress(step, train, validation, lr, tokensPerSecond));
+        var metrics = new Dictionary<string, double>(StringComparer.Ordinal) { ["eval/train_loss"] = train, ["lr"] = lr, ["tokens_per_s"] = tokensPerSecond };
+        if (validation is { } v) metrics["val/loss"] = v;
+        Progress?.Invoke(new TrainingProgress(step, train, validation, lr, tokensPerSecond, metrics));
         return (train, validation);
     }
 }

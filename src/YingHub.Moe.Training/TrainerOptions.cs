@@ -63,6 +63,31 @@ public sealed class TrainerOptions
     /// <summary>Arithmetic of the forward and backward passes (fp32, bf16 or fp16 autocast over float32 master weights).</summary>
     public TrainingPrecision Precision { get; set; } = TrainingPrecision.Fp32;
 
+    /// <summary>Loss scaling of <see cref="TrainingPrecision.Fp16"/> runs (ignored otherwise); null uses the defaults (initial scale 2^16, ×2 every 2,000 finite steps, ×0.5 on overflow).</summary>
+    public Optimization.DynamicLossScalerOptions? LossScaling { get; set; }
+
+    /// <summary>
+    /// A global clip norm that changes over training (progress 0..1), overriding <see cref="GradientClip"/>, e.g.
+    /// <see cref="Schedules.YingHubV2Schedules.GlobalClipNorm"/> (1.0 → 2.0 over the first half, 2.0 → 2.5 over the second).
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Schedules.PiecewiseLinearSchedule? GradientClipSchedule { get; set; }
+
+    /// <summary>Dynamic masking of input tokens (YingHub-v2: 0.20 → 0.05 over training); null masks nothing.</summary>
+    public Data.TokenMaskingOptions? TokenMasking { get; set; }
+
+    /// <summary>Stop when the validation loss stops improving (checked at evaluations); null trains all <see cref="Steps"/>.</summary>
+    public Optimization.EarlyStoppingOptions? EarlyStopping { get; set; }
+
+    /// <summary>
+    /// Checkpoints kept: the latest in <see cref="CheckpointDirectory"/>, and the N − 1 before it in
+    /// <c>{CheckpointDirectory}.history/step-NNNNNNNN</c>, [1, 1,000].
+    /// </summary>
+    public int KeepCheckpoints { get; set; } = 1;
+
+    /// <summary>The matrix-multiply peak (FLOP/s) that model FLOPs utilisation is reported against; null measures it once per process.</summary>
+    public double? PeakFlopsPerSecond { get; set; }
+
     /// <summary>Seed of the weights' noise, dropout and sampling, any value.</summary>
     public long Seed { get; set; } = 1337;
 
@@ -102,6 +127,11 @@ public sealed class TrainerOptions
         if (LogInterval < 1 || LogInterval > Math.Max(1, Steps)) yield return Range(nameof(LogInterval), LogInterval, $"[1, Steps = {Steps}]");
         if (AdaptiveTopK is not null) foreach (string e in AdaptiveTopK.Validate()) yield return $"AdaptiveTopK.{e}";
         if (!Enum.IsDefined(Precision)) yield return $"{nameof(Precision)} = {Precision} is not one of {string.Join(", ", Enum.GetNames<TrainingPrecision>())}.";
+        if (LossScaling is not null) foreach (var e in LossScaling.GetValidationErrors()) yield return $"LossScaling.{e}";
+        if (TokenMasking is not null) foreach (var e in TokenMasking.GetValidationErrors()) yield return $"TokenMasking.{e}";
+        if (EarlyStopping is not null) foreach (var e in EarlyStopping.GetValidationErrors()) yield return $"EarlyStopping.{e}";
+        if (KeepCheckpoints is < 1 or > 1000) yield return Range(nameof(KeepCheckpoints), KeepCheckpoints, "[1, 1000]");
+        if (PeakFlopsPerSecond is { } peak && !(double.IsFinite(peak) && peak > 0)) yield return Range(nameof(PeakFlopsPerSecond), peak, "finite and > 0, or null");
         if (CheckpointInterval is { } ci && (ci < 1 || ci > Math.Max(1, Steps))) yield return Range(nameof(CheckpointInterval), ci, $"[1, Steps = {Steps}] or null");
     }
 

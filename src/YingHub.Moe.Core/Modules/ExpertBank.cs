@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Utils;
 using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Precision;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Modules;
@@ -59,9 +60,9 @@ internal sealed class ExpertBank : nn.Module
         for (int j = 0; j < Count; j++)
         {
             if (inputs[j] is not { } x) continue;
-            var h = Activate(nn.functional.linear(x, w1[j], b1?[j]));                          // (n_j, H)
-            h = nn.functional.linear(h, w2[j], b2?[j]);                                         // (n_j, C) or (n_j, H) when deep
-            outputs[j] = Deep ? nn.functional.linear(Activate(h), w3![j], b3?[j]) : h;          // (n_j, C)
+            var h = Activate(Autocast.Linear(x, w1[j], b1?[j]));                          // (n_j, H)
+            h = Autocast.Linear(h, w2[j], b2?[j]);                                                // (n_j, C) or (n_j, H) when deep
+            outputs[j] = Deep ? Autocast.Linear(Activate(h), w3![j], b3?[j]) : h;          // (n_j, C)
         }
 
         return outputs;

@@ -3,6 +3,7 @@ using TorchSharp;
 using TorchSharp.Utils;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Losses;
+using YingHub.Moe.Core.Precision;
 using YingHub.Moe.Core.Runtime;
 using static TorchSharp.torch;
 
@@ -172,7 +173,8 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
 
         input.Cache?.Advance(t);
         var h = _norm.call(x);                                                                 // (B, T, C)
-        var logits = _lmHead is null ? nn.functional.linear(h, _embedTokens.weight!) : _lmHead.call(h); // (B, T, V)
+        var logits = Autocast.Linear(h, _lmHead?.weight ?? _embedTokens.weight!);                 // (B, T, V)
+        if (logits.dtype != h.dtype) logits = logits.to(h.dtype);                              // float32 logits for the loss and the sampler under autocast
         var lbLoss = lb.Count > 0 ? torch.stack(lb).mean() : torch.zeros([], device: logits.device);
         var zLoss = z.Count > 0 ? torch.stack(z).mean() : torch.zeros([], device: logits.device);
         var klLoss = kl.Count > 0 ? torch.stack(kl).mean() : torch.zeros([], device: logits.device);

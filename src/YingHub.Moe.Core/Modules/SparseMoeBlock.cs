@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Utils;
 using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Precision;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Modules;
@@ -77,7 +78,7 @@ internal sealed class SparseMoeBlock : nn.Module
     private (Tensor Output, long[] Assigned, long[] Kept) Dispatch(Tensor flat, RouterOutput route, long? capacity, long batch)
     {
         using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity, batch);
-        var routed = flat.index_select(0, plan.TokenIndex);                      // (M, C), grouped by expert
+        var routed = Autocast.CastFloat(flat.index_select(0, plan.TokenIndex)); // (M, C), grouped by expert (cast once under autocast)
         // one split into per-expert slices (its backward is one cat); experts with no tokens get null and cost nothing
         var pieces = routed.split(plan.Kept).Select((t, e) => plan.Kept[e] > 0 ? t : null).ToArray(); // E × (kept_e, C)
         int deep = _options.DeepExperts;

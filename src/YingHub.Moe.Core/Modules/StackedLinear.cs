@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Utils;
 using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Precision;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -28,13 +29,13 @@ internal sealed class StackedLinear : nn.Module
     /// The n layers' weights (out, in) and biases (out) as views, from one <c>unbind</c> each: their gradients flow
     /// back through one stack, where indexing layer by layer would allocate a full (n, out, in) gradient per layer.
     /// </summary>
-    public (Tensor[] Weights, Tensor[]? Biases) Unbind() => (_weight.unbind(0), _bias?.unbind(0));
+    public (Tensor[] Weights, Tensor[]? Biases) Unbind() => (Autocast.CastFloat(_weight).unbind(0), _bias is null ? null : Autocast.CastFloat(_bias).unbind(0));
 
     /// <summary>Linear layer <paramref name="index"/> applied to x (N, in) → (N, out).</summary>
     public Tensor Forward(int index, Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var y = nn.functional.linear(x, _weight[index], _bias?[index]);
+        var y = Autocast.Linear(x, _weight[index], _bias?[index]);
         return y.MoveToOuterDisposeScope();
     }
 }

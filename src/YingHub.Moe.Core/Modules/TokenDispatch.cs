@@ -93,7 +93,7 @@ internal static class TokenDispatch
     {
         using var scope = torch.NewDisposeScope();
         var scaled = expertOutputs * plan.Weights.unsqueeze(1);                                           // (M, C)
-        var output = torch.zeros(tokens, expertOutputs.shape[1], dtype: expertOutputs.dtype, device: expertOutputs.device); // (N, C)
+        var output = torch.zeros(tokens, expertOutputs.shape[1], dtype: scaled.dtype, device: expertOutputs.device); // (N, C): float32 under autocast
         output.index_add_(0, plan.TokenIndex, scaled, 1);
         return output.MoveToOuterDisposeScope();
     }
