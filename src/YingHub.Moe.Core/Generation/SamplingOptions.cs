@@ -45,6 +45,14 @@ public sealed class SamplingOptions
     /// <summary>How many recent tokens the repetition penalty looks at, [1, 1,000,000].</summary>
     public int RepetitionWindow { get; set; } = 64;
 
+    /// <summary>
+    /// Custom logits processors (as Hugging Face's <c>LogitsProcessor</c>), applied in order before the built-in
+    /// penalties and samplers: each receives the next-token logits (B, V) float32 and the tokens of each sequence so far
+    /// (prompt included) and returns the logits to use (a new tensor or the same one). Empty by default; not serialized.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IList<Func<TorchSharp.torch.Tensor, IReadOnlyList<IReadOnlyList<long>>, TorchSharp.torch.Tensor>> LogitsProcessors { get; set; } = [];
+
     /// <summary>Seed of the sampling generator; null draws from the global torch generator.</summary>
     public long? Seed { get; set; }
 
@@ -68,6 +76,7 @@ public sealed class SamplingOptions
         if (MinP is { } m && !(m > 0 && m <= 1)) yield return $"MinP = {m} is outside the allowed range (0, 1] (or null).";
         if (!(PresencePenalty >= 0 && PresencePenalty <= 100)) yield return $"PresencePenalty = {PresencePenalty} is outside the allowed range [0, 100].";
         if (!(FrequencyPenalty >= 0 && FrequencyPenalty <= 100)) yield return $"FrequencyPenalty = {FrequencyPenalty} is outside the allowed range [0, 100].";
+        if (LogitsProcessors is null || LogitsProcessors.Any(f => f is null)) yield return "LogitsProcessors must not be null or hold a null processor.";
         if (StopSequences is null || StopSequences.Any(q => q is null || q.Length == 0)) yield return "StopSequences must not be null or hold an empty sequence.";
         if (!(RepetitionPenalty >= 1 && RepetitionPenalty <= 100)) yield return $"RepetitionPenalty = {RepetitionPenalty} is outside the allowed range [1, 100].";
         if (!(SlideKeep > 0 && SlideKeep < 1)) yield return $"SlideKeep = {SlideKeep} is outside the allowed range (0, 1).";

@@ -164,6 +164,8 @@ public sealed class TokenGenerator
 
     private static long[] Sample(Tensor logits, List<long>[] tokens, SamplingOptions options, int i, torch.Generator? generator)
     {
+        foreach (var processor in options.LogitsProcessors)
+            logits = processor(logits, tokens) ?? throw new InvalidOperationException("A logits processor returned null.");
         bool penalise = options.RepetitionPenalty != 1.0 || options.PresencePenalty != 0 || options.FrequencyPenalty != 0;
         if (penalise)
         {

@@ -53,6 +53,49 @@ public class TokenGeneratorTests
         Assert.Single(new TokenGenerator(model).Generate(Enumerable.Range(0, 20).Select(i => (long)(i % 19)).ToArray(), new SamplingOptions { MaxNewTokens = 1 }));
     }
 
+    [Theory]
+    [InlineData(PositionEncoding.Learned)]
+    [InlineData(PositionEncoding.Rope)]
+    public void Past_the_context_every_cached_step_has_the_logits_of_a_fresh_forward_over_the_window_the_cache_holds(PositionEncoding positions)
+    {
+        torch.manual_seed(24);
+        const int context = 8, keep = 4, prompt = 3, steps = 30;
+        using var model = new MoeForCausalLM(Tiny.Options(o => { o.ContextLength = context; o.Positions = positions; }));
+        model.eval();
+        var seen = new List<(long[] Tokens, Tensor Logits)>();
+        var options = new SamplingOptions { MaxNewTokens = steps, Seed = 8, SlideKeep = keep / (double)context };
+        options.LogitsProcessors.Add((logits, tokens) =>
+        {
+            seen.Add((tokens[0].ToArray(), logits[0].clone().DetachFromDisposeScope()));
+            return logits;
+        });
+        long[] generated = new TokenGenerator(model).Generate([1, 2, 3], options);
+        Assert.Equal(steps, seen.Count);
+
+        // independent reference: the window the cache holds grows from the prompt by one per token; when it is full the
+        // next step starts again from the last `keep` tokens. Each step's logits must equal a fresh forward over it.
+        int window = prompt, slides = 0;
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < steps; i++)
+        {
+            if (i > 0)
+            {
+                if (window == context) { window = keep; slides++; }
+                else window++;
+            }
+
+            long[] all = seen[i].Tokens;
+            Assert.Equal(prompt + i, all.Length);
+            var ids = torch.tensor(all[^window..], 1, window);
+            var fresh = model.call(new CausalLMInput(ids)).Logits[0, -1];
+            Tiny.AssertClose(fresh, seen[i].Logits, atol: 1e-5);
+        }
+
+        Assert.True(slides >= 5, $"only {slides} slides");
+        Assert.Equal(seen.Skip(1).Select(s => s.Tokens[^1]), generated[..^1]);
+        foreach (var (_, logits) in seen) logits.Dispose();
+    }
+
     [Fact]
     public void The_same_seed_gives_the_same_tokens()
     {

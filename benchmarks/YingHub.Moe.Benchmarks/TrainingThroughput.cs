@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Text.Json;
+using TorchSharp;
+using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Modules;
+using YingHub.Moe.Core.Tokenizers;
+using YingHub.Moe.Training;
+using YingHub.Moe.Training.Data;
+using YingHub.Moe.Training.Diagnostics;
+
+namespace YingHub.Moe.Benchmarks;
+
+/// <summary>
+/// Training throughput of a preset on Tiny Shakespeare with char tokens, as the training issue's targets measure it:
+/// the library's <see cref="Trainer"/> (AdamW, clipping, router losses, everything a real run does), timed from the
+/// trainer's own per-step clock after warm-up steps, with tokens/s and model FLOPs utilisation against this
+/// machine's measured matmul peak. Prints one JSON line. Compare with <c>../shared/bench/makemoe_throughput.py</c>
+/// run in the same sitting (benchmarks/training-throughput.sh runs both).
+/// <code>
+/// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- throughput --preset makemoe --batch 16 --block 32 [--steps 60] [--warmup 10] [--precision fp32|bf16|fp16] [--data FILE]
+/// </code>
+/// </summary>
+internal static class TrainingThroughput
+{
+    public static int Run(string[] args)
+    {
+        string Arg(string name, string fallback)
+        {
+            int i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+        }
+
+        string preset = Arg("--preset", "makemoe");
+        int batch = int.Parse(Arg("--batch", "16")), steps = int.Parse(Arg("--steps", "60")), warmup = int.Parse(Arg("--warmup", "10"));
+        var precision = Enum.Parse<TrainingPrecision>(Arg("--precision", "fp32"), ignoreCase: true);
+        string data = Arg("--data", Environment.GetEnvironmentVariable("YINGHUB_DATA_DIR") is { } dir ? Path.Combine(dir, "tinyshakespeare.txt") : FindShared());
+        string text = File.ReadAllText(data);
+        var tokenizer = CharTokenizer.FromCorpus(text);
+        var options = MoePresets.Get(preset);
+        options.VocabSize = tokenizer.VocabSize;
+        int block = int.Parse(Arg("--block", options.ContextLength.ToString()));
+        options.ContextLength = Math.Max(options.ContextLength, block);
+
+        torch.manual_seed(1337);
+        using var model = new MoeForCausalLM(options);
+        string cache = Path.Combine(Path.GetTempPath(), $"yinghub-bench-{Environment.ProcessId}.tokens");
+        using var corpus = TokenCorpus.Open(data, tokenizer, cache);
+        var (train, _) = BlockSampler.Split(corpus, block, seed: 1337);
+        using var trainer = new Trainer(model, train, null, new TrainerOptions
+        {
+            Steps = warmup + steps, BatchSize = batch, LearningRate = 1e-3, WarmupSteps = 0, LogInterval = 1, EvalInterval = warmup + steps, EvalBatches = 1,
+            Precision = precision,
+        });
+        var times = new List<double>();
+        var losses = new List<double>();
+        trainer.Progress += p =>
+        {
+            if (p.Metrics is { } m && m.TryGetValue("ms_per_step", out double ms) && p.Step > warmup)
+            {
+                times.Add(ms);
+                losses.Add(m["train/loss"]);
+            }
+        };
+        if (args.Contains("--profile")) Profile(model, train, batch, precision, warmup, steps);
+        long rssBefore = Process.GetCurrentProcess().WorkingSet64;
+        trainer.Run();
+        File.Delete(cache);
+        times.Sort();
+        double meanMs = times.Average(), medianMs = times[times.Count / 2];
+        double tokensPerStep = (double)batch * block;
+        double flopsPerStep = ModelFlops.TrainingFlopsPerToken(model, block) * tokensPerStep;
+        double peak32 = ModelFlops.MeasureMatmulPeak();
+        Console.WriteLine(JsonSerializer.Serialize(new
+        {
+            library = "YingHub.Moe", preset, precision = precision.ToString().ToLowerInvariant(), batch, block, steps = times.Count, warmup,
+            threads = torch.get_num_threads(), cpu = CpuName(),
+            train_tokens_per_s = Math.Round(tokensPerStep / (meanMs / 1000), 1), step_ms = Math.Round(meanMs, 2), step_ms_median = Math.Round(medianMs, 2),
+            params_total = model.ParameterCount, params_active = model.ActiveParameterCount,
+            gflop_per_step = Math.Round(flopsPerStep / 1e9, 3), matmul_peak_fp32_gflops = Math.Round(peak32 / 1e9, 1),
+            mfu_vs_fp32_peak = Math.Round(flopsPerStep / (meanMs / 1000) / peak32, 4), last_loss = Math.Round(losses[^1], 4),
+            rss_mb = Process.GetCurrentProcess().WorkingSet64 / (1 << 20), rss_mb_at_start = rssBefore / (1 << 20),
+        }));
+        return 0;
+    }
+
+    /// <summary>Where a step's time goes: forward, backward, clipping, optimizer (means over <paramref name="steps"/> after warm-up).</summary>
+    private static void Profile(MoeForCausalLM model, BlockSampler train, int batch, TrainingPrecision precision, int warmup, int steps)
+    {
+        using var adam = YingHub.Moe.Training.Optimization.GroupedAdamW.Create(model.named_parameters(), new() { LearningRate = 1e-4 });
+        using var clipper = new YingHub.Moe.Training.Optimization.GroupedGradientClipper(model.named_parameters(), new());
+        var phases = new double[5];
+        string[] names = ["data", "forward", "backward", "clip", "optimizer"];
+        model.train();
+        for (int i = 0; i < warmup + steps; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var clock = Stopwatch.StartNew();
+            var marks = new double[5];
+            var (x, y) = train.Next(batch, model.Device);
+            marks[0] = clock.Elapsed.TotalMilliseconds;
+            CausalLMOutput output;
+            using (precision == TrainingPrecision.Fp32 ? null : YingHub.Moe.Core.Precision.Autocast.Enable(precision == TrainingPrecision.Bf16 ? torch.ScalarType.BFloat16 : torch.ScalarType.Float16))
+                output = model.call(new CausalLMInput(x, y));
+            marks[1] = clock.Elapsed.TotalMilliseconds;
+            output.Loss!.backward();
+            marks[2] = clock.Elapsed.TotalMilliseconds;
+            clipper.ClipGradients(1.0);
+            marks[3] = clock.Elapsed.TotalMilliseconds;
+            adam.Optimizer.step();
+            model.zero_grad();
+            marks[4] = clock.Elapsed.TotalMilliseconds;
+            if (i < warmup) continue;
+            for (int p = 0; p < 5; p++) phases[p] += (marks[p] - (p == 0 ? 0 : marks[p - 1])) / steps;
+        }
+
+        Console.WriteLine("profile (ms/step): " + string.Join(", ", names.Select((n, p) => $"{n} {phases[p]:F1}")) + $", total {phases.Sum():F1}");
+    }
+
+    private static string FindShared()
+    {
+        for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, "shared", "data", "tinyshakespeare.txt");
+            if (File.Exists(candidate)) return candidate;
+        }
+
+        throw new FileNotFoundException("tinyshakespeare.txt not found: pass --data FILE or set YINGHUB_DATA_DIR.");
+    }
+
+    private static string CpuName()
+    {
+        try
+        {
+            return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
+    }
+}
