@@ -7,12 +7,25 @@ using YingHub.Moe.Core.Tokenizers;
 
 namespace YingHub.Moe.Cli;
 
-/// <summary><c>yinghub generate</c>: streams text from a checkpoint.</summary>
+/// <summary>
+/// <c>yinghub generate</c>: streams text from a checkpoint; <c>yinghub ftgenerate</c>: the same from a PPO-fine-tuned
+/// checkpoint, by default the one <c>yinghub rlhf</c> writes (<see cref="FineTunedCheckpoint"/>).
+/// </summary>
 internal static class GenerateCommand
 {
-    public static Command Create()
+    /// <summary>Where <c>yinghub rlhf</c> saves its policy, and where <c>ftgenerate</c> looks without <c>--checkpoint</c>.</summary>
+    public static readonly string FineTunedCheckpoint = Path.Combine("runs", "rlhf");
+
+    public static Command Create() => Create("generate", "Generate text from a checkpoint, streaming it as it is decoded.", null);
+
+    public static Command CreateFineTuned() => Create("ftgenerate",
+        $"Generate text from a PPO-fine-tuned checkpoint (default: '{FineTunedCheckpoint}', where 'yinghub rlhf' saves it).", FineTunedCheckpoint);
+
+    private static Command Create(string name, string description, string? defaultCheckpoint)
     {
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer.json).", Required = true };
+        var checkpoint = defaultCheckpoint is null
+            ? new Option<string>("--checkpoint") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer.json).", Required = true }
+            : new Option<string>("--checkpoint") { Description = $"Checkpoint directory (default: {defaultCheckpoint}).", DefaultValueFactory = _ => defaultCheckpoint };
         var prompt = new Option<string>("--prompt") { Description = "Text to continue (default: a newline).", DefaultValueFactory = _ => "\n" };
         var tokens = new Option<int>("--tokens") { Description = "New tokens to generate.", DefaultValueFactory = _ => 300 };
         var temperature = new Option<double>("--temperature") { Description = "Sampling temperature.", DefaultValueFactory = _ => 0.8 };
@@ -24,15 +37,23 @@ internal static class GenerateCommand
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole window for every token instead of using the KV cache." };
         var output = new Option<string?>("--out") { Description = "Also write the generated text to this file." };
         var json = new Option<bool>("--json") { Description = "End with one JSON object line: text, tokens, tokens_per_s." };
-        var command = new Command("generate", "Generate text from a checkpoint, streaming it as it is decoded.")
+        var command = new Command(name, description)
             { checkpoint, prompt, tokens, temperature, anneal, topK, topP, repetition, seed, noCache, output, json };
-        command.SetAction(parse => Cli.Run(() => Run(parse.GetValue(checkpoint)!, parse.GetValue(prompt)!, new SamplingOptions
+        command.SetAction(parse => Cli.Run(() => Run(RequireCheckpoint(parse.GetValue(checkpoint)!, defaultCheckpoint), parse.GetValue(prompt)!, new SamplingOptions
         {
             MaxNewTokens = parse.GetValue(tokens), Temperature = parse.GetValue(temperature), AnnealTemperature = parse.GetValue(anneal),
             TopK = parse.GetValue(topK), TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(repetition),
             Seed = parse.GetValue(seed), UseCache = !parse.GetValue(noCache),
         }, parse.GetValue(output), parse.GetValue(json))));
         return command;
+    }
+
+    /// <summary>The checkpoint to load; at the default fine-tuned location a missing directory says how to make one.</summary>
+    private static string RequireCheckpoint(string checkpoint, string? defaultCheckpoint)
+    {
+        if (defaultCheckpoint is not null && checkpoint == defaultCheckpoint && !Directory.Exists(checkpoint))
+            throw new CliException($"No fine-tuned checkpoint in '{checkpoint}': run 'yinghub rlhf' first, or pass --checkpoint DIR.");
+        return checkpoint;
     }
 
     private static int Run(string checkpoint, string prompt, SamplingOptions sampling, string? outFile, bool json)

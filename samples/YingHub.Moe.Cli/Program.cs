@@ -6,6 +6,7 @@ var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse M
     DemoCommand.Create(),
     TrainCommand.Create(),
     GenerateCommand.Create(),
+    GenerateCommand.CreateFineTuned(),
     InfoCommand.Create(),
     ScoreCommand.Create(),
     TokenizeCommand.Create(),
