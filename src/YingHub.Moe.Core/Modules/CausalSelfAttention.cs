@@ -39,7 +39,7 @@ internal sealed class CausalSelfAttention : nn.Module
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], t = x.shape[1], c = x.shape[2];
         long start = cache?.Length ?? 0;
-        var qkv = Autocast.Linear(x, _qkv.weight!, _qkv.bias).view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4); // (3, B, nh, T, hd)
+        var qkv = Autocast.Linear(x, _qkv.weight!, _qkv.bias).view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × (B, nh, T, hd)
         Tensor q = qkv[0], k = qkv[1], v = qkv[2];                                         // (B, nh, T, hd)
         if (rope is not null)
         {

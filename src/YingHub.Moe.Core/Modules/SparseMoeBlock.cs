@@ -95,13 +95,14 @@ internal sealed class SparseMoeBlock : nn.Module
     private (Tensor Output, long[] Assigned, long[] Kept) SingleToken(Tensor flat, RouterOutput route)
     {
         long[] chosen = route.Indices.data<long>().ToArray(); // (k)
+        var gates = route.Weights.unbind(1);                   // k × (1)
         var counts = new long[NumExperts];
         Tensor? y = null;
         for (int j = 0; j < chosen.Length; j++)
         {
             counts[chosen[j]]++;
-            var contribution = Regularization.Dropout(RunExpert((int)chosen[j], flat), _options.Dropout, training) * route.Weights.narrow(1, j, 1); // (1, C)
-            y = y is null ? contribution : y + contribution;
+            var contribution = Regularization.Dropout(RunExpert((int)chosen[j], flat), _options.Dropout, training).mul(gates[j]); // (1, C)
+            y = y is null ? contribution : y.add_(contribution);
         }
 
         return (y!, counts, counts);
