@@ -18,6 +18,7 @@ namespace YingHub.Moe.Benchmarks;
 /// run in the same sitting (benchmarks/training-throughput.sh runs both).
 /// <code>
 /// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- throughput --preset makemoe --batch 16 --block 32 [--steps 60] [--warmup 10] [--precision fp32|bf16|fp16] [--data FILE]
+///     [--embd C --heads H --layers L --experts E --deep D] [--profile]
 /// </code>
 /// </summary>
 internal static class TrainingThroughput
@@ -38,6 +39,13 @@ internal static class TrainingThroughput
         var tokenizer = CharTokenizer.FromCorpus(text);
         var options = MoePresets.Get(preset);
         options.VocabSize = tokenizer.VocabSize;
+        // shape overrides, e.g. the makemoe preset at the yinghub-v2 shape, which is what the makeMoE reference runs there
+        options.HiddenSize = int.Parse(Arg("--embd", options.HiddenSize.ToString()));
+        options.NumHeads = int.Parse(Arg("--heads", options.NumHeads.ToString()));
+        options.NumLayers = int.Parse(Arg("--layers", options.NumLayers.ToString()));
+        options.NumExperts = int.Parse(Arg("--experts", options.NumExperts.ToString()));
+        options.DeepExperts = int.Parse(Arg("--deep", options.DeepExperts.ToString()));
+        options.TopK = Math.Min(options.TopK, options.NumExperts);
         int block = int.Parse(Arg("--block", options.ContextLength.ToString()));
         options.ContextLength = Math.Max(options.ContextLength, block);
 
@@ -72,7 +80,7 @@ internal static class TrainingThroughput
         double peak32 = ModelFlops.MeasureMatmulPeak();
         Console.WriteLine(JsonSerializer.Serialize(new
         {
-            library = "YingHub.Moe", preset, precision = precision.ToString().ToLowerInvariant(), batch, block, steps = times.Count, warmup,
+            library = "YingHub.Moe", preset, embd = options.HiddenSize, heads = options.NumHeads, layers = options.NumLayers, experts = options.NumExperts, deep = options.DeepExperts, precision = precision.ToString().ToLowerInvariant(), batch, block, steps = times.Count, warmup,
             threads = torch.get_num_threads(), cpu = CpuName(),
             train_tokens_per_s = Math.Round(tokensPerStep / (meanMs / 1000), 1), step_ms = Math.Round(meanMs, 2), step_ms_median = Math.Round(medianMs, 2),
             params_total = model.ParameterCount, params_active = model.ActiveParameterCount,
