@@ -195,7 +195,7 @@ public sealed class Trainer : IDisposable
             bool logPoint = step % o.LogInterval == 0;
             using (torch.NewDisposeScope())
             {
-                var (output, norms, finite) = TrainStep(step);
+                var (output, norms, finite) = TrainStep(step, routerStatistics: logPoint);
                 if (_topK is not null && logPoint && output.RouterStats.Count > 0)
                 {
                     double utilization = output.RouterStats.Average(s => (double)s.Utilization.item<float>()); // host read at log points only
@@ -254,10 +254,10 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Forward and backward over the micro-batches, then (unless fp16 overflowed) clip and step. Returns the last
-    /// micro-batch's output, the pre-clip gradient norms (see <see cref="GroupedGradientClipper.NormLabels"/>), and
+    /// micro-batch's output (with router statistics when <paramref name="routerStatistics"/>), the pre-clip gradient norms (see <see cref="GroupedGradientClipper.NormLabels"/>), and
     /// whether the step was taken. Everything belongs to the caller's dispose scope.
     /// </summary>
-    private (CausalLMOutput Output, Tensor Norms, bool Finite) TrainStep(long step)
+    private (CausalLMOutput Output, Tensor Norms, bool Finite) TrainStep(long step, bool routerStatistics)
     {
         var o = _options;
         CausalLMOutput? output = null;
@@ -265,7 +265,9 @@ public sealed class Trainer : IDisposable
         {
             var (x, y) = _train.Next(o.BatchSize, _model.Device);
             if (_masker is not null) x = _masker.Mask(x, step - 1, o.Steps, null); // inputs only: the targets stay real
-            using (_autocast is { } dtype ? Autocast.Enable(dtype) : null) output = _model.call(new CausalLMInput(x, y));
+            // statistics (and aux losses with a zero coefficient) only where they are logged: the last micro-batch of a log point
+            bool statistics = routerStatistics && micro == o.GradientAccumulation - 1;
+            using (_autocast is { } dtype ? Autocast.Enable(dtype) : null) output = _model.call(new CausalLMInput(x, y, RouterStatistics: statistics));
             var loss = output.Loss! / o.GradientAccumulation;
             (_scaler is null ? loss : _scaler.ScaleLoss(loss)).backward();
         }

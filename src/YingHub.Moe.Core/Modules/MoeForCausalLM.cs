@@ -14,9 +14,10 @@ namespace YingHub.Moe.Core.Modules;
 /// <param name="Labels">Target ids (B, T), int64, or null for no loss; -100 marks positions to ignore.</param>
 /// <param name="Cache">A KV cache from <see cref="MoeForCausalLM.CreateCache"/> for incremental decoding, or null.</param>
 /// <param name="RouterStatistics">
-/// Compute the auxiliary losses and router statistics (and, in training, update the utilization window). When false
-/// (decoding, where only logits matter) they are skipped: the auxiliary losses are zero, the statistics empty, and
-/// <see cref="CausalLMOutput.Loss"/> is the LM loss alone.
+/// Compute the router statistics and every auxiliary loss. When false (training steps between log points, evaluation,
+/// decoding) the statistics are empty and only what the loss needs is computed: with <paramref name="Labels"/>, the
+/// auxiliary losses whose coefficient is not zero (so <see cref="CausalLMOutput.Loss"/> is always the LM loss plus
+/// Σ coefficient × auxiliary loss); the others are zero. In training the utilization window is updated either way.
 /// </param>
 public sealed record CausalLMInput(Tensor InputIds, Tensor? Labels = null, KvCache? Cache = null, bool RouterStatistics = true);
 
@@ -157,18 +158,27 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         for (int i = 0; i < _layers.Count; i++)
         {
             (x, var moe) = _layers[i].Forward(x, _rope, input.Cache);
-            if (moe is null || !input.RouterStatistics) continue;
+            if (moe is null) continue;
             var block = _layers[i].Moe!;
-            var past = block.Window.Total();                                                   // (E)
-            lb.Add(RouterLosses.LoadBalancing(moe.Router.Probs, moe.Router.Indices));
-            z.Add(RouterLosses.ZLoss(moe.Router.Logits));
-            kl.Add(RouterLosses.WindowKlToUniform(past, moe.Router.Probs, block.TopK));
-            var assigned = torch.tensor(moe.Assigned, device: ids.device);                                         // (E)
-            var dropped = torch.tensor(moe.Assigned.Zip(moe.Kept, (a, k) => a - k).ToArray(), device: ids.device); // (E)
-            var utilization = RouterLosses.Utilization(past + assigned, _options.UtilizationThreshold);
-            if (training) block.Window.Record(assigned);
-            stats.Add(new RouterLayerStats(i, assigned.MoveToOuterDisposeScope(), dropped.MoveToOuterDisposeScope(),
-                utilization.MoveToOuterDisposeScope()));
+            bool all = input.RouterStatistics, withLoss = input.Labels is not null;
+            bool needLb = all || (withLoss && _options.LoadBalancingCoef != 0);
+            bool needZ = all || (withLoss && _options.ZLossCoef != 0);
+            bool needKl = all || (withLoss && _options.UtilizationKlCoef != 0);
+            if (!all && !needLb && !needZ && !needKl && !training) continue;
+            var past = all || needKl ? block.Window.Total() : null;                            // (E)
+            if (needLb) lb.Add(RouterLosses.LoadBalancing(moe.Router.Probs, moe.Router.Indices));
+            if (needZ) z.Add(RouterLosses.ZLoss(moe.Router.Logits));
+            if (needKl) kl.Add(RouterLosses.WindowKlToUniform(past!, moe.Router.Probs, block.TopK));
+            var assigned = all || training ? torch.tensor(moe.Assigned, device: ids.device) : null; // (E)
+            if (all)
+            {
+                var dropped = torch.tensor(moe.Assigned.Zip(moe.Kept, (a, k) => a - k).ToArray(), device: ids.device); // (E)
+                var utilization = RouterLosses.Utilization(past! + assigned!, _options.UtilizationThreshold);
+                stats.Add(new RouterLayerStats(i, assigned!.MoveToOuterDisposeScope(), dropped.MoveToOuterDisposeScope(),
+                    utilization.MoveToOuterDisposeScope()));
+            }
+
+            if (training) block.Window.Record(assigned!);
         }
 
         input.Cache?.Advance(t);
@@ -183,7 +193,10 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         if (input.Labels is not null)
         {
             lmLoss = CrossEntropy(logits.reshape(b * t, -1), input.Labels.reshape(b * t));
-            loss = lmLoss + lbLoss * _options.LoadBalancingCoef + zLoss * _options.ZLossCoef + klLoss * _options.UtilizationKlCoef;
+            loss = lmLoss.alias(); // a handle of its own: disposing Loss never frees LmLoss
+            if (_options.LoadBalancingCoef != 0) loss = loss + lbLoss * _options.LoadBalancingCoef;
+            if (_options.ZLossCoef != 0) loss = loss + zLoss * _options.ZLossCoef;
+            if (_options.UtilizationKlCoef != 0) loss = loss + klLoss * _options.UtilizationKlCoef;
         }
 
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), lmLoss?.MoveToOuterDisposeScope(),
