@@ -74,6 +74,11 @@ public sealed class MlflowTracker : ITrainingTracker
             RunId = run.GetProperty("run").GetProperty("info").GetProperty("run_id").GetString()
                 ?? throw new InvalidOperationException("MLflow POST /api/2.0/mlflow/runs/create returned no run_id.");
         }
+        catch (MlflowRequestException e)
+        {
+            _client.Dispose();
+            throw new InvalidOperationException(e.Message, e); // the public contract: a plain InvalidOperationException
+        }
         catch
         {
             _client.Dispose();
