@@ -65,12 +65,19 @@ public static class TrainingPlots
     /// <param name="height">Image height in pixels.</param>
     public static void SaveExpertLoadHeatmap(string path, double[,] load, int width = DefaultWidth, int height = DefaultHeight)
     {
+        using Plot plot = CreateExpertLoadHeatmap(load);
+        Save(plot, path, width, height);
+    }
+
+    /// <summary>The heatmap plot of <see cref="SaveExpertLoadHeatmap"/> (cell (layer, expert) centred at x = expert, y = layer); the caller disposes it.</summary>
+    internal static Plot CreateExpertLoadHeatmap(double[,] load)
+    {
         ArgumentNullException.ThrowIfNull(load);
         int layers = load.GetLength(0), experts = load.GetLength(1);
         if (layers == 0 || experts == 0)
             throw new ArgumentException($"load has shape ({layers}, {experts}); allowed: at least one layer and one expert.", nameof(load));
 
-        using var plot = new Plot();
+        var plot = new Plot();
         var heatmap = plot.Add.Heatmap(load);
         heatmap.FlipVertically = true; // row r (layer r) is drawn at y = r
         heatmap.Colormap = new ScottPlot.Colormaps.Viridis();
@@ -96,7 +103,7 @@ public static class TrainingPlots
         plot.Title("Expert load (fraction of each layer's tokens)");
         plot.XLabel("expert");
         plot.YLabel("layer");
-        Save(plot, path, width, height);
+        return plot;
     }
 
     private static ScottPlot.TickGenerators.NumericManual IntegerTicks(int count)
