@@ -115,11 +115,3 @@ internal sealed class MlflowRestClient : IDisposable
 
     public void Dispose() => _http.Dispose();
 }
-
-/// <summary>An MLflow REST call that the server answered with a non-success status.</summary>
-internal sealed class MlflowRequestException(string message, int statusCode, string? errorCode) : InvalidOperationException(message)
-{
-    public int StatusCode { get; } = statusCode;
-
-    public string? ErrorCode { get; } = errorCode;
-}
