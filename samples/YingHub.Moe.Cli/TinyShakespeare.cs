@@ -51,7 +51,7 @@ internal static class TinyShakespeare
             DownloadVerified(client, url, target, size, sha256);
             return target;
         }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException or InvalidDataException or UnauthorizedAccessException)
         {
             throw new CliException($"{FileName} was not found and downloading it from {url} failed: {ex.Message} {Supply}");
         }
