@@ -53,7 +53,7 @@ internal static class TinyShakespeare
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException or InvalidDataException or UnauthorizedAccessException)
         {
-            throw new CliException($"{FileName} was not found and downloading it from {url} failed: {ex.Message} {Supply}");
+            throw new CliException($"{FileName} was not found locally and downloading it from {url} failed ({Cli.OneLine(ex.Message).TrimEnd('.')}). {Supply}");
         }
     }
 
