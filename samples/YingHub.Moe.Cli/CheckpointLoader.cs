@@ -24,7 +24,7 @@ internal static class CheckpointLoader
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
         {
-            throw new CliException($"Checkpoint '{directory}': {ex.Message}");
+            throw new CliException($"Checkpoint '{directory}': {Cli.MessageOf(ex)}");
         }
     }
 }

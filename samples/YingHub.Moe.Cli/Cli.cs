@@ -1,3 +1,4 @@
+using System.CommandLine;
 using YingHub.Moe.Core.Runtime;
 
 namespace YingHub.Moe.Cli;
@@ -25,10 +26,65 @@ internal static class Cli
         }
         catch (Exception ex) when (ex is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine(ex.Message);
+            Console.Error.WriteLine(MessageOf(ex));
             return 1;
         }
     }
+
+    /// <summary>An exception's message without the <c>(Parameter 'name')</c> suffix of an <see cref="ArgumentException"/>.</summary>
+    public static string MessageOf(Exception ex)
+    {
+        string message = ex.Message;
+        if (ex is ArgumentException { ParamName: { } name })
+        {
+            string suffix = $" (Parameter '{name}')";
+            if (message.EndsWith(suffix, StringComparison.Ordinal)) message = message[..^suffix.Length];
+        }
+
+        return message;
+    }
+
+    /// <summary>A message on one line: line breaks and the indentation after them become single spaces.</summary>
+    public static string OneLine(string message) => System.Text.RegularExpressions.Regex.Replace(message.Trim(), @"\s*\n\s*", " ");
+
+    /// <summary>An option of an optional integer whose parse error names the option and the bad value (not <c>Nullable`1</c>).</summary>
+    public static Option<int?> OptionalInt(string name, string description) => new(name)
+    {
+        Description = description,
+        CustomParser = result =>
+        {
+            string token = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Join(' ', result.Tokens.Select(t => t.Value));
+            if (int.TryParse(token, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int value)) return value;
+            result.AddError($"{name} must be an integer; got '{token}'.");
+            return null;
+        },
+    };
+
+    /// <summary>An option of an optional 64-bit integer with a readable parse error.</summary>
+    public static Option<long?> OptionalLong(string name, string description) => new(name)
+    {
+        Description = description,
+        CustomParser = result =>
+        {
+            string token = string.Join(' ', result.Tokens.Select(t => t.Value));
+            if (long.TryParse(token, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out long value)) return value;
+            result.AddError($"{name} must be an integer; got '{token}'.");
+            return null;
+        },
+    };
+
+    /// <summary>An option of an optional number with a readable parse error.</summary>
+    public static Option<double?> OptionalDouble(string name, string description) => new(name)
+    {
+        Description = description,
+        CustomParser = result =>
+        {
+            string token = string.Join(' ', result.Tokens.Select(t => t.Value));
+            if (double.TryParse(token, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double value)) return value;
+            result.AddError($"{name} must be a number; got '{token}'.");
+            return null;
+        },
+    };
 
     /// <summary>Initialises libtorch, or fails with the real cause (see <see cref="TorchRuntime"/>).</summary>
     public static void RequireTorch()

@@ -9,6 +9,13 @@ internal static class DataFiles
         if (explicitPath is not null)
             return File.Exists(explicitPath) ? Path.GetFullPath(explicitPath) : throw new CliException($"Data file '{explicitPath}' does not exist.");
 
+        return TryLocate(file)
+            ?? throw new CliException($"'{file}' not found: pass its path, or set YINGHUB_DATA_DIR to a directory holding it, or put it in ../shared/data beside the repository.");
+    }
+
+    /// <summary>The full path of <paramref name="file"/> in <c>$YINGHUB_DATA_DIR</c> or a <c>shared/data</c> directory above the current or program directory; null if absent.</summary>
+    public static string? TryLocate(string file)
+    {
         var candidates = new List<string>();
         string? env = Environment.GetEnvironmentVariable("YINGHUB_DATA_DIR");
         if (!string.IsNullOrEmpty(env)) candidates.Add(Path.Combine(env, file));
@@ -19,8 +26,13 @@ internal static class DataFiles
         }
 
         string? found = candidates.FirstOrDefault(File.Exists);
-        return found is not null
-            ? Path.GetFullPath(found)
-            : throw new CliException($"'{file}' not found: pass its path, or set YINGHUB_DATA_DIR to a directory holding it, or put it in ../shared/data beside the repository.");
+        return found is null ? null : Path.GetFullPath(found);
     }
+
+    /// <summary>
+    /// A <c>--data</c> value as a file path: <c>tinyshakespeare</c> is found (or downloaded) by
+    /// <see cref="TinyShakespeare.Locate"/>; anything else must be an existing file.
+    /// </summary>
+    public static string Corpus(string data) =>
+        data == "tinyshakespeare" ? TinyShakespeare.Locate() : Locate(data, Path.GetFileName(data));
 }

@@ -7,41 +7,57 @@ using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
 using YingHub.Moe.Training;
 using YingHub.Moe.Training.Data;
+using YingHub.Moe.Training.FineTuning;
 using YingHub.Moe.Training.Tracking;
 
 namespace YingHub.Moe.Cli;
 
-/// <summary>What a training run needs from the command line.</summary>
+/// <summary>What a training run needs, merged from the command line, a <c>--config</c> file and the defaults (<see cref="TrainConfig"/>).</summary>
+/// <param name="TokenizerKind">char, gpt2, cl100k or o200k; null with <paramref name="InitFrom"/> to keep the checkpoint's.</param>
+/// <param name="InitFrom">A checkpoint directory to fine-tune from: its options, weights and tokenizer, with a fresh optimizer and schedule.</param>
 internal sealed record TrainSettings(
-    string Data, string Preset, string TokenizerKind, int Steps, int Batch, int? Block, double LearningRate, long Seed, string Output, bool Resume = false);
+    string Data, string Preset, string? TokenizerKind, int Steps, int Batch, int? Block, double LearningRate, long Seed, string Output, bool Resume = false,
+    TrainingPrecision Precision = TrainingPrecision.Fp32, string? InitFrom = null);
 
-/// <summary><c>yinghub train</c>: trains a preset on a text file and saves a checkpoint with its tokenizer.</summary>
+/// <summary><c>yinghub train</c>: trains a preset (or fine-tunes a checkpoint) on a text file and saves a checkpoint with its tokenizer.</summary>
 internal static class TrainCommand
 {
     public static Command Create()
     {
-        var data = new Option<string>("--data") { Description = "Corpus: a text file, or 'tinyshakespeare' ($YINGHUB_DATA_DIR or ../shared/data).", DefaultValueFactory = _ => "tinyshakespeare" };
-        var preset = new Option<string>("--preset") { Description = "Model preset: tiny, makemoe or yinghub-v2.", DefaultValueFactory = _ => "tiny" };
+        var config = new Option<string?>("--config") { Description = $"A JSON file of settings with the keys {string.Join(", ", TrainConfig.Keys)}; flags given here override it." };
+        var data = new Option<string?>("--data") { Description = "Corpus: a text file, or 'tinyshakespeare' ($YINGHUB_DATA_DIR, ../shared/data, the user cache, else downloaded). Default: tinyshakespeare." };
+        var preset = new Option<string?>("--preset") { Description = $"Model preset: {string.Join(", ", MoePresets.Names)}. Default: {TrainConfig.DefaultPreset}." };
         preset.AcceptOnlyFromAmong([.. MoePresets.Names]);
-        var tokenizer = new Option<string>("--tokenizer") { Description = "char, gpt2, cl100k or o200k.", DefaultValueFactory = _ => "char" };
-        tokenizer.AcceptOnlyFromAmong("char", "gpt2", "cl100k", "o200k");
-        var steps = new Option<int>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 1000 };
-        var batch = new Option<int>("--batch") { Description = "Sequences per step.", DefaultValueFactory = _ => 32 };
-        var block = new Option<int?>("--block") { Description = "Tokens per sequence (default: the preset's context length)." };
-        var lr = new Option<double>("--lr") { Description = "Peak learning rate (AdamW, warmup then cosine to a tenth).", DefaultValueFactory = _ => 2e-3 };
-        var seed = new Option<long>("--seed") { Description = "Seed of weights, batches and dropout.", DefaultValueFactory = _ => 1337 };
-        var output = new Option<string>("--out") { Description = "Checkpoint directory.", DefaultValueFactory = _ => Path.Combine("runs", "train") };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "char, gpt2, cl100k or o200k. Default: char (with --init-from: the checkpoint's)." };
+        tokenizer.AcceptOnlyFromAmong([.. TrainConfig.Tokenizers]);
+        var steps = Cli.OptionalInt("--steps", $"Optimizer steps. Default: {TrainConfig.DefaultSteps}.");
+        var batch = Cli.OptionalInt("--batch", $"Sequences per step. Default: {TrainConfig.DefaultBatch}.");
+        var block = Cli.OptionalInt("--block", "Tokens per sequence. Default: the preset's (or the checkpoint's) context length.");
+        var lr = Cli.OptionalDouble("--lr", $"Peak learning rate (AdamW, warmup then cosine to a tenth). Default: {TrainConfig.DefaultLearningRate}.");
+        var seed = Cli.OptionalLong("--seed", $"Seed of weights, batches and dropout. Default: {TrainConfig.DefaultSeed}.");
+        var amp = new Option<string?>("--amp") { Description = "Mixed precision: none, bf16 or fp16. Default: none." };
+        amp.AcceptOnlyFromAmong([.. TrainConfig.AmpModes]);
+        var output = new Option<string?>("--out") { Description = $"Checkpoint directory. Default: {TrainConfig.DefaultOutput}." };
+        var initFrom = new Option<string?>("--init-from") { Description = "Fine-tune: start from this checkpoint's weights, options and tokenizer, with a fresh optimizer and schedule." };
         var resume = new Option<bool>("--resume") { Description = "Continue the run saved in --out (same settings): weights, optimizer, step and data position." };
-        var json = new Option<bool>("--json") { Description = "End with one JSON object line: steps, train_loss, val_loss, tokens_per_s, params_total, params_active, checkpoint." };
-        var command = new Command("train", "Train a sparse MoE preset on a text corpus and save a checkpoint.") { data, preset, tokenizer, steps, batch, block, lr, seed, output, resume, json };
+        var json = new Option<bool>("--json") { Description = "No progress bar; end with one JSON object line: steps, train_loss, val_loss, tokens_per_s, params_total, params_active, checkpoint." };
+        var command = new Command("train", "Train a sparse MoE preset on a text corpus (or fine-tune a checkpoint on one) and save a checkpoint.")
+            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json };
         command.SetAction(parse => Cli.Run(() =>
         {
-            var settings = new TrainSettings(parse.GetValue(data)!, parse.GetValue(preset)!, parse.GetValue(tokenizer)!, parse.GetValue(steps),
-                parse.GetValue(batch), parse.GetValue(block), parse.GetValue(lr), parse.GetValue(seed), parse.GetValue(output)!, parse.GetValue(resume));
-            var (model, _, result) = Train(settings);
+            var given = new TrainArguments
+            {
+                Data = parse.GetValue(data), Preset = parse.GetValue(preset), Tokenizer = parse.GetValue(tokenizer), Steps = parse.GetValue(steps),
+                Batch = parse.GetValue(batch), Block = parse.GetValue(block), LearningRate = parse.GetValue(lr), Seed = parse.GetValue(seed),
+                Output = parse.GetValue(output), Amp = parse.GetValue(amp), InitFrom = parse.GetValue(initFrom),
+            };
+            var file = parse.GetValue(config) is { } path ? TrainConfig.Read(path) : null;
+            var settings = TrainConfig.Merge(given, file, parse.GetValue(resume));
+            bool asJson = parse.GetValue(json);
+            var (model, _, result) = Train(settings, TrainingProgressView.UseBar(asJson));
             using (model)
             {
-                if (parse.GetValue(json))
+                if (asJson)
                 {
                     Console.WriteLine(JsonSerializer.Serialize(new
                     {
@@ -56,56 +72,57 @@ internal static class TrainCommand
         return command;
     }
 
-    /// <summary>Trains as <paramref name="s"/> says, printing progress, and saves the checkpoint. The caller owns the model.</summary>
-    public static (MoeForCausalLM Model, ITextTokenizer Tokenizer, TrainingResult Result) Train(TrainSettings s)
+    /// <summary>Trains as <paramref name="s"/> says, printing progress (a bar with <paramref name="progressBar"/>), and saves the checkpoint. The caller owns the model.</summary>
+    public static (MoeForCausalLM Model, ITextTokenizer Tokenizer, TrainingResult Result) Train(TrainSettings s, bool progressBar = false)
     {
-        string path = DataFiles.Locate(s.Data == "tinyshakespeare" ? null : s.Data, "tinyshakespeare.txt");
+        string path = DataFiles.Corpus(s.Data);
         Cli.RequireTorch();
-        ITextTokenizer tokenizer = s.TokenizerKind switch
-        {
-            "gpt2" => TiktokenTextTokenizer.Gpt2(DataFiles.Locate(null, Path.Combine("gpt2", "vocab.json"))),
-            "cl100k" => TiktokenTextTokenizer.Cl100k(),
-            "o200k" => TiktokenTextTokenizer.O200k(),
-            _ => CharTokenizer.FromCorpus(File.ReadAllText(path)),
-        };
-
-        torch.manual_seed(s.Seed);
-        var builder = MoeModelBuilder.FromPreset(s.Preset).Vocabulary(tokenizer.VocabSize);
-        if (s.Block is { } t) builder.Context(t);
-        var model = builder.Build();
+        var (model, tokenizer, vocab) = s.InitFrom is { } init ? FromCheckpoint(init, s.TokenizerKind, path) : FromPreset(s, path);
         try
         {
-            Console.WriteLine($"corpus {path}, {tokenizer.Name} tokens ({tokenizer.VocabSize:N0}); {s.Preset}: {model.ParameterCount:N0} parameters, {model.ActiveParameterCount:N0} active per token");
+            string origin = s.InitFrom is null ? s.Preset : $"fine-tuning {Path.GetFullPath(s.InitFrom)}";
+            Console.WriteLine($"corpus {path}, {tokenizer.Name} tokens ({tokenizer.VocabSize:N0}); {origin}: {model.ParameterCount:N0} parameters, {model.ActiveParameterCount:N0} active per token");
+            int blockSize = s.InitFrom is not null && s.Block is { } t ? t : model.Options.ContextLength;
+            if (blockSize > model.Options.ContextLength)
+                throw new CliException($"--block {blockSize} exceeds the checkpoint's context length {model.Options.ContextLength}.", 2);
             // the token cache and the metrics go beside the checkpoint (which is replaced whole at every save), not beside the corpus
             using var corpus = TokenCorpus.Open(path, tokenizer, Path.Combine(s.Output + ".cache", $"{Path.GetFileName(path)}.{tokenizer.Name}.tokens"));
-            var (train, validation) = BlockSampler.Split(corpus, model.Options.ContextLength, (int)s.Seed);
+            BlockSampler train, validation;
+            try
+            {
+                (train, validation) = BlockSampler.Split(corpus, blockSize, (int)s.Seed);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new CliException($"Corpus '{path}' is too short for blocks of {blockSize} tokens: {Cli.MessageOf(ex)}");
+            }
+
             int interval = Math.Min(100, s.Steps);
             using var trainer = new Trainer(model, train, validation, new TrainerOptions
             {
                 Steps = s.Steps, BatchSize = s.Batch, LearningRate = s.LearningRate, MinLearningRate = s.LearningRate / 10,
-                WarmupSteps = Math.Max(1, s.Steps / 20), EvalInterval = interval, EvalBatches = 8, LogInterval = interval, Seed = s.Seed,
-                CheckpointDirectory = s.Output, CheckpointInterval = Math.Min(500, s.Steps),
+                WarmupSteps = Math.Max(1, s.Steps / 20), EvalInterval = interval, EvalBatches = 8, Seed = s.Seed,
+                LogInterval = progressBar ? Math.Clamp(s.Steps / 100, 1, 10) : interval, // the bar moves at log points
+                CheckpointDirectory = s.Output, CheckpointInterval = Math.Min(500, s.Steps), Precision = s.Precision,
             });
-            string? vocab = tokenizer.Name == "gpt2" ? DataFiles.Locate(null, Path.Combine("gpt2", "vocab.json")) : null;
             trainer.CheckpointExtras = staging => TokenizerFiles.Save(tokenizer, staging, vocab);
             if (s.Resume)
             {
                 if (!Directory.Exists(s.Output)) throw new CliException($"--resume: there is no run in '{s.Output}' to continue.");
                 var saved = TokenizerFiles.Load(s.Output);
-                if (saved.Name != tokenizer.Name || saved.VocabSize != tokenizer.VocabSize || (saved is CharTokenizer a && tokenizer is CharTokenizer b && a.Vocabulary != b.Vocabulary))
-                    throw new CliException($"--resume: the run in '{s.Output}' used a {saved.Name} tokenizer ({saved.VocabSize} tokens); this one is {tokenizer.Name} ({tokenizer.VocabSize}).");
+                if (TokenizerCompatibility.Difference(saved, tokenizer) is { } difference)
+                    throw new CliException($"--resume: the run in '{s.Output}' does not match this tokenizer: {difference}.");
                 trainer.Resume(s.Output);
                 Console.WriteLine($"resumed at step {trainer.Step}");
             }
 
             using var metrics = new JsonlMetricsWriter(Path.Combine(s.Output + ".cache", "metrics.jsonl"));
             trainer.Progress += metrics.Write;
-            trainer.Progress += p =>
+            var result = TrainingProgressView.Run(progressBar, trainer.Step, s.Steps, report =>
             {
-                if (p.ValidationLoss is { } val)
-                    Console.WriteLine($"step {p.Step,6}/{s.Steps}: train loss {p.TrainLoss:F3}, val loss {val:F3}, lr {p.LearningRate:G3}, {p.TokensPerSecond:N0} tokens/s");
-            };
-            var result = trainer.Run();
+                trainer.Progress += report;
+                return trainer.Run();
+            });
             Console.WriteLine($"saved {s.Output} ({result.Steps} steps, {result.TokensPerSecond:N0} tokens/s); metrics in {metrics.Path}");
             return (model, tokenizer, result);
         }
@@ -114,5 +131,49 @@ internal static class TrainCommand
             model.Dispose();
             throw;
         }
+    }
+
+    private static (MoeForCausalLM, ITextTokenizer, string? Gpt2Vocab) FromPreset(TrainSettings s, string corpusPath)
+    {
+        string kind = s.TokenizerKind ?? TrainConfig.DefaultTokenizer;
+        string? vocab = kind == "gpt2" ? DataFiles.Locate(null, Path.Combine("gpt2", "vocab.json")) : null;
+        ITextTokenizer tokenizer = kind switch
+        {
+            "gpt2" => TiktokenTextTokenizer.Gpt2(vocab!),
+            "cl100k" => TiktokenTextTokenizer.Cl100k(),
+            "o200k" => TiktokenTextTokenizer.O200k(),
+            _ => CharTokenizer.FromCorpus(File.ReadAllText(corpusPath)),
+        };
+
+        torch.manual_seed(s.Seed);
+        var builder = MoeModelBuilder.FromPreset(s.Preset).Vocabulary(tokenizer.VocabSize);
+        if (s.Block is { } t) builder.Context(t);
+        return (builder.Build(), tokenizer, vocab);
+    }
+
+    private static (MoeForCausalLM, ITextTokenizer, string? Gpt2Vocab) FromCheckpoint(string directory, string? tokenizerKind, string corpusPath)
+    {
+        FineTuneStart start;
+        try
+        {
+            start = FineTuneStart.Load(directory, tokenizerKind);
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
+        {
+            throw new CliException($"--init-from: {Cli.MessageOf(ex)}");
+        }
+
+        try
+        {
+            start.EnsureEncodable(File.ReadAllText(corpusPath), $"Corpus '{corpusPath}'");
+        }
+        catch (ArgumentException ex)
+        {
+            start.Model.Dispose();
+            throw new CliException($"--init-from: {Cli.MessageOf(ex)}");
+        }
+
+        string? vocab = start.Tokenizer.Name == "gpt2" ? Path.Combine(start.Directory, "vocab.json") : null;
+        return (start.Model, start.Tokenizer, vocab);
     }
 }
