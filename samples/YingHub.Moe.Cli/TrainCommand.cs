@@ -17,7 +17,13 @@ namespace YingHub.Moe.Cli;
 /// <param name="InitFrom">A checkpoint directory to fine-tune from: its options, weights and tokenizer, with a fresh optimizer and schedule.</param>
 internal sealed record TrainSettings(
     string Data, string Preset, string? TokenizerKind, int Steps, int Batch, int? Block, double LearningRate, long Seed, string Output, bool Resume = false,
-    TrainingPrecision Precision = TrainingPrecision.Fp32, string? InitFrom = null);
+    TrainingPrecision Precision = TrainingPrecision.Fp32, string? InitFrom = null, TrackingSettings? Tracking = null);
+
+/// <summary>Where the metrics go besides the console: JSON Lines and PNG plots beside the checkpoint, TensorBoard, MLflow.</summary>
+/// <param name="TensorBoard">Write TensorBoard event files.</param>
+/// <param name="MlflowUri">An MLflow tracking server, or null.</param>
+/// <param name="PlotInterval">Redraw the PNG plots every N metric points (0: no plots).</param>
+internal sealed record TrackingSettings(bool TensorBoard = false, string? MlflowUri = null, int PlotInterval = 10);
 
 /// <summary><c>yinghub train</c>: trains a preset (or fine-tunes a checkpoint) on a text file and saves a checkpoint with its tokenizer.</summary>
 internal static class TrainCommand
@@ -41,8 +47,11 @@ internal static class TrainCommand
         var initFrom = new Option<string?>("--init-from") { Description = "Fine-tune: start from this checkpoint's weights, options and tokenizer, with a fresh optimizer and schedule." };
         var resume = new Option<bool>("--resume") { Description = "Continue the run saved in --out (same settings): weights, optimizer, step and data position." };
         var json = new Option<bool>("--json") { Description = "No progress bar; end with one JSON object line: steps, train_loss, val_loss, tokens_per_s, params_total, params_active, checkpoint." };
+        var tensorBoard = new Option<bool>("--tensorboard") { Description = "Also write TensorBoard event files (in {out}.cache/tensorboard)." };
+        var mlflow = new Option<string?>("--mlflow") { Description = "Log the run to this MLflow tracking server (default: $MLFLOW_TRACKING_URI if set), e.g. http://127.0.0.1:5000." };
+        var plots = Cli.OptionalInt("--plots", "Redraw the PNG plots (loss, learning rate, expert-load heatmap in {out}.cache/plots) every N metric points; 0: none. Default: 10.");
         var command = new Command("train", "Train a sparse MoE preset on a text corpus (or fine-tune a checkpoint on one) and save a checkpoint.")
-            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json };
+            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json, tensorBoard, mlflow, plots };
         command.SetAction(parse => Cli.Run(() =>
         {
             var given = new TrainArguments
@@ -52,7 +61,12 @@ internal static class TrainCommand
                 Output = parse.GetValue(output), Amp = parse.GetValue(amp), InitFrom = parse.GetValue(initFrom),
             };
             var file = parse.GetValue(config) is { } path ? TrainConfig.Read(path) : null;
-            var settings = TrainConfig.Merge(given, file, parse.GetValue(resume));
+            int plotInterval = parse.GetValue(plots) ?? 10;
+            if (plotInterval < 0) throw new CliException($"--plots {plotInterval}: give 0 (no plots) or a positive interval.", 2);
+            var settings = TrainConfig.Merge(given, file, parse.GetValue(resume)) with
+            {
+                Tracking = new TrackingSettings(parse.GetValue(tensorBoard), parse.GetValue(mlflow) ?? NonEmpty(Environment.GetEnvironmentVariable("MLFLOW_TRACKING_URI")), plotInterval),
+            };
             bool asJson = parse.GetValue(json);
             var (model, _, result) = Train(settings, TrainingProgressView.UseBar(asJson));
             using (model)
@@ -116,20 +130,42 @@ internal static class TrainCommand
                 Console.WriteLine($"resumed at step {trainer.Step}");
             }
 
-            using var metrics = new JsonlMetricsWriter(Path.Combine(s.Output + ".cache", "metrics.jsonl"));
-            trainer.Progress += metrics.Write;
+            using var tracker = CreateTracker(s);
+            trainer.Tracker = tracker;
             var result = TrainingProgressView.Run(progressBar, trainer.Step, s.Steps, report =>
             {
                 trainer.Progress += report;
                 return trainer.Run();
             });
-            Console.WriteLine($"saved {s.Output} ({result.Steps} steps, {result.TokensPerSecond:N0} tokens/s); metrics in {metrics.Path}");
+            Console.WriteLine($"saved {s.Output} ({result.Steps} steps, {result.TokensPerSecond:N0} tokens/s); metrics and plots in {Path.GetFullPath(RunDirectory(s))}");
             return (model, tokenizer, result);
         }
         catch
         {
             model.Dispose();
             throw;
+        }
+    }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
+    /// <summary>Metrics, plots and event files go beside the checkpoint (which is replaced whole at every save), with the token cache.</summary>
+    private static string RunDirectory(TrainSettings s) => s.Output + ".cache";
+
+    private static CompositeTracker CreateTracker(TrainSettings s)
+    {
+        var t = s.Tracking ?? new TrackingSettings();
+        try
+        {
+            return TrainingTrackers.Create(new TrackingOptions
+            {
+                RunDirectory = RunDirectory(s), Jsonl = true, TensorBoard = t.TensorBoard, MlflowTrackingUri = t.MlflowUri,
+                RunName = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(s.Output))), PlotInterval = t.PlotInterval,
+            });
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new CliException($"Tracking: {ex.Message}");
         }
     }
 

@@ -13,6 +13,7 @@ using YingHub.Moe.Training.Data;
 using YingHub.Moe.Training.Optimization;
 using YingHub.Moe.Training.Routing;
 using YingHub.Moe.Training.Schedules;
+using YingHub.Moe.Training.Tracking;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Training;
@@ -164,8 +165,65 @@ public sealed class Trainer : IDisposable
     /// <summary>Called at every log point and evaluation (for progress bars, metric files, trackers).</summary>
     public event Action<TrainingProgress>? Progress;
 
+    /// <summary>
+    /// Receives the run's parameters when <see cref="Run"/> starts (trainer and model options, parameter counts), the
+    /// metrics of every log point and evaluation, and the end status (finished, killed on cancellation, failed on an
+    /// exception). Build one with <see cref="TrainingTrackers.Create"/>; the trainer neither disposes it nor minds
+    /// which sinks it fans out to.
+    /// </summary>
+    public ITrainingTracker? Tracker { get; set; }
+
+    private void Report(TrainingProgress progress)
+    {
+        if (progress.Metrics is { } metrics) Tracker?.LogMetrics(progress.Step, metrics);
+        Progress?.Invoke(progress);
+    }
+
+    /// <summary>The run's hyperparameters as flat strings (<c>trainer.*</c>, <c>model.*</c> in the options' JSON names).</summary>
+    public IReadOnlyDictionary<string, string> Hyperparameters()
+    {
+        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        void Flatten(string prefix, JsonElement element)
+        {
+            if (element.ValueKind == JsonValueKind.Object)
+            {
+                foreach (var property in element.EnumerateObject()) Flatten($"{prefix}.{property.Name}", property.Value);
+            }
+            else if (element.ValueKind != JsonValueKind.Null)
+            {
+                result[prefix] = element.ValueKind == JsonValueKind.String ? element.GetString()! : element.GetRawText();
+            }
+        }
+
+        var json = new JsonSerializerOptions { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+        Flatten("trainer", JsonSerializer.SerializeToElement(_options, json));
+        Flatten("model", JsonSerializer.SerializeToElement(_model.Options, json));
+        result["trainer.Schedule"] = _schedule.GetType().Name;
+        result["model.params_total"] = _model.ParameterCount.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        result["model.params_active"] = _model.ActiveParameterCount.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return result;
+    }
+
     /// <summary>Runs the configured number of steps (or until cancelled, or until early stopping).</summary>
     public TrainingResult Run(CancellationToken cancellationToken = default)
+    {
+        Tracker?.LogParameters(Hyperparameters());
+        TrainingResult result;
+        try
+        {
+            result = RunSteps(cancellationToken);
+        }
+        catch
+        {
+            Tracker?.Complete(TrainingRunStatus.Failed);
+            throw;
+        }
+
+        Tracker?.Complete(result.Cancelled ? TrainingRunStatus.Killed : TrainingRunStatus.Finished);
+        return result;
+    }
+
+    private TrainingResult RunSteps(CancellationToken cancellationToken)
     {
         var o = _options;
         if (!_seeded) torch.manual_seed(o.Seed); // a resumed run continues the saved generator state instead
@@ -214,10 +272,10 @@ public sealed class Trainer : IDisposable
                         seconds / (step - lastLogStep), flopsPerStep, step);
                     lastLogStep = step;
                     sinceLog.Restart();
-                    double loss = metrics["train/loss"];
+                    double loss = metrics[MetricNames.TrainLoss];
                     _logger.LogInformation("step {Step}/{Steps}: loss {Loss:F4}, lr {LearningRate:G3}, {TokensPerSecond:N0} tokens/s, {MsPerStep:F1} ms/step, MFU {Mfu:P1}",
-                        step, o.Steps, loss, lr, metrics["tokens_per_s"], metrics["ms_per_step"], metrics.GetValueOrDefault("mfu"));
-                    Progress?.Invoke(new TrainingProgress(step, loss, null, lr, metrics["tokens_per_s"], metrics));
+                        step, o.Steps, loss, lr, metrics[MetricNames.TokensPerSecond], metrics[MetricNames.MillisecondsPerStep], metrics.GetValueOrDefault(MetricNames.Mfu));
+                    Report(new TrainingProgress(step, loss, null, lr, metrics[MetricNames.TokensPerSecond], metrics));
                 }
             }
 
@@ -295,22 +353,22 @@ public sealed class Trainer : IDisposable
     {
         var metrics = new Dictionary<string, double>(StringComparer.Ordinal)
         {
-            ["train/loss"] = output.LmLoss!.item<float>(),
-            ["lr"] = lr,
-            ["tokens_per_s"] = tokensPerSecond,
-            ["ms_per_step"] = secondsPerStep * 1000,
-            ["aux/load_balancing"] = output.LoadBalancingLoss.item<float>(),
-            ["aux/z_loss"] = output.ZLoss.item<float>(),
-            ["aux/utilization_kl"] = output.UtilizationKlLoss.item<float>(),
-            ["top_k"] = _model.TopK,
+            [MetricNames.TrainLoss] = output.LmLoss!.item<float>(),
+            [MetricNames.LearningRate] = lr,
+            [MetricNames.TokensPerSecond] = tokensPerSecond,
+            [MetricNames.MillisecondsPerStep] = secondsPerStep * 1000,
+            [MetricNames.LoadBalancingLoss] = output.LoadBalancingLoss.item<float>(),
+            [MetricNames.ZLoss] = output.ZLoss.item<float>(),
+            [MetricNames.UtilizationKlLoss] = output.UtilizationKlLoss.item<float>(),
+            [MetricNames.TopK] = _model.TopK,
         };
         float[] n = norms.data<float>().ToArray();
-        for (int i = 0; i < n.Length; i++) metrics[$"grad_norm/{_clipper.NormLabels[i]}"] = n[i];
+        for (int i = 0; i < n.Length; i++) metrics[MetricNames.GradNormPrefix + _clipper.NormLabels[i]] = n[i];
         double peak = _options.PeakFlopsPerSecond ?? ModelFlops.MeasureMatmulPeak(_autocast ?? ScalarType.Float32, _model.Device);
-        metrics["mfu"] = flopsPerStep / secondsPerStep / peak;
-        if (_options.GradientClipSchedule is { } clip) metrics["grad_clip"] = clip.AtStep(step - 1, _options.Steps);
-        if (_scaler is not null) metrics["loss_scale"] = _scaler.Scale;
-        if (_masker is not null) metrics["mask_probability"] = _masker.ProbabilityAt(step - 1, _options.Steps);
+        metrics[MetricNames.Mfu] = flopsPerStep / secondsPerStep / peak;
+        if (_options.GradientClipSchedule is { } clip) metrics[MetricNames.GradClip] = clip.AtStep(step - 1, _options.Steps);
+        if (_scaler is not null) metrics[MetricNames.LossScale] = _scaler.Scale;
+        if (_masker is not null) metrics[MetricNames.MaskProbability] = _masker.ProbabilityAt(step - 1, _options.Steps);
         if (output.RouterStats.Count > 0)
         {
             double utilization = 0;
@@ -319,10 +377,10 @@ public sealed class Trainer : IDisposable
                 utilization += layer.Utilization.item<float>();
                 long[] counts = layer.TokensPerExpert.data<long>().ToArray();
                 double total = Math.Max(1, counts.Sum());
-                for (int e = 0; e < counts.Length; e++) metrics[$"expert_load/{layer.Layer}/{e}"] = counts[e] / total;
+                for (int e = 0; e < counts.Length; e++) metrics[MetricNames.ExpertLoad(layer.Layer, e)] = counts[e] / total;
             }
 
-            metrics["utilization"] = utilization / output.RouterStats.Count;
+            metrics[MetricNames.Utilization] = utilization / output.RouterStats.Count;
         }
 
         return metrics;
@@ -499,9 +557,12 @@ public sealed class Trainer : IDisposable
         double? validation = _validation is null ? null : EvaluateLoss(_validation);
         _logger.LogInformation("step {Step}/{Steps}: train loss {Train:F4}, validation loss {Validation}, lr {LearningRate:G3}, {TokensPerSecond:N0} tokens/s",
             step, _options.Steps, train, validation?.ToString("F4") ?? "n/a", lr, tokensPerSecond);
-        var metrics = new Dictionary<string, double>(StringComparer.Ordinal) { ["eval/train_loss"] = train, ["lr"] = lr, ["tokens_per_s"] = tokensPerSecond };
-        if (validation is { } v) metrics["val/loss"] = v;
-        Progress?.Invoke(new TrainingProgress(step, train, validation, lr, tokensPerSecond, metrics));
+        var metrics = new Dictionary<string, double>(StringComparer.Ordinal)
+        {
+            [MetricNames.EvalTrainLoss] = train, [MetricNames.LearningRate] = lr, [MetricNames.TokensPerSecond] = tokensPerSecond,
+        };
+        if (validation is { } v) metrics[MetricNames.ValidationLoss] = v;
+        Report(new TrainingProgress(step, train, validation, lr, tokensPerSecond, metrics));
         return (train, validation);
     }
 }

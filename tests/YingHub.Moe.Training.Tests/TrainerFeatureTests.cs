@@ -5,6 +5,7 @@ using YingHub.Moe.Core.Tokenizers;
 using YingHub.Moe.Training.Data;
 using YingHub.Moe.Training.Optimization;
 using YingHub.Moe.Training.Schedules;
+using YingHub.Moe.Training.Tracking;
 
 namespace YingHub.Moe.Training.Tests;
 
@@ -169,6 +170,48 @@ public sealed class TrainerFeatureTests : IDisposable
         var history = Directory.GetDirectories(options.CheckpointDirectory + ".history").Select(d => Path.GetFileName(d)!).Order().ToArray();
         Assert.Equal(new[] { "step-00000004", "step-00000006" }, history);
         Assert.Contains("\"Step\": 8", File.ReadAllText(Path.Combine(options.CheckpointDirectory, "trainer_state.json")));
+    }
+
+    private sealed class RecordingTracker : ITrainingTracker
+    {
+        public List<IReadOnlyDictionary<string, string>> Parameters { get; } = [];
+        public List<(long Step, IReadOnlyDictionary<string, double> Metrics)> Metrics { get; } = [];
+        public List<TrainingRunStatus> Completions { get; } = [];
+
+        public void LogParameters(IReadOnlyDictionary<string, string> parameters) => Parameters.Add(parameters);
+        public void LogMetrics(long step, IReadOnlyDictionary<string, double> metrics) => Metrics.Add((step, metrics));
+        public void SetTags(IReadOnlyDictionary<string, string> tags) { }
+        public void LogArtifact(string path) { }
+        public void Complete(TrainingRunStatus status) => Completions.Add(status);
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public void A_tracker_gets_the_hyperparameters_once_every_log_and_evaluation_point_and_the_end_status()
+    {
+        var (train, validation) = Samplers();
+        using var model = Model();
+        var options = Options(6);
+        options.LogInterval = 2;
+        options.EvalInterval = 3;
+        var tracker = new RecordingTracker();
+        using (var trainer = new Trainer(model, train, validation, options) { Tracker = tracker }) trainer.Run();
+
+        var parameters = Assert.Single(tracker.Parameters);
+        Assert.Equal("6", parameters["trainer.Steps"]);
+        Assert.Equal("Fp32", parameters["trainer.Precision"]);
+        Assert.Equal("32", parameters["model.hidden_size"]);
+        Assert.Equal(model.ActiveParameterCount.ToString(System.Globalization.CultureInfo.InvariantCulture), parameters["model.params_active"]);
+        Assert.Equal([2L, 3, 4, 6], tracker.Metrics.Select(m => m.Step)); // log points 2 and 4; evaluations 3 and 6
+        Assert.Contains(MetricNames.ExpertLoad(1, 3), tracker.Metrics[0].Metrics.Keys);
+        Assert.Contains(MetricNames.ValidationLoss, tracker.Metrics[1].Metrics.Keys);
+        Assert.Equal([TrainingRunStatus.Finished], tracker.Completions);
+
+        using var cancel = new CancellationTokenSource();
+        cancel.Cancel();
+        var cancelled = new RecordingTracker();
+        using (var trainer = new Trainer(model, train, validation, Options(6)) { Tracker = cancelled }) trainer.Run(cancel.Token);
+        Assert.Equal([TrainingRunStatus.Killed], cancelled.Completions);
     }
 
     [Fact]

@@ -60,6 +60,24 @@ public static class MetricNames
     /// <summary>Model-FLOPs utilization, 0..1.</summary>
     public const string Mfu = "mfu";
 
+    /// <summary>The router's utilization-window KL loss, before its coefficient.</summary>
+    public const string UtilizationKlLoss = "aux/utilization_kl";
+
+    /// <summary>The prefix of the gradient norms, <c>grad_norm/</c> (followed by <c>global</c>, a clip group's name, or <c>global_after_group_clip</c>).</summary>
+    public const string GradNormPrefix = "grad_norm/";
+
+    /// <summary>The global clip norm of the step, when it follows a schedule.</summary>
+    public const string GradClip = "grad_clip";
+
+    /// <summary>The fp16 loss scale.</summary>
+    public const string LossScale = "loss_scale";
+
+    /// <summary>The input-token masking probability of the step.</summary>
+    public const string MaskProbability = "mask_probability";
+
+    /// <summary>Mean LM loss on training batches at an evaluation (in evaluation mode, as <c>val/loss</c>).</summary>
+    public const string EvalTrainLoss = "eval/train_loss";
+
     /// <summary>The prefix of per-expert load fractions, <c>expert_load/</c>.</summary>
     public const string ExpertLoadPrefix = "expert_load/";
 
