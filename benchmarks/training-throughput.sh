@@ -19,7 +19,7 @@ ours --preset makemoe --batch 16 --block 32 --steps 60 --precision bf16
 
 # the yinghub-v2 shape: batch 32, block 128, n_embd 192, 6 heads, 8 layers, 6 experts, char tokens
 /usr/bin/python3 "$reference" "$makemoe" "$corpus" --batch 32 --block 128 --embd 192 --heads 6 --layers 8 --experts 6 --steps 10
-ours --preset yinghub-v2 --batch 32 --block 128 --steps 10 --warmup 3
-ours --preset yinghub-v2 --batch 32 --block 128 --steps 10 --warmup 3 --precision bf16
+ours --preset yinghub-v2 --batch 32 --block 128 --steps 10 --warmup 5 --log-interval 5
+ours --preset yinghub-v2 --batch 32 --block 128 --steps 10 --warmup 5 --log-interval 5 --precision bf16
 # the same model as the reference at that shape (makeMoE's simple ReLU experts, no deep ones): equal FLOPs per token
-ours --preset makemoe --batch 32 --block 128 --embd 192 --heads 6 --experts 6 --steps 10 --warmup 3
+ours --preset makemoe --batch 32 --block 128 --embd 192 --heads 6 --experts 6 --steps 10 --warmup 5 --log-interval 5

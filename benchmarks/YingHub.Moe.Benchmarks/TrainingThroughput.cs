@@ -18,7 +18,7 @@ namespace YingHub.Moe.Benchmarks;
 /// run in the same sitting (benchmarks/training-throughput.sh runs both).
 /// <code>
 /// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- throughput --preset makemoe --batch 16 --block 32 [--steps 60] [--warmup 10] [--precision fp32|bf16|fp16] [--data FILE]
-///     [--embd C --heads H --layers L --experts E --deep D] [--profile]
+///     [--embd C --heads H --layers L --experts E --deep D] [--log-interval 10] [--profile]
 /// </code>
 /// </summary>
 internal static class TrainingThroughput
@@ -33,6 +33,8 @@ internal static class TrainingThroughput
 
         string preset = Arg("--preset", "makemoe");
         int batch = int.Parse(Arg("--batch", "16")), steps = int.Parse(Arg("--steps", "60")), warmup = int.Parse(Arg("--warmup", "10"));
+        int interval = int.Parse(Arg("--log-interval", "10"));
+        if (steps % interval != 0 || warmup % interval != 0) throw new ArgumentException($"--steps {steps} and --warmup {warmup} must be multiples of --log-interval {interval}.");
         var precision = Enum.Parse<TrainingPrecision>(Arg("--precision", "fp32"), ignoreCase: true);
         string data = Arg("--data", Environment.GetEnvironmentVariable("YINGHUB_DATA_DIR") is { } dir ? Path.Combine(dir, "tinyshakespeare.txt") : FindShared());
         string text = File.ReadAllText(data);
@@ -56,7 +58,8 @@ internal static class TrainingThroughput
         var (train, _) = BlockSampler.Split(corpus, block, seed: 1337);
         using var trainer = new Trainer(model, train, null, new TrainerOptions
         {
-            Steps = warmup + steps, BatchSize = batch, LearningRate = 1e-3, WarmupSteps = 0, LogInterval = 1, EvalInterval = warmup + steps, EvalBatches = 1,
+            // log (host reads, router statistics) every `interval` steps as a real run does; ms_per_step is the mean over each interval
+            Steps = warmup + steps + 1, BatchSize = batch, LearningRate = 1e-3, WarmupSteps = 0, LogInterval = interval, EvalInterval = warmup + steps + 1, EvalBatches = 1,
             Precision = precision,
         });
         var times = new List<double>();
@@ -74,13 +77,13 @@ internal static class TrainingThroughput
         trainer.Run();
         File.Delete(cache);
         times.Sort();
-        double meanMs = times.Average(), medianMs = times[times.Count / 2];
+        double meanMs = times.Average(), medianMs = times[times.Count / 2]; // each entry: the mean step time of one log interval
         double tokensPerStep = (double)batch * block;
         double flopsPerStep = ModelFlops.TrainingFlopsPerToken(model, block) * tokensPerStep;
         double peak32 = ModelFlops.MeasureMatmulPeak();
         Console.WriteLine(JsonSerializer.Serialize(new
         {
-            library = "YingHub.Moe", preset, embd = options.HiddenSize, heads = options.NumHeads, layers = options.NumLayers, experts = options.NumExperts, deep = options.DeepExperts, precision = precision.ToString().ToLowerInvariant(), batch, block, steps = times.Count, warmup,
+            library = "YingHub.Moe", preset, log_interval = interval, embd = options.HiddenSize, heads = options.NumHeads, layers = options.NumLayers, experts = options.NumExperts, deep = options.DeepExperts, precision = precision.ToString().ToLowerInvariant(), batch, block, steps = times.Count * interval, warmup,
             threads = torch.get_num_threads(), cpu = CpuName(),
             train_tokens_per_s = Math.Round(tokensPerStep / (meanMs / 1000), 1), step_ms = Math.Round(meanMs, 2), step_ms_median = Math.Round(medianMs, 2),
             params_total = model.ParameterCount, params_active = model.ActiveParameterCount,
