@@ -287,8 +287,15 @@ public sealed class Trainer : IDisposable
             }
 
             bool end = step == o.Steps || stoppedEarly;
-            if (o.CheckpointDirectory is { } dir && (end || (o.CheckpointInterval is { } every && step % every == 0))) SaveCheckpoint(dir);
+            bool save = o.CheckpointDirectory is not null && (end || (o.CheckpointInterval is { } every && step % every == 0));
+            if (save) SaveCheckpoint(o.CheckpointDirectory!);
             if (stoppedEarly) break;
+            if (save || step % o.EvalInterval == 0)
+            {
+                // ms_per_step measures training steps: evaluations and checkpoints are not counted in the next interval
+                lastLogStep = step;
+                sinceLog.Restart();
+            }
         }
 
         double throughput = (step - firstStep) * tokensPerStep / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);

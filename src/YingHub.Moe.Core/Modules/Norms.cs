@@ -52,7 +52,11 @@ internal static class Regularization
         if (!training || p <= 0) return x;
         if (p >= 1) return x.mul(0.0);
         using var scope = torch.NewDisposeScope();
-        var mask = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p)); // (x.shape): 0 or 1 / (1 − p), no gradient
+        // the uniform draw is float32 whatever x's type, so a bfloat16 input keeps exactly probability 1 − p
+        var uniform = x.dtype == ScalarType.Float32 ? torch.rand_like(x) : torch.rand(x.shape, ScalarType.Float32, x.device);
+        var mask = uniform.ge_(p);                                          // (x.shape): 1 kept, 0 dropped
+        if (x.dtype != ScalarType.Float32) mask = mask.to(x.dtype);
+        mask = mask.mul_(1.0 / (1.0 - p));                                 // 0 or 1 / (1 − p), no gradient
         return x.mul(mask).MoveToOuterDisposeScope();
     }
 }
