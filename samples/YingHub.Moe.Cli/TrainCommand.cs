@@ -116,7 +116,7 @@ internal static class TrainCommand
             {
                 Steps = s.Steps, BatchSize = s.Batch, LearningRate = s.LearningRate, MinLearningRate = s.LearningRate / 10,
                 WarmupSteps = Math.Max(1, s.Steps / 20), EvalInterval = interval, EvalBatches = 8, Seed = s.Seed,
-                LogInterval = progressBar ? Math.Clamp(s.Steps / 100, 1, 10) : interval, // the bar moves at log points
+                LogInterval = progressBar ? Math.Clamp(s.Steps / 100, 1, 10) : Math.Min(10, s.Steps), // the bar moves at log points; plain lines show the last one's ms/step and MFU
                 CheckpointDirectory = s.Output, CheckpointInterval = Math.Min(500, s.Steps), Precision = s.Precision,
             });
             trainer.CheckpointExtras = staging => TokenizerFiles.Save(tokenizer, staging, vocab);

@@ -1,5 +1,6 @@
 using Spectre.Console;
 using YingHub.Moe.Training;
+using YingHub.Moe.Training.Tracking;
 
 namespace YingHub.Moe.Cli;
 
@@ -12,14 +13,23 @@ internal static class TrainingProgressView
     /// <summary>Whether to draw a bar: not with <c>--json</c>, not when standard output is redirected.</summary>
     public static bool UseBar(bool json) => !json && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 
-    /// <summary>The plain line of an evaluation point, or null for a log point (plain output prints evaluations only).</summary>
-    public static string? PlainLine(TrainingProgress p, int totalSteps) => p.ValidationLoss is { } val
-        ? $"step {p.Step,6}/{totalSteps}: train loss {p.TrainLoss:F3}, val loss {val:F3}, lr {p.LearningRate:G3}, {p.TokensPerSecond:N0} tokens/s"
+    /// <summary>
+    /// The plain line of an evaluation point, or null for a log point (plain output prints evaluations only); with the
+    /// metrics of the latest log point, its step time and model FLOPs utilisation too.
+    /// </summary>
+    public static string? PlainLine(TrainingProgress p, int totalSteps, IReadOnlyDictionary<string, double>? lastStep = null) => p.ValidationLoss is { } val
+        ? $"step {p.Step,6}/{totalSteps}: train loss {p.TrainLoss:F3}, val loss {val:F3}, lr {p.LearningRate:G3}, {p.TokensPerSecond:N0} tokens/s{Speed(lastStep, ", ")}"
         : null;
 
     /// <summary>The bar's description of a progress point.</summary>
     public static string Describe(TrainingProgress p, int totalSteps) =>
-        $"step {p.Step}/{totalSteps}  loss {p.TrainLoss:F3}  lr {p.LearningRate:G3}  {p.TokensPerSecond:N0} tok/s";
+        $"step {p.Step}/{totalSteps}  loss {p.TrainLoss:F3}  lr {p.LearningRate:G3}  {p.TokensPerSecond:N0} tok/s{Speed(p.Metrics, "  ")}";
+
+    /// <summary><c>, 152 ms/step, MFU 31%</c> from a log point's metrics, or nothing.</summary>
+    private static string Speed(IReadOnlyDictionary<string, double>? metrics, string separator) =>
+        metrics is not null && metrics.TryGetValue(MetricNames.MillisecondsPerStep, out double ms) && metrics.TryGetValue(MetricNames.Mfu, out double mfu)
+            ? $"{separator}{ms:F0} ms/step{separator}MFU {mfu:P0}"
+            : "";
 
     /// <summary>
     /// Runs <paramref name="body"/>, which receives the progress handler to subscribe; with <paramref name="bar"/>
@@ -27,11 +37,18 @@ internal static class TrainingProgressView
     /// </summary>
     public static T Run<T>(bool bar, long firstStep, int totalSteps, Func<Action<TrainingProgress>, T> body)
     {
+        IReadOnlyDictionary<string, double>? lastStep = null; // the latest log point's metrics (step time, MFU)
+        void Remember(TrainingProgress p)
+        {
+            if (p.Metrics is { } m && m.ContainsKey(MetricNames.MillisecondsPerStep)) lastStep = m;
+        }
+
         if (!bar)
         {
             return body(p =>
             {
-                if (PlainLine(p, totalSteps) is { } line) Console.WriteLine(line);
+                Remember(p);
+                if (PlainLine(p, totalSteps, lastStep) is { } line) Console.WriteLine(line);
             });
         }
 
@@ -46,9 +63,10 @@ internal static class TrainingProgressView
                 task.Value = firstStep;
                 return body(p =>
                 {
+                    Remember(p);
                     task.Value = p.Step;
                     task.Description = Markup.Escape(Describe(p, totalSteps));
-                    if (PlainLine(p, totalSteps) is { } line) AnsiConsole.WriteLine(line);
+                    if (PlainLine(p, totalSteps, lastStep) is { } line) AnsiConsole.WriteLine(line);
                 });
             });
     }

@@ -41,6 +41,10 @@ public class CliTests
         Assert.Equal($"step    100/100: train loss {2.25:F3}, val loss {2.375:F3}, lr {5e-4:G3}, {1500:N0} tokens/s", TrainingProgressView.PlainLine(eval, 100));
         Assert.Equal($"step 20/100  loss {2.5:F3}  lr {1e-3:G3}  {1234:N0} tok/s", TrainingProgressView.Describe(log, 100));
         Assert.Contains("loss 2", TrainingProgressView.Describe(log, 100));
+        var metrics = new Dictionary<string, double> { ["ms_per_step"] = 151.6, ["mfu"] = 0.314 };
+        Assert.Equal($"step    100/100: train loss {2.25:F3}, val loss {2.375:F3}, lr {5e-4:G3}, {1500:N0} tokens/s, {152:F0} ms/step, MFU {0.31:P0}",
+            TrainingProgressView.PlainLine(eval, 100, metrics));
+        Assert.EndsWith($"  {152:F0} ms/step  MFU {0.31:P0}", TrainingProgressView.Describe(log with { Metrics = metrics }, 100));
         Assert.False(TrainingProgressView.UseBar(json: true));
     }
 }
