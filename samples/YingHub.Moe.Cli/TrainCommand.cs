@@ -17,7 +17,7 @@ namespace YingHub.Moe.Cli;
 /// <param name="InitFrom">A checkpoint directory to fine-tune from: its options, weights and tokenizer, with a fresh optimizer and schedule.</param>
 internal sealed record TrainSettings(
     string Data, string Preset, string? TokenizerKind, int Steps, int Batch, int? Block, double LearningRate, long Seed, string Output, bool Resume = false,
-    TrainingPrecision Precision = TrainingPrecision.Fp32, string? InitFrom = null, TrackingSettings? Tracking = null);
+    TrainingPrecision Precision = TrainingPrecision.Fp32, string? InitFrom = null, TrackingSettings? Tracking = null, InitScheme? Init = null);
 
 /// <summary>Where the metrics go besides the console: JSON Lines and PNG plots beside the checkpoint, TensorBoard, MLflow.</summary>
 /// <param name="TensorBoard">Write TensorBoard event files.</param>
@@ -49,9 +49,11 @@ internal static class TrainCommand
         var json = new Option<bool>("--json") { Description = "No progress bar; end with one JSON object line: steps, train_loss, val_loss, tokens_per_s, params_total, params_active, checkpoint." };
         var tensorBoard = new Option<bool>("--tensorboard") { Description = "Also write TensorBoard event files (in {out}.cache/tensorboard)." };
         var mlflow = new Option<string?>("--mlflow") { Description = "Log the run to this MLflow tracking server (default: $MLFLOW_TRACKING_URI if set), e.g. http://127.0.0.1:5000." };
+        var init = new Option<string?>("--init") { Description = "Weight initialisation of a new model: normal (GPT-2, std 0.02 with scaled residual projections), kaiming or xavier. Default: the preset's." };
+        init.AcceptOnlyFromAmong("normal", "kaiming", "xavier");
         var plots = Cli.OptionalInt("--plots", "Redraw the PNG plots (loss, learning rate, expert-load heatmap in {out}.cache/plots) every N metric points; 0: none. Default: 10.");
         var command = new Command("train", "Train a sparse MoE preset on a text corpus (or fine-tune a checkpoint on one) and save a checkpoint.")
-            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json, tensorBoard, mlflow, plots };
+            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json, tensorBoard, mlflow, plots, init };
         command.SetAction(parse => Cli.Run(() =>
         {
             var given = new TrainArguments
@@ -66,7 +68,10 @@ internal static class TrainCommand
             var settings = TrainConfig.Merge(given, file, parse.GetValue(resume)) with
             {
                 Tracking = new TrackingSettings(parse.GetValue(tensorBoard), parse.GetValue(mlflow) ?? NonEmpty(Environment.GetEnvironmentVariable("MLFLOW_TRACKING_URI")), plotInterval),
+                Init = parse.GetValue(init) switch { "normal" => InitScheme.Normal, "kaiming" => InitScheme.KaimingNormal, "xavier" => InitScheme.Xavier, _ => null },
             };
+            if (settings.Init is not null && (settings.InitFrom is not null || settings.Resume))
+                throw new CliException("--init sets up a new model's weights; with --init-from or --resume the weights come from the checkpoint.", 2);
             bool asJson = parse.GetValue(json);
             var (model, _, result) = Train(settings, TrainingProgressView.UseBar(asJson));
             using (model)
@@ -184,6 +189,7 @@ internal static class TrainCommand
         torch.manual_seed(s.Seed);
         var builder = MoeModelBuilder.FromPreset(s.Preset).Vocabulary(tokenizer.VocabSize);
         if (s.Block is { } t) builder.Context(t);
+        if (s.Init is { } scheme) builder.Init(scheme);
         return (builder.Build(), tokenizer, vocab);
     }
 
