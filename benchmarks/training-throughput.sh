@@ -15,11 +15,14 @@ ours() { dotnet "$here/benchmarks/YingHub.Moe.Benchmarks/bin/Release/net10.0/Yin
 # the makemoe shape: batch 16, block 32, n_embd 128, 8 heads, 8 layers, 8 experts, top-2
 /usr/bin/python3 "$reference" "$makemoe" "$corpus" --steps 60
 ours --preset makemoe --batch 16 --block 32 --steps 60
+ours --preset makemoe --batch 16 --block 32 --steps 60 --unfused
 ours --preset makemoe --batch 16 --block 32 --steps 60 --precision bf16
+/usr/bin/python3 "$reference" "$makemoe" "$corpus" --steps 60   # again: the machine's speed drifts within a sitting
 
 # the yinghub-v2 shape: batch 32, block 128, n_embd 192, 6 heads, 8 layers, 6 experts, char tokens
 /usr/bin/python3 "$reference" "$makemoe" "$corpus" --batch 32 --block 128 --embd 192 --heads 6 --layers 8 --experts 6 --steps 10
 ours --preset yinghub-v2 --batch 32 --block 128 --steps 10 --warmup 5 --log-interval 5
+ours --preset yinghub-v2 --batch 32 --block 128 --steps 10 --warmup 5 --log-interval 5 --unfused
 ours --preset yinghub-v2 --batch 32 --block 128 --steps 10 --warmup 5 --log-interval 5 --precision bf16
 # the same model as the reference at that shape (makeMoE's simple ReLU experts, no deep ones): equal FLOPs per token
 ours --preset makemoe --batch 32 --block 128 --embd 192 --heads 6 --experts 6 --steps 10 --warmup 5 --log-interval 5

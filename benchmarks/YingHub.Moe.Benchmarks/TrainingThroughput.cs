@@ -18,7 +18,7 @@ namespace YingHub.Moe.Benchmarks;
 /// run in the same sitting (benchmarks/training-throughput.sh runs both).
 /// <code>
 /// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- throughput --preset makemoe --batch 16 --block 32 [--steps 60] [--warmup 10] [--precision fp32|bf16|fp16] [--data FILE]
-///     [--embd C --heads H --layers L --experts E --deep D] [--log-interval 10] [--profile]
+///     [--embd C --heads H --layers L --experts E --deep D] [--log-interval 10] [--profile] [--unfused]
 /// </code>
 /// </summary>
 internal static class TrainingThroughput
@@ -60,7 +60,7 @@ internal static class TrainingThroughput
         {
             // log (host reads, router statistics) every `interval` steps as a real run does; ms_per_step is the mean over each interval
             Steps = warmup + steps + 1, BatchSize = batch, LearningRate = 1e-3, WarmupSteps = 0, LogInterval = interval, EvalInterval = warmup + steps + 1, EvalBatches = 1,
-            Precision = precision,
+            Precision = precision, FusedAdamW = !args.Contains("--unfused"),
         });
         var times = new List<double>();
         var losses = new List<double>();
@@ -72,7 +72,7 @@ internal static class TrainingThroughput
                 losses.Add(m["train/loss"]);
             }
         };
-        if (args.Contains("--profile")) Profile(model, train, batch, precision, warmup, steps);
+        if (args.Contains("--profile")) Profile(model, train, batch, precision, warmup, steps, fused: !args.Contains("--unfused"));
         long rssBefore = Process.GetCurrentProcess().WorkingSet64;
         trainer.Run();
         File.Delete(cache);
@@ -83,7 +83,7 @@ internal static class TrainingThroughput
         double peak32 = ModelFlops.MeasureMatmulPeak();
         Console.WriteLine(JsonSerializer.Serialize(new
         {
-            library = "YingHub.Moe", preset, log_interval = interval, embd = options.HiddenSize, heads = options.NumHeads, layers = options.NumLayers, experts = options.NumExperts, deep = options.DeepExperts, precision = precision.ToString().ToLowerInvariant(), batch, block, steps = times.Count * interval, warmup,
+            library = "YingHub.Moe", preset, log_interval = interval, embd = options.HiddenSize, heads = options.NumHeads, layers = options.NumLayers, experts = options.NumExperts, deep = options.DeepExperts, precision = precision.ToString().ToLowerInvariant(), adamw = args.Contains("--unfused") ? "per-parameter" : "fused", batch, block, steps = times.Count * interval, warmup,
             threads = torch.get_num_threads(), cpu = CpuName(),
             train_tokens_per_s = Math.Round(tokensPerStep / (meanMs / 1000), 1), step_ms = Math.Round(meanMs, 2), step_ms_median = Math.Round(medianMs, 2),
             params_total = model.ParameterCount, params_active = model.ActiveParameterCount,
@@ -95,9 +95,9 @@ internal static class TrainingThroughput
     }
 
     /// <summary>Where a step's time goes: forward, backward, clipping, optimizer (means over <paramref name="steps"/> after warm-up).</summary>
-    private static void Profile(MoeForCausalLM model, BlockSampler train, int batch, TrainingPrecision precision, int warmup, int steps)
+    private static void Profile(MoeForCausalLM model, BlockSampler train, int batch, TrainingPrecision precision, int warmup, int steps, bool fused)
     {
-        using var adam = YingHub.Moe.Training.Optimization.GroupedAdamW.Create(model.named_parameters(), new() { LearningRate = 1e-4 });
+        using var adam = YingHub.Moe.Training.Optimization.GroupedAdamW.Create(model.named_parameters(), new() { LearningRate = 1e-4, Fused = fused });
         using var clipper = new YingHub.Moe.Training.Optimization.GroupedGradientClipper(model.named_parameters(), new());
         var phases = new double[5];
         string[] names = ["data", "forward", "backward", "clip", "optimizer"];
@@ -127,7 +127,7 @@ internal static class TrainingThroughput
         Console.WriteLine("profile (ms/step): " + string.Join(", ", names.Select((n, p) => $"{n} {phases[p]:F1}")) + $", total {phases.Sum():F1}");
     }
 
-    private static string FindShared()
+    internal static string FindShared()
     {
         for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
         {

@@ -112,9 +112,10 @@ public sealed class Trainer : IDisposable
         _grouped = GroupedAdamW.Create(model.named_parameters(), new AdamWGroupOptions
         {
             LearningRate = options.LearningRate, Beta1 = options.Beta1, Beta2 = options.Beta2, WeightDecay = options.WeightDecay,
-            RouterLearningRateMultiplier = options.RouterLearningRateMultiplier,
+            RouterLearningRateMultiplier = options.RouterLearningRateMultiplier, Fused = options.FusedAdamW,
         });
         _optimizer = _grouped.Optimizer;
+        _logger.LogInformation("AdamW ({Kind}), groups:{NewLine}{Groups}", _grouped.IsFused ? "fused kernel" : "per parameter", Environment.NewLine, _grouped.Describe());
         _schedule = options.CreateSchedule();
         // without per-module limits the groups still exist (with no limit) so their norms are logged
         _clipper = new GroupedGradientClipper(model.named_parameters(), options.ModuleGradientClip ?? Unlimited());
@@ -445,7 +446,7 @@ public sealed class Trainer : IDisposable
         if (archive && _options.KeepCheckpoints > 1) ArchivePrevious(directory);
         MoeCheckpoint.Save(_model, directory, staging =>
         {
-            _optimizer.save_state_dict(Path.Combine(staging, OptimizerFile));
+            _grouped.SaveState(Path.Combine(staging, OptimizerFile));
             using (var rng = torch.get_rng_state()) File.WriteAllBytes(Path.Combine(staging, RngFile), rng.bytes.ToArray());
             CheckpointExtras?.Invoke(staging);
             var files = Directory.GetFiles(staging).Select(Path.GetFileName).Where(f => f != StateFile).Order(StringComparer.Ordinal)
@@ -516,7 +517,7 @@ public sealed class Trainer : IDisposable
 
         if (state.Step > _options.Steps) throw new ArgumentException($"The checkpoint is at step {state.Step}, past this run's {_options.Steps} steps.", nameof(directory));
         MoeCheckpoint.LoadWeights(_model, Path.Combine(directory, MoeCheckpoint.WeightsFile), strict: true);
-        _optimizer.load_state_dict(Path.Combine(directory, OptimizerFile));
+        _grouped.LoadState(Path.Combine(directory, OptimizerFile));
         using (var rng = torch.get_rng_state())
         {
             rng.bytes = File.ReadAllBytes(Path.Combine(directory, RngFile));

@@ -30,6 +30,12 @@ public sealed class TrainerOptions
     /// <summary>AdamW β2, [0, 1).</summary>
     public double Beta2 { get; set; } = 0.99;
 
+    /// <summary>
+    /// Run AdamW as libtorch's fused multi-tensor kernel (PyTorch's <c>fused=True</c>, see
+    /// <see cref="Optimization.FusedAdamW"/>); false: TorchSharp's per-parameter AdamW. Same update, same state files.
+    /// </summary>
+    public bool FusedAdamW { get; set; } = true;
+
     /// <summary>Maximum global gradient norm, (0, 1e6], or null for no global clipping.</summary>
     public double? GradientClip { get; set; } = 1.0;
 

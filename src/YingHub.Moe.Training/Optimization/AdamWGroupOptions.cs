@@ -23,6 +23,12 @@ public sealed class AdamWGroupOptions : IValidatableOptions
     /// <summary>Learning-rate multiplier of the router groups; finite, &gt; 0 (1 keeps the base rate).</summary>
     public double RouterLearningRateMultiplier { get; set; } = 1.0;
 
+    /// <summary>
+    /// Run the step as libtorch's fused multi-tensor kernel (<see cref="FusedAdamW"/>, PyTorch's <c>fused=True</c>):
+    /// the same update in one pass over memory. False, or a libtorch without the kernel: TorchSharp's per-parameter AdamW.
+    /// </summary>
+    public bool Fused { get; set; } = true;
+
     /// <summary>Name fragments of router parameters (separate groups, see <see cref="RouterLearningRateMultiplier"/>).</summary>
     public List<string> RouterNameContains { get; set; } = [.. ParameterNamePatterns.Router];
 

@@ -23,6 +23,7 @@ public sealed class GroupedAdamW : IDisposable
     public const string RouterNoDecayGroup = "router_no_decay";
 
     private const int MatrixRank = 2;
+    private const string StateLabel = nameof(AdamW);
 
     private GroupedAdamW(AdamW optimizer, IReadOnlyList<ParameterGroupInfo> groups)
     {
@@ -30,8 +31,11 @@ public sealed class GroupedAdamW : IDisposable
         Groups = groups;
     }
 
-    /// <summary>The optimizer; owned by this object.</summary>
+    /// <summary>The optimizer (a <see cref="FusedAdamW"/> when <see cref="AdamWGroupOptions.Fused"/> and the kernel is available); owned by this object.</summary>
     public AdamW Optimizer { get; }
+
+    /// <summary>Whether <see cref="Optimizer"/> runs the fused kernel.</summary>
+    public bool IsFused => Optimizer is FusedAdamW;
 
     /// <summary>The groups, in the optimizer's group order.</summary>
     public IReadOnlyList<ParameterGroupInfo> Groups { get; }
@@ -97,8 +101,45 @@ public sealed class GroupedAdamW : IDisposable
                 lr: options.LearningRate * multiplier, beta1: options.Beta1, beta2: options.Beta2, eps: options.Epsilon, weight_decay: decay));
         }
 
-        var optimizer = new AdamW(paramGroups, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
+        var optimizer = options.Fused && FusedAdamW.IsSupported
+            ? new FusedAdamW(paramGroups, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay)
+            : new AdamW(paramGroups, options.LearningRate, options.Beta1, options.Beta2, options.Epsilon, options.WeightDecay);
         return new GroupedAdamW(optimizer, infos);
+    }
+
+    /// <summary>
+    /// Writes the optimizer state (TorchSharp's <c>save_state_dict</c> format, labelled <c>AdamW</c> whichever kernel
+    /// runs, so a state file loads into either).
+    /// </summary>
+    public void SaveState(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true)) Optimizer.save_state_dict(writer);
+        buffer.Position = 0;
+        using var reader = new BinaryReader(buffer);
+        _ = reader.ReadString(); // the optimizer's own type name
+        using var file = File.Create(path);
+        using (var writer = new BinaryWriter(file, System.Text.Encoding.UTF8, leaveOpen: true)) writer.Write(StateLabel);
+        buffer.CopyTo(file);
+    }
+
+    /// <summary>Loads a state written by <see cref="SaveState"/> (or by <c>save_state_dict</c> of an <see cref="AdamW"/> or <see cref="FusedAdamW"/> over the same groups).</summary>
+    /// <exception cref="InvalidDataException">The file holds another optimizer's state.</exception>
+    public void LoadState(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var file = File.OpenRead(path);
+        using var reader = new BinaryReader(file);
+        string label = reader.ReadString();
+        if (label is not (StateLabel or nameof(FusedAdamW)))
+            throw new InvalidDataException($"'{path}' holds the state of a '{label}' optimizer, not AdamW.");
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true)) writer.Write(Optimizer.GetType().Name);
+        file.CopyTo(buffer);
+        buffer.Position = 0;
+        using var relabelled = new BinaryReader(buffer);
+        Optimizer.load_state_dict(relabelled);
     }
 
     /// <summary>A multi-line description of the groups (name, decay, LR multiplier, counts), for the training log.</summary>

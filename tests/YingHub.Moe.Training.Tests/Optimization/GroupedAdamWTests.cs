@@ -92,16 +92,19 @@ public class GroupedAdamWTests
         Assert.Equal("parameters", Assert.Throws<ArgumentException>(() => GroupedAdamW.Create([("frozen.weight", frozen)], new AdamWGroupOptions())).ParamName);
     }
 
-    [Fact]
-    public void TwoStepsEqualHandComputedAdamW()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void TwoStepsEqualHandComputedAdamW(bool fused)
     {
         const double Lr = 0.01, Wd = 0.1, B1 = 0.9, B2 = 0.999, Eps = 1e-8;
         double[] p = [1.0, -2.0, 3.0, 0.5];
         double[][] grads = [[0.1, 0.2, -0.3, 0.0], [-0.05, 0.4, 0.1, 2.0]];
         var param = new Parameter(tensor(p.Select(x => (float)x).ToArray()).reshape(2, 2));
         using var adamw = GroupedAdamW.Create([("layers.0.mlp.weight", param)],
-            new AdamWGroupOptions { LearningRate = Lr, WeightDecay = Wd, Beta1 = B1, Beta2 = B2, Epsilon = Eps });
+            new AdamWGroupOptions { LearningRate = Lr, WeightDecay = Wd, Beta1 = B1, Beta2 = B2, Epsilon = Eps, Fused = fused });
         Assert.Equal("decay", Assert.Single(adamw.Groups).Name);
+        Assert.Equal(fused, adamw.IsFused); // the fused kernel exists in this libtorch: no silent fallback
 
         double[] m = new double[4], v = new double[4];
         for (int t = 1; t <= grads.Length; t++)
@@ -124,15 +127,17 @@ public class GroupedAdamWTests
         }
     }
 
-    [Fact]
-    public void NullGradientIsUntouchedButZeroGradientIsDecayed()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void NullGradientIsUntouchedButZeroGradientIsDecayed(bool fused)
     {
         var used = new Parameter(ones(2, 2));
         var idleNone = new Parameter(ones(2, 2));
         var idleZero = new Parameter(ones(2, 2));
         using var adamw = GroupedAdamW.Create(
             [("layers.0.block_sparse_moe.experts.0.w", used), ("layers.0.block_sparse_moe.experts.1.w", idleNone), ("layers.0.block_sparse_moe.experts.2.w", idleZero)],
-            new AdamWGroupOptions { LearningRate = 0.1, WeightDecay = 0.5 });
+            new AdamWGroupOptions { LearningRate = 0.1, WeightDecay = 0.5, Fused = fused });
         for (int step = 0; step < 3; step++)
         {
             adamw.Optimizer.SetGradientsToNone();
@@ -145,6 +150,73 @@ public class GroupedAdamWTests
         Assert.True(idleNone.data<float>().ToArray().All(x => x == 1f));
         Assert.True(idleZero.data<float>().ToArray().All(x => x < 1f)); // decayed by the zero gradient: the trap
         Assert.True(used.data<float>().ToArray().All(x => x < 1f));
+    }
+
+    /// <summary>
+    /// The fused kernel against TorchSharp's per-parameter AdamW on the same grouped model (decay, no decay, router
+    /// multiplier, a parameter that gets no gradient on some steps), including a rewind: each loads the other's state
+    /// saved two steps earlier, so the fused step counters must follow the loaded state.
+    /// </summary>
+    [Fact]
+    public void FusedMatchesPerParameterAdamWAcrossSaveAndLoad()
+    {
+        using var a = new TinyModel();
+        using var b = new TinyModel();
+        using (no_grad())
+        {
+            foreach (var (pa, pb) in a.parameters().Zip(b.parameters())) pb.copy_(pa);
+        }
+
+        var options = new AdamWGroupOptions { LearningRate = 0.01, WeightDecay = 0.1, Beta2 = 0.99, RouterLearningRateMultiplier = 0.5 };
+        using var fused = GroupedAdamW.Create(a.named_parameters(), options);
+        using var plain = GroupedAdamW.Create(b.named_parameters(), new AdamWGroupOptions { LearningRate = 0.01, WeightDecay = 0.1, Beta2 = 0.99, RouterLearningRateMultiplier = 0.5, Fused = false });
+        Assert.True(fused.IsFused);
+        Assert.False(plain.IsFused);
+        var generator = new torch.Generator(7);
+        void Step(int t)
+        {
+            foreach (var ((name, pa), pb) in a.named_parameters().Zip(b.parameters()))
+            {
+                if (name.Contains("experts.1") && t % 2 == 1)
+                {
+                    pa.grad = null; // an expert without tokens this step: skipped by both
+                    pb.grad = null;
+                    continue;
+                }
+
+                var g = randn(pa.shape, generator: generator);
+                pa.grad = g;
+                pb.grad = g.clone();
+            }
+
+            fused.Optimizer.step();
+            plain.Optimizer.step();
+        }
+
+        for (int t = 0; t < 4; t++) Step(t);
+        string dir = Directory.CreateTempSubdirectory("adamw").FullName;
+        try
+        {
+            fused.SaveState(Path.Combine(dir, "fused.bin"));
+            plain.SaveState(Path.Combine(dir, "plain.bin"));
+            for (int t = 4; t < 6; t++) Step(t);
+            // rewind both optimizers to step 4 from each other's file: the fused step counters (at 6) must follow
+            fused.LoadState(Path.Combine(dir, "plain.bin"));
+            plain.LoadState(Path.Combine(dir, "fused.bin"));
+            using (var w = new BinaryWriter(File.Create(Path.Combine(dir, "sgd.bin")))) w.Write("SGD");
+            Assert.Contains("'SGD' optimizer", Assert.Throws<InvalidDataException>(() => fused.LoadState(Path.Combine(dir, "sgd.bin"))).Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+
+        for (int t = 6; t < 10; t++) Step(t);
+        foreach (var ((name, pa), pb) in a.named_parameters().Zip(b.parameters()))
+        {
+            float[] x = pa.data<float>().ToArray(), y = pb.data<float>().ToArray();
+            for (int i = 0; i < x.Length; i++) Assert.True(Math.Abs(x[i] - y[i]) < 1e-5, $"{name}[{i}]: fused {x[i]} vs per-parameter {y[i]}");
+        }
     }
 
     [Fact]
