@@ -64,8 +64,15 @@ internal static class TrainingQuality
         using var corpus = TokenCorpus.Open(data, tokenizer, cache);
         var (train, validation) = BlockSampler.Split(corpus, block, seed);
         using var trainer = new Trainer(model, train, validation, trainerOptions);
+        var rss = new SortedDictionary<long, long>(); // step -> resident MB, at every log point
         trainer.Progress += p =>
         {
+            if (p.Step % trainerOptions.LogInterval == 0)
+            {
+                using var self = Process.GetCurrentProcess();
+                rss[p.Step] = self.WorkingSet64 / 1_000_000;
+            }
+
             if (p.ValidationLoss is { } v)
                 Console.Error.WriteLine(FormattableString.Invariant($"step {p.Step}: train {p.TrainLoss:F3} val {v:F3}"));
         };
@@ -82,6 +89,7 @@ internal static class TrainingQuality
             attention_dropout = options.AttentionDropout, init = options.Init.ToString(), aux = options.LoadBalancingCoef, zloss = options.ZLossCoef, seed,
             val_loss = Math.Round(val.Loss, 4), train_eval_loss = Math.Round(fit.Loss, 4), eval_batches = evalBatches, eval_tokens = val.Tokens,
             minutes = Math.Round(minutes, 1), threads = torch.get_num_threads(), tokens_per_s = Math.Round(result.TokensPerSecond),
+            rss_mb_by_step = rss,
         }));
         return 0;
     }
