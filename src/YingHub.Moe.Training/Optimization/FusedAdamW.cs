@@ -81,8 +81,12 @@ public sealed class FusedAdamW : AdamW
             }
 
             if (parameters.Count == 0) return;
+            // Scalars we hold until the call returns: a double argument would become a temporary Scalar that the GC may
+            // finalize (freeing its native value) before TorchSharp's invoke reads it
+            using Scalar lr = o.LearningRate!.Value.ToScalar(), beta1 = o.beta1!.Value.ToScalar(), beta2 = o.beta2!.Value.ToScalar(),
+                decay = o.weight_decay!.Value.ToScalar(), eps = o.eps!.Value.ToScalar();
             Kernel.Value.invoke("fused_adamw", parameters.ToArray(), grads.ToArray(), expAvgs.ToArray(), expAvgSqs.ToArray(), steps.ToArray(),
-                o.LearningRate!.Value, o.beta1!.Value, o.beta2!.Value, o.weight_decay!.Value, o.eps!.Value, o.maximize ?? false);
+                lr, beta1, beta2, decay, eps, o.maximize ?? false);
             foreach (Parameter p in parameters.Cast<Parameter>()) _steps[p.Handle] = (_steps[p.Handle].Step, ((State)_state[p.Handle]).step);
         }, closure);
     }

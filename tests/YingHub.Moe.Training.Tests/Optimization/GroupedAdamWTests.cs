@@ -219,6 +219,41 @@ public class GroupedAdamWTests
         }
     }
 
+    /// <summary>
+    /// Many fused steps while another thread forces garbage collections: the hyperparameters must reach the kernel
+    /// intact (a temporary Scalar finalized before the native call read it once crashed a 5,000-step run).
+    /// </summary>
+    [Fact]
+    public void FusedStepSurvivesGarbageCollections()
+    {
+        var p = new Parameter(ones(4, 4));
+        using var adamw = GroupedAdamW.Create([("layers.0.mlp.weight", p)], new AdamWGroupOptions { LearningRate = 1e-3 });
+        using var stop = new CancellationTokenSource();
+        var collector = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested) GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+        });
+        collector.Start();
+        try
+        {
+            for (int i = 0; i < 3000; i++)
+            {
+                using var scope = NewDisposeScope();
+                p.grad = full(4, 4, 0.5f);
+                adamw.Optimizer.step();
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            collector.Join();
+        }
+
+        // 3000 steps of a constant gradient: Adam's update is lr per step (m̂/√v̂ = 1), with decoupled decay on top
+        float[] w = p.data<float>().ToArray();
+        Assert.All(w, x => Assert.InRange(x, -2.5f, -1.5f));
+    }
+
     [Fact]
     public void SetGradientsToNoneOnPlainParameters()
     {
