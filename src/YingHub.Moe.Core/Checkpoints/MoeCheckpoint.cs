@@ -19,6 +19,13 @@ public static class MoeCheckpoint
     /// <summary>The weights file name.</summary>
     public const string WeightsFile = "model.safetensors";
 
+    private const string LibraryName = "YingHub.Moe";
+
+    // Stacked FFN/expert weights are (n, in, out). Files of this library without the key were written when they were
+    // (n, out, in); loading transposes them, so older checkpoints keep working.
+    private const string FfnLayoutKey = "ffn_weight_layout";
+    private const string FfnLayout = "in_out";
+
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     /// <summary>
@@ -39,7 +46,8 @@ public static class MoeCheckpoint
             Directory.CreateDirectory(staging);
             File.WriteAllText(Path.Combine(staging, ConfigFile), JsonSerializer.Serialize(model.Options, Json));
             var state = model.state_dict();
-            Safetensors.Write(Path.Combine(staging, WeightsFile), state, new Dictionary<string, string> { ["format"] = "pt", ["library"] = "YingHub.Moe" });
+            Safetensors.Write(Path.Combine(staging, WeightsFile), state,
+                new Dictionary<string, string> { ["format"] = "pt", ["library"] = LibraryName, [FfnLayoutKey] = FfnLayout });
             writeExtras?.Invoke(staging);
             if (Directory.Exists(target))
             {
@@ -105,7 +113,14 @@ public static class MoeCheckpoint
         ArgumentNullException.ThrowIfNull(model);
         if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
         using var scope = torch.NewDisposeScope();
-        return LoadState(model, Safetensors.Read(path), path, strict);
+        var file = Safetensors.Read(path, out var metadata);
+        if (metadata.GetValueOrDefault("library") == LibraryName && !metadata.ContainsKey(FfnLayoutKey))
+        {
+            // written before the input-major layout: the only 3-D tensors are the stacked (n, out, in) weights
+            file = file.ToDictionary(kv => kv.Key, kv => kv.Value.dim() == 3 ? kv.Value.transpose(1, 2).contiguous() : kv.Value);
+        }
+
+        return LoadState(model, file, path, strict);
     }
 
     /// <summary>

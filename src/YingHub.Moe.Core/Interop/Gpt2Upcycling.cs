@@ -13,7 +13,8 @@ public sealed record UpcyclingReport(IReadOnlyList<(string Key, string Source)> 
 /// <summary>
 /// Sparse upcycling (Komatsuzaki et al. 2022): initialises a <see cref="MoeForCausalLM"/> from a dense GPT-2 wherever
 /// shapes match: token and position embeddings, LayerNorms, attention (HF's Conv1D weights transposed into Linear
-/// layout), and every expert of a MoE layer (and the FFN of a dense layer) from that layer's dense MLP. Deep experts,
+/// layout), and every expert of a MoE layer (and the FFN of a dense layer) from that layer's dense MLP (Conv1D and the
+/// library's FFN weights are both input-major: copied as they are). Deep experts,
 /// SwiGLU experts, routers and layers beyond GPT-2's depth have no dense counterpart and stay at their initialisation;
 /// the report lists each key either way.
 /// </summary>
@@ -63,9 +64,9 @@ public static class Gpt2Upcycling
             if (o.Activation == ExpertActivation.SwiGlu) continue; // a gated FFN has no dense GELU counterpart
             foreach (string ffn in new[] { "block_sparse_moe.experts.", "block_sparse_moe.shared_expert.ffn.", "mlp.ffn." })
             {
-                Map(l + ffn + "fc1.weight", h + "mlp.c_fc.weight", transpose: true);
+                Map(l + ffn + "fc1.weight", h + "mlp.c_fc.weight");   // GPT-2's Conv1D is input-major, as our FFN weights
                 Map(l + ffn + "fc1.bias", h + "mlp.c_fc.bias");
-                Map(l + ffn + "fc2.weight", h + "mlp.c_proj.weight", transpose: true);
+                Map(l + ffn + "fc2.weight", h + "mlp.c_proj.weight");
                 Map(l + ffn + "fc2.bias", h + "mlp.c_proj.bias");
             }
         }

@@ -60,9 +60,9 @@ internal sealed class ExpertBank : nn.Module
         for (int j = 0; j < Count; j++)
         {
             if (inputs[j] is not { } x) continue;
-            var h = Activate(Autocast.Linear(x, w1[j], b1?[j]));                          // (n_j, H)
-            h = Autocast.Linear(h, w2[j], b2?[j]);                                                // (n_j, C) or (n_j, H) when deep
-            outputs[j] = Deep ? Autocast.Linear(Activate(h), w3![j], b3?[j]) : h;          // (n_j, C)
+            var h = Activate(Autocast.MatMul(x, w1[j], b1?[j]));                          // (n_j, H)
+            h = Autocast.MatMul(h, w2[j], b2?[j]);                                                // (n_j, C) or (n_j, H) when deep
+            outputs[j] = Deep ? Autocast.MatMul(Activate(h), w3![j], b3?[j]) : h;          // (n_j, C)
         }
 
         return outputs;

@@ -48,6 +48,22 @@ public static class Autocast
     }
 
     /// <summary>
+    /// <c>x @ weight + bias</c> with the weight stored input-major (x (N, in), weight (in, out), bias (out)): one
+    /// <c>addmm</c> (or <c>mm</c>), in the current autocast type as <see cref="Linear"/>.
+    /// </summary>
+    public static Tensor MatMul(Tensor x, Tensor weight, Tensor? bias = null)
+    {
+        if (_current is { } dtype && (x.dtype == ScalarType.Float32 || x.dtype == dtype))
+        {
+            x = Cast(x, dtype);
+            weight = Cast(weight, dtype);
+            if (bias is not null) bias = Cast(bias, dtype);
+        }
+
+        return bias is null ? x.mm(weight) : torch.addmm(bias, x, weight, beta: 1, alpha: 1);
+    }
+
+    /// <summary>
     /// <paramref name="tensor"/> in the current autocast type when it is float32 (a differentiable cast), else itself.
     /// Cast a stacked weight once and slice the result, rather than casting every slice.
     /// </summary>

@@ -39,6 +39,32 @@ public sealed class MoeCheckpointTests : IDisposable
         Assert.Contains(header.Entries, e => e.Name == "layers.1.block_sparse_moe.utilization.counts");
     }
 
+    /// <summary>
+    /// Checkpoints written before the FFN weights became input-major hold them as (n, out, in) and lack the layout
+    /// key; they load transposed, to the same logits. Deep experts include a square H × H layer, where only the key
+    /// can tell the layouts apart.
+    /// </summary>
+    [Fact]
+    public void A_checkpoint_with_the_earlier_out_in_expert_layout_loads_to_the_same_logits()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(9);
+        using var model = new MoeForCausalLM(Tiny.Options(o => { o.DeepExperts = 1; o.SharedExpert = true; }));
+        model.eval();
+        var ids = torch.randint(0, 19, [2, 6]);
+        var expected = model.call(new CausalLMInput(ids)).Logits;
+        string dir = Path.Combine(_dir, "old");
+        MoeCheckpoint.Save(model, dir);
+        string weights = Path.Combine(dir, MoeCheckpoint.WeightsFile);
+        var old = Safetensors.Read(weights).ToDictionary(kv => kv.Key, kv => kv.Value.dim() == 3 ? kv.Value.transpose(1, 2).contiguous() : kv.Value);
+        Assert.Contains(old, kv => kv.Value.dim() == 3 && kv.Value.shape[1] == kv.Value.shape[2]); // the square deep layer
+        Safetensors.Write(weights, old, new Dictionary<string, string> { ["format"] = "pt", ["library"] = "YingHub.Moe" });
+
+        using var loaded = MoeCheckpoint.Load(dir);
+        loaded.eval();
+        Tiny.AssertClose(expected, loaded.call(new CausalLMInput(ids)).Logits, atol: 0);
+    }
+
     [Fact]
     public void Rotary_tables_stay_out_of_checkpoints()
     {

@@ -20,7 +20,7 @@ public class ExpertBankTests
         int h = options.ExpertMultiplier * options.HiddenSize;
 
         Tensor Layer(string name, Tensor input, int e) =>
-            torch.matmul(input, Tiny.Param(bank, name + ".weight")[e].t()) + Tiny.Param(bank, name + ".bias")[e];
+            torch.matmul(input, Tiny.Param(bank, name + ".weight")[e]) + Tiny.Param(bank, name + ".bias")[e]; // (in, out)
         Tensor Glu(Tensor gateUp) => nn.functional.silu(gateUp[.., ..h]) * gateUp[.., h..];
 
         var all = bank.Forward([x, x, x]);
@@ -44,7 +44,7 @@ public class ExpertBankTests
         torch.manual_seed(13);
         var options = Tiny.Options(o => { o.Init = scheme; o.InitStd = std > 0 ? std : 0.02; o.HiddenSize = 64; o.NumHeads = 4; });
         using var bank = new ExpertBank(4, deep: false, options);
-        var fc1 = Tiny.Param(bank, "fc1.weight"); // (E, H, C): fan-in C = 64
+        var fc1 = Tiny.Param(bank, "fc1.weight"); // (E, C, H): fan-in C = 64
         double expected = scheme == InitScheme.Normal ? 0.02 : Math.Sqrt(2.0 / 64); // Kaiming normal (ReLU gain) with fan-in
         for (int e = 0; e < 4; e++) Assert.InRange(fc1[e].std().item<float>(), expected * 0.9, expected * 1.1);
         Assert.Equal(0, Tiny.Param(bank, "fc1.bias").abs().sum().item<float>());

@@ -12,7 +12,7 @@ public class SparseMoeBlockTests
         var h = x;
         for (int i = 0; i < layers.Length; i++)
         {
-            h = torch.matmul(h, layers[i].W.t()) + layers[i].B;
+            h = torch.matmul(h, layers[i].W) + layers[i].B; // stacked FFN weights are (in, out)
             if (i < layers.Length - 1) h = h.relu();
         }
 
