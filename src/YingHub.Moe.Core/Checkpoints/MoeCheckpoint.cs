@@ -21,10 +21,12 @@ public static class MoeCheckpoint
 
     private const string LibraryName = "YingHub.Moe";
 
-    // Stacked FFN/expert weights are (n, in, out). Files of this library without the key were written when they were
-    // (n, out, in); loading transposes them, so older checkpoints keep working.
-    private const string FfnLayoutKey = "ffn_weight_layout";
-    private const string FfnLayout = "in_out";
+    // Projection weights (attention, stacked FFN/expert) are input-major: (in, out), (n, in, out). Files of this library
+    // without the key were written when they were (out, in), (n, out, in); loading transposes them, so older
+    // checkpoints keep working.
+    private const string LayoutKey = "weight_layout";
+    private const string Layout = "in_out";
+    private static readonly string[] ProjectionSuffixes = [".self_attn.qkv_proj.weight", ".self_attn.o_proj.weight"];
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
@@ -47,7 +49,7 @@ public static class MoeCheckpoint
             File.WriteAllText(Path.Combine(staging, ConfigFile), JsonSerializer.Serialize(model.Options, Json));
             var state = model.state_dict();
             Safetensors.Write(Path.Combine(staging, WeightsFile), state,
-                new Dictionary<string, string> { ["format"] = "pt", ["library"] = LibraryName, [FfnLayoutKey] = FfnLayout });
+                new Dictionary<string, string> { ["format"] = "pt", ["library"] = LibraryName, [LayoutKey] = Layout });
             writeExtras?.Invoke(staging);
             if (Directory.Exists(target))
             {
@@ -114,10 +116,13 @@ public static class MoeCheckpoint
         if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
         using var scope = torch.NewDisposeScope();
         var file = Safetensors.Read(path, out var metadata);
-        if (metadata.GetValueOrDefault("library") == LibraryName && !metadata.ContainsKey(FfnLayoutKey))
+        if (metadata.GetValueOrDefault("library") == LibraryName && !metadata.ContainsKey(LayoutKey))
         {
-            // written before the input-major layout: the only 3-D tensors are the stacked (n, out, in) weights
-            file = file.ToDictionary(kv => kv.Key, kv => kv.Value.dim() == 3 ? kv.Value.transpose(1, 2).contiguous() : kv.Value);
+            // written before the input-major layout: the stacked (n, out, in) weights (the only 3-D tensors) and the attention projections
+            file = file.ToDictionary(kv => kv.Key, kv =>
+                kv.Value.dim() == 3 ? kv.Value.transpose(1, 2).contiguous()
+                : ProjectionSuffixes.Any(s => kv.Key.EndsWith(s, StringComparison.Ordinal)) ? kv.Value.t().contiguous()
+                : kv.Value);
         }
 
         return LoadState(model, file, path, strict);

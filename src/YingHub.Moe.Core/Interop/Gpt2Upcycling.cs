@@ -12,9 +12,9 @@ public sealed record UpcyclingReport(IReadOnlyList<(string Key, string Source)> 
 
 /// <summary>
 /// Sparse upcycling (Komatsuzaki et al. 2022): initialises a <see cref="MoeForCausalLM"/> from a dense GPT-2 wherever
-/// shapes match: token and position embeddings, LayerNorms, attention (HF's Conv1D weights transposed into Linear
-/// layout), and every expert of a MoE layer (and the FFN of a dense layer) from that layer's dense MLP (Conv1D and the
-/// library's FFN weights are both input-major: copied as they are). Deep experts,
+/// shapes match: token and position embeddings, LayerNorms, attention, and every expert of a MoE layer (and the FFN of a
+/// dense layer) from that layer's dense MLP (GPT-2's Conv1D weights and the library's projection weights are both
+/// input-major, (in, out): copied as they are). Deep experts,
 /// SwiGLU experts, routers and layers beyond GPT-2's depth have no dense counterpart and stay at their initialisation;
 /// the report lists each key either way.
 /// </summary>
@@ -57,9 +57,9 @@ public static class Gpt2Upcycling
                 Map(l + "post_attention_layernorm." + p, h + "ln_2." + p);
             }
 
-            Map(l + "self_attn.qkv_proj.weight", h + "attn.c_attn.weight", transpose: true);
+            Map(l + "self_attn.qkv_proj.weight", h + "attn.c_attn.weight");
             Map(l + "self_attn.qkv_proj.bias", h + "attn.c_attn.bias");
-            Map(l + "self_attn.o_proj.weight", h + "attn.c_proj.weight", transpose: true);
+            Map(l + "self_attn.o_proj.weight", h + "attn.c_proj.weight");
             Map(l + "self_attn.o_proj.bias", h + "attn.c_proj.bias");
             if (o.Activation == ExpertActivation.SwiGlu) continue; // a gated FFN has no dense GELU counterpart
             foreach (string ffn in new[] { "block_sparse_moe.experts.", "block_sparse_moe.shared_expert.ffn.", "mlp.ffn." })

@@ -12,8 +12,8 @@ namespace YingHub.Moe.Core.Modules;
 /// </summary>
 internal sealed class CausalSelfAttention : nn.Module
 {
-    [ComponentName(Name = "qkv_proj")] private readonly TorchSharp.Modules.Linear _qkv; // C -> 3C
-    [ComponentName(Name = "o_proj")] private readonly TorchSharp.Modules.Linear _out;   // C -> C
+    [ComponentName(Name = "qkv_proj")] private readonly InputMajorLinear _qkv; // C -> 3C, weight (C, 3C)
+    [ComponentName(Name = "o_proj")] private readonly InputMajorLinear _out;   // C -> C, weight (C, C)
     private readonly int _heads;
     private readonly int _headDim;
     private readonly double _attnDropout;
@@ -25,11 +25,9 @@ internal sealed class CausalSelfAttention : nn.Module
         _heads = options.NumHeads;
         _headDim = options.HeadDim;
         _attnDropout = options.AttentionDropout;
-        _qkv = nn.Linear(c, 3 * c, hasBias: options.Bias);
-        _out = nn.Linear(c, c, hasBias: options.Bias);
+        _qkv = new InputMajorLinear(c, 3 * c, options.Bias, options);
+        _out = new InputMajorLinear(c, c, options.Bias, options, residualScale: 1 / Math.Sqrt(2.0 * options.NumLayers));
         _residDropout = options.Dropout;
-        WeightInit.Linear(_qkv, options);
-        WeightInit.Linear(_out, options, residualScale: 1 / Math.Sqrt(2.0 * options.NumLayers));
         RegisterComponents();
     }
 
@@ -39,7 +37,7 @@ internal sealed class CausalSelfAttention : nn.Module
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], t = x.shape[1], c = x.shape[2];
         long start = cache?.Length ?? 0;
-        var qkv = Autocast.Linear(x, _qkv.weight!, _qkv.bias).view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × (B, nh, T, hd)
+        var qkv = _qkv.call(x).view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × (B, nh, T, hd)
         Tensor q = qkv[0], k = qkv[1], v = qkv[2];                                         // (B, nh, T, hd)
         if (rope is not null)
         {
@@ -68,6 +66,6 @@ internal sealed class CausalSelfAttention : nn.Module
         double p = training ? _attnDropout : 0.0;
         var y = nn.functional.scaled_dot_product_attention(q, k, v, mask, p, causal && t > 1); // (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(b, t, c);                                               // (B, T, C)
-        return Regularization.Dropout(Autocast.Linear(y, _out.weight!, _out.bias), _residDropout, training).MoveToOuterDisposeScope();
+        return Regularization.Dropout(_out.call(y), _residDropout, training).MoveToOuterDisposeScope();
     }
 }

@@ -40,12 +40,12 @@ public sealed class MoeCheckpointTests : IDisposable
     }
 
     /// <summary>
-    /// Checkpoints written before the FFN weights became input-major hold them as (n, out, in) and lack the layout
-    /// key; they load transposed, to the same logits. Deep experts include a square H × H layer, where only the key
-    /// can tell the layouts apart.
+    /// Checkpoints written before the projection weights became input-major hold them as (out, in) / (n, out, in) and
+    /// lack the layout key; they load transposed, to the same logits. Deep experts and o_proj are square, where only
+    /// the key can tell the layouts apart.
     /// </summary>
     [Fact]
-    public void A_checkpoint_with_the_earlier_out_in_expert_layout_loads_to_the_same_logits()
+    public void A_checkpoint_with_the_earlier_out_in_weight_layout_loads_to_the_same_logits()
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(9);
@@ -56,7 +56,9 @@ public sealed class MoeCheckpointTests : IDisposable
         string dir = Path.Combine(_dir, "old");
         MoeCheckpoint.Save(model, dir);
         string weights = Path.Combine(dir, MoeCheckpoint.WeightsFile);
-        var old = Safetensors.Read(weights).ToDictionary(kv => kv.Key, kv => kv.Value.dim() == 3 ? kv.Value.transpose(1, 2).contiguous() : kv.Value);
+        var old = Safetensors.Read(weights).ToDictionary(kv => kv.Key, kv =>
+            kv.Value.dim() == 3 ? kv.Value.transpose(1, 2).contiguous() : kv.Key.EndsWith("_proj.weight") ? kv.Value.t().contiguous() : kv.Value);
+        Assert.Equal(2 * 2, old.Keys.Count(k => k.EndsWith("_proj.weight"))); // qkv and o of both layers
         Assert.Contains(old, kv => kv.Value.dim() == 3 && kv.Value.shape[1] == kv.Value.shape[2]); // the square deep layer
         Safetensors.Write(weights, old, new Dictionary<string, string> { ["format"] = "pt", ["library"] = "YingHub.Moe" });
 
