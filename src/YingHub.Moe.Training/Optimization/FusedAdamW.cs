@@ -17,6 +17,9 @@ namespace YingHub.Moe.Training.Optimization;
 /// process. The update is the same algorithm (decoupled decay <c>p ← p(1 − lr·wd)</c>, bias-corrected moments,
 /// <c>eps</c> outside the square root); results agree with <see cref="AdamW"/> to float rounding (tested). Parameters
 /// whose gradient is null are skipped, as in <see cref="AdamW"/>. AMSGrad falls back to <see cref="AdamW"/>'s own step.
+/// The CPU kernel exists since libtorch 2.4 (this library is built against 2.10). TorchScript compiles a function's
+/// body at its first call, where an unknown op ends the process instead of throwing, so the script is exercised by the
+/// tests against the libtorch the package depends on.
 /// </remarks>
 public sealed class FusedAdamW : AdamW
 {
