@@ -16,7 +16,8 @@ namespace YingHub.Moe.Training.Optimization;
 /// TorchSharp has no binding for the kernel, so it is reached through a TorchScript function compiled once per
 /// process. The update is the same algorithm (decoupled decay <c>p ← p(1 − lr·wd)</c>, bias-corrected moments,
 /// <c>eps</c> outside the square root); results agree with <see cref="AdamW"/> to float rounding (tested). Parameters
-/// whose gradient is null are skipped, as in <see cref="AdamW"/>. AMSGrad falls back to <see cref="AdamW"/>'s own step.
+/// whose gradient is null are skipped, as in <see cref="AdamW"/>. AMSGrad and non-contiguous parameters fall back to
+/// <see cref="AdamW"/>'s own step.
 /// The CPU kernel exists since libtorch 2.4 (this library is built against 2.10). TorchScript compiles a function's
 /// body at its first call, where an unknown op ends the process instead of throwing, so the script is exercised by the
 /// tests against the libtorch the package depends on.
@@ -62,7 +63,8 @@ public sealed class FusedAdamW : AdamW
     /// <inheritdoc />
     public override Tensor step(Func<Tensor>? closure = null)
     {
-        if (ParamGroups.Cast<ParamGroup>().Any(g => g.Options.amsgrad == true)) return base.step(closure);
+        // the kernel walks each tensor's memory in order: parameters laid out otherwise (and AMSGrad) take AdamW's own step
+        if (ParamGroups.Cast<ParamGroup>().Any(g => g.Options.amsgrad == true || g.Parameters.Any(p => !p.is_contiguous()))) return base.step(closure);
         return _step<ParamGroup>(group =>
         {
             var o = group.Options;

@@ -254,6 +254,22 @@ public class GroupedAdamWTests
         Assert.All(w, x => Assert.InRange(x, -2.5f, -1.5f));
     }
 
+    /// <summary>A parameter stored transposed (non-contiguous) takes the per-parameter step, with the same result.</summary>
+    [Fact]
+    public void NonContiguousParameterMatchesHandComputedStep()
+    {
+        var p = new Parameter(tensor(new float[] { 1, 2, 3, 4, 5, 6 }).reshape(2, 3).t()); // (3, 2), strides (1, 3)
+        Assert.False(p.is_contiguous());
+        using var adamw = GroupedAdamW.Create([("layers.0.mlp.weight", p)], new AdamWGroupOptions { LearningRate = 0.1, WeightDecay = 0 });
+        var before = p.detach().contiguous().data<float>().ToArray();           // row-major (3, 2)
+        float[] grad = [1, -2, -3, 4, 5, -6];
+        p.grad = tensor(grad).reshape(3, 2);                                   // contiguous, unlike the parameter
+        adamw.Optimizer.step();
+        // the first Adam step moves every weight by lr against its gradient's sign (m̂ / √v̂ = ±1)
+        float[] actual = p.contiguous().data<float>().ToArray();
+        for (int i = 0; i < actual.Length; i++) Assert.Equal(before[i] - 0.1f * Math.Sign(grad[i]), actual[i], 1e-5f);
+    }
+
     [Fact]
     public void SetGradientsToNoneOnPlainParameters()
     {
