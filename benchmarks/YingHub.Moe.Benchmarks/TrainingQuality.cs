@@ -18,7 +18,7 @@ namespace YingHub.Moe.Benchmarks;
 /// what <c>yinghub train</c> uses.
 /// <code>
 /// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- quality --preset makemoe [--steps 5000] [--batch 16]
-///     [--lr 2e-3] [--min-lr-ratio 0.1] [--warmup 250] [--wd 0.1] [--beta2 0.99] [--clip 1.0] [--dropout X] [--init kaiming]
+///     [--lr 2e-3] [--min-lr-ratio 0.1] [--warmup 250] [--wd 0.1] [--beta2 0.99] [--clip 1.0] [--dropout X] [--attention-dropout X] [--init kaiming]
 ///     [--aux 0] [--zloss 0] [--eval-batches 200] [--threads N] [--seed 1337] [--data FILE]
 /// </code>
 /// </summary>
@@ -44,7 +44,7 @@ internal static class TrainingQuality
         var options = MoePresets.Get(preset);
         options.VocabSize = tokenizer.VocabSize;
         options.Dropout = D("--dropout", options.Dropout);
-        options.AttentionDropout = D("--attention-dropout", options.Dropout);
+        options.AttentionDropout = D("--attention-dropout", options.AttentionDropout);
         options.LoadBalancingCoef = D("--aux", options.LoadBalancingCoef);
         options.ZLossCoef = D("--zloss", options.ZLossCoef);
         if (Arg("--init", "") is { Length: > 0 } init) options.Init = Enum.Parse<InitScheme>(init, ignoreCase: true);
@@ -79,9 +79,10 @@ internal static class TrainingQuality
         var clock = Stopwatch.StartNew();
         var result = trainer.Run();
         double minutes = clock.Elapsed.TotalMinutes;
-        File.Delete(cache);
         var val = LossEvaluator.Evaluate(model, validation, evalBatches, batch);
         var fit = LossEvaluator.Evaluate(model, train, evalBatches, batch);
+        corpus.Dispose();
+        File.Delete(cache);
         Console.WriteLine(JsonSerializer.Serialize(new
         {
             library = "YingHub.Moe", preset, steps, batch, block, lr, min_lr = trainerOptions.MinLearningRate, warmup = trainerOptions.WarmupSteps,

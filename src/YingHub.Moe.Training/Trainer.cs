@@ -516,6 +516,11 @@ public sealed class Trainer : IDisposable
         }
 
         if (state.Step > _options.Steps) throw new ArgumentException($"The checkpoint is at step {state.Step}, past this run's {_options.Steps} steps.", nameof(directory));
+        if (!MoeCheckpoint.HasCurrentWeightLayout(Path.Combine(directory, MoeCheckpoint.WeightsFile)))
+        {
+            throw new InvalidDataException($"Checkpoint '{directory}' was written by an earlier version that stored projection weights (out, in): " +
+                "its weights load (transposed), but its optimizer state cannot be resumed; nothing was loaded. Start a new run from its weights instead (fine-tuning, e.g. yinghub train --init-from).");
+        }
         MoeCheckpoint.LoadWeights(_model, Path.Combine(directory, MoeCheckpoint.WeightsFile), strict: true);
         _grouped.LoadState(Path.Combine(directory, OptimizerFile));
         using (var rng = torch.get_rng_state())

@@ -165,6 +165,29 @@ public sealed class TrainerTests : IDisposable
             var ex = Assert.Throws<InvalidDataException>(() => trainer.Resume(dir));
             Assert.Contains("'model.safetensors' does not match its recorded SHA-256", ex.Message);
         }
+
+        // a checkpoint of an earlier version ((out, in) projection weights, no layout key) is refused before anything loads
+        string weightsPath = Path.Combine(dir, "model.safetensors");
+        using (var scope = torch.NewDisposeScope())
+        {
+            var tensors = YingHub.Moe.Core.Checkpoints.Safetensors.Read(weightsPath);
+            YingHub.Moe.Core.Checkpoints.Safetensors.Write(weightsPath, tensors, new Dictionary<string, string> { ["format"] = "pt", ["library"] = "YingHub.Moe" });
+        }
+
+        string statePath = Path.Combine(dir, "trainer_state.json");
+        var stateJson = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(statePath))!;
+        stateJson["Sha256"]!["model.safetensors"] = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(weightsPath)));
+        File.WriteAllText(statePath, stateJson.ToJsonString());
+        using (var model = Model(tokenizer.VocabSize))
+        {
+            var (train, _) = BlockSampler.Split(corpus, 16, seed: 9);
+            using var trainer = new Trainer(model, train, null, Options(null));
+            var before = Weights(model);
+            var ex = Assert.Throws<InvalidDataException>(() => trainer.Resume(dir));
+            Assert.Contains("earlier version", ex.Message);
+            Assert.Equal(before, Weights(model));
+            Assert.Equal(0, trainer.Step);
+        }
     }
 
     [Fact]

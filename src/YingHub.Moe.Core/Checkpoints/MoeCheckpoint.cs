@@ -107,6 +107,16 @@ public static class MoeCheckpoint
     }
 
     /// <summary>
+    /// Whether the weights file at <paramref name="path"/> stores projection weights input-major, as this version does
+    /// (false only for a file this library wrote before the change; <see cref="LoadWeights"/> transposes those).
+    /// </summary>
+    public static bool HasCurrentWeightLayout(string path)
+    {
+        var metadata = Safetensors.ReadHeader(path).Metadata;
+        return metadata.GetValueOrDefault("library") != LibraryName || metadata.ContainsKey(LayoutKey);
+    }
+
+    /// <summary>
     /// Copies the tensors of a safetensors file into <paramref name="model"/> by name and reports what matched. With
     /// <paramref name="strict"/>, any missing, unexpected or mis-shaped tensor throws before anything is copied.
     /// </summary>

@@ -30,12 +30,11 @@ public static class Gpt2Upcycling
         var target = model.state_dict();
         var candidates = new Dictionary<string, (string Source, Func<long[], Tensor?> Make)>();
 
-        void Map(string key, string from, bool transpose = false)
+        void Map(string key, string from)
         {
-            if (!source.TryGetValue(from, out var s)) return;
+            if (!source.TryGetValue(from, out var t)) return;
             candidates[key] = (from, shape =>
             {
-                var t = transpose ? s.t() : s;
                 if (shape.Length == t.dim() + 1 && shape[1..].SequenceEqual(t.shape)) return t.unsqueeze(0).expand(shape); // every stacked expert
                 if (shape.Length == 2 && t.dim() == 2 && shape[1] == t.shape[1] && shape[0] <= t.shape[0] && from == "wpe.weight") return t[..(int)shape[0]]; // fewer positions
                 return t.shape.SequenceEqual(shape) ? t : null;

@@ -25,7 +25,8 @@ public sealed class AdamWGroupOptions : IValidatableOptions
 
     /// <summary>
     /// Run the step as libtorch's fused multi-tensor kernel (<see cref="FusedAdamW"/>, PyTorch's <c>fused=True</c>):
-    /// the same update in one pass over memory. False, or a libtorch without the kernel: TorchSharp's per-parameter AdamW.
+    /// the same update in one pass over memory (libtorch ≥ 2.4; this library is built against 2.10). False: TorchSharp's
+    /// per-parameter AdamW.
     /// </summary>
     public bool Fused { get; set; } = true;
 

@@ -82,7 +82,6 @@ public sealed class FusedAdamW : AdamW
                 expAvgs.Add(state.exp_avg);
                 expAvgSqs.Add(state.exp_avg_sq);
                 steps.Add(StepCounter(p, state.step));
-                state.step++;
             }
 
             if (parameters.Count == 0) return;
@@ -90,9 +89,24 @@ public sealed class FusedAdamW : AdamW
             // finalize (freeing its native value) before TorchSharp's invoke reads it
             using Scalar lr = o.LearningRate!.Value.ToScalar(), beta1 = o.beta1!.Value.ToScalar(), beta2 = o.beta2!.Value.ToScalar(),
                 decay = o.weight_decay!.Value.ToScalar(), eps = o.eps!.Value.ToScalar();
-            Kernel.Value.invoke("fused_adamw", parameters.ToArray(), grads.ToArray(), expAvgs.ToArray(), expAvgSqs.ToArray(), steps.ToArray(),
-                lr, beta1, beta2, decay, eps, o.maximize ?? false);
-            foreach (Parameter p in parameters.Cast<Parameter>()) _steps[p.Handle] = (_steps[p.Handle].Step, ((State)_state[p.Handle]).step);
+            try
+            {
+                Kernel.Value.invoke("fused_adamw", parameters.ToArray(), grads.ToArray(), expAvgs.ToArray(), expAvgSqs.ToArray(), steps.ToArray(),
+                    lr, beta1, beta2, decay, eps, o.maximize ?? false);
+            }
+            catch
+            {
+                // the counters may have advanced inside the script: refill them from State.step at the next call
+                foreach (Parameter p in parameters.Cast<Parameter>()) _steps[p.Handle] = (_steps[p.Handle].Step, -1);
+                throw;
+            }
+
+            foreach (Parameter p in parameters.Cast<Parameter>())
+            {
+                var state = (State)_state[p.Handle];
+                state.step++;                                          // after the kernel ran: a failed call advances nothing
+                _steps[p.Handle] = (_steps[p.Handle].Step, state.step);
+            }
         }, closure);
     }
 
@@ -107,7 +121,8 @@ public sealed class FusedAdamW : AdamW
 
         if (entry.Value != value)
         {
-            entry.Step.fill_(value);
+            using Scalar v = value.ToScalar(); // held: see the invoke above
+            entry.Step.fill_(v);
             _steps[parameter.Handle] = (entry.Step, value);
         }
 

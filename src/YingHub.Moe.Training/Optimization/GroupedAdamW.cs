@@ -23,7 +23,6 @@ public sealed class GroupedAdamW : IDisposable
     public const string RouterNoDecayGroup = "router_no_decay";
 
     private const int MatrixRank = 2;
-    private const string StateLabel = nameof(AdamW);
 
     private GroupedAdamW(AdamW optimizer, IReadOnlyList<ParameterGroupInfo> groups)
     {
@@ -108,20 +107,13 @@ public sealed class GroupedAdamW : IDisposable
     }
 
     /// <summary>
-    /// Writes the optimizer state (TorchSharp's <c>save_state_dict</c> format, labelled <c>AdamW</c> whichever kernel
-    /// runs, so a state file loads into either).
+    /// Writes the optimizer state in TorchSharp's <c>save_state_dict</c> format (streamed to the file), labelled with the
+    /// optimizer's type; <see cref="LoadState"/> reads either label, so a state file loads into either implementation.
     /// </summary>
     public void SaveState(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        using var buffer = new MemoryStream();
-        using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true)) Optimizer.save_state_dict(writer);
-        buffer.Position = 0;
-        using var reader = new BinaryReader(buffer);
-        _ = reader.ReadString(); // the optimizer's own type name
-        using var file = File.Create(path);
-        using (var writer = new BinaryWriter(file, System.Text.Encoding.UTF8, leaveOpen: true)) writer.Write(StateLabel);
-        buffer.CopyTo(file);
+        Optimizer.save_state_dict(path);
     }
 
     /// <summary>Loads a state written by <see cref="SaveState"/> (or by <c>save_state_dict</c> of an <see cref="AdamW"/> or <see cref="FusedAdamW"/> over the same groups).</summary>
@@ -130,16 +122,41 @@ public sealed class GroupedAdamW : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         using var file = File.OpenRead(path);
-        using var reader = new BinaryReader(file);
-        string label = reader.ReadString();
-        if (label is not (StateLabel or nameof(FusedAdamW)))
+        string label = new BinaryReader(file).ReadString(); // not disposed: it would close the file
+        if (label is not (nameof(AdamW) or nameof(FusedAdamW)))
             throw new InvalidDataException($"'{path}' holds the state of a '{label}' optimizer, not AdamW.");
-        using var buffer = new MemoryStream();
-        using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true)) writer.Write(Optimizer.GetType().Name);
-        file.CopyTo(buffer);
-        buffer.Position = 0;
-        using var relabelled = new BinaryReader(buffer);
+        var prefix = new MemoryStream();
+        using (var writer = new BinaryWriter(prefix, System.Text.Encoding.UTF8, leaveOpen: true)) writer.Write(Optimizer.GetType().Name);
+        prefix.Position = 0;
+        using var relabelled = new BinaryReader(new ConcatenatedStream(prefix, file)); // the rest streams from the file
         Optimizer.load_state_dict(relabelled);
+    }
+
+    /// <summary>A read-only stream that reads one stream to its end, then another.</summary>
+    private sealed class ConcatenatedStream(Stream first, Stream second) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            int read = first.Read(buffer, offset, count);
+            return read > 0 ? read : second.Read(buffer, offset, count);
+        }
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) first.Dispose(); // the second belongs to the caller
+            base.Dispose(disposing);
+        }
     }
 
     /// <summary>A multi-line description of the groups (name, decay, LR multiplier, counts), for the training log.</summary>
