@@ -19,7 +19,7 @@ namespace YingHub.Moe.Benchmarks;
 /// <code>
 /// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- quality --preset makemoe [--steps 5000] [--batch 16]
 ///     [--lr 2e-3] [--min-lr-ratio 0.1] [--warmup 250] [--wd 0.1] [--beta2 0.99] [--clip 1.0] [--dropout X] [--attention-dropout X] [--init kaiming]
-///     [--aux 0] [--zloss 0] [--eval-batches 200] [--threads N] [--seed 1337] [--data FILE]
+///     [--aux 0] [--zloss 0] [--eval-batches 200] [--threads N] [--unfused] [--seed 1337] [--data FILE]
 /// </code>
 /// </summary>
 internal static class TrainingQuality
@@ -55,7 +55,7 @@ internal static class TrainingQuality
         {
             Steps = steps, BatchSize = batch, LearningRate = lr, MinLearningRate = lr * D("--min-lr-ratio", 0.1),
             WarmupSteps = I("--warmup", Math.Max(1, steps / 20)), WeightDecay = D("--wd", 0.1), Beta2 = D("--beta2", 0.99),
-            GradientClip = D("--clip", 1.0), EvalInterval = Math.Min(500, steps), EvalBatches = 8, LogInterval = Math.Min(100, steps), Seed = seed,
+            GradientClip = D("--clip", 1.0), FusedAdamW = !args.Contains("--unfused"), EvalInterval = Math.Min(500, steps), EvalBatches = 8, LogInterval = Math.Min(100, steps), Seed = seed,
         };
 
         torch.manual_seed(seed);
@@ -87,7 +87,7 @@ internal static class TrainingQuality
         {
             library = "YingHub.Moe", preset, steps, batch, block, lr, min_lr = trainerOptions.MinLearningRate, warmup = trainerOptions.WarmupSteps,
             wd = trainerOptions.WeightDecay, beta2 = trainerOptions.Beta2, clip = trainerOptions.GradientClip, dropout = options.Dropout,
-            attention_dropout = options.AttentionDropout, init = options.Init.ToString(), aux = options.LoadBalancingCoef, zloss = options.ZLossCoef, seed,
+            attention_dropout = options.AttentionDropout, init = options.Init.ToString(), aux = options.LoadBalancingCoef, zloss = options.ZLossCoef, seed, adamw = trainerOptions.FusedAdamW ? "fused" : "per-parameter",
             val_loss = Math.Round(val.Loss, 4), train_eval_loss = Math.Round(fit.Loss, 4), eval_batches = evalBatches, eval_tokens = val.Tokens,
             minutes = Math.Round(minutes, 1), threads = torch.get_num_threads(), tokens_per_s = Math.Round(result.TokensPerSecond),
             rss_mb_by_step = rss,
