@@ -26,20 +26,15 @@ internal static class TrainingQuality
 {
     public static int Run(string[] args)
     {
-        string Arg(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
+        var a = new BenchmarkArguments(args);
+        double D(string name, double fallback) => a.Double(name, fallback);
+        int I(string name, int fallback) => a.Int(name, fallback);
 
-        double D(string name, double fallback) => double.Parse(Arg(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
-        int I(string name, int fallback) => int.Parse(Arg(name, fallback.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
-
-        if (Arg("--threads", "") is { Length: > 0 } threads) torch.set_num_threads(int.Parse(threads, CultureInfo.InvariantCulture));
-        string preset = Arg("--preset", "makemoe");
+        if (a.Get("--threads", "") is { Length: > 0 }) torch.set_num_threads(I("--threads", 0));
+        string preset = a.Get("--preset", "makemoe");
         int steps = I("--steps", 5000), batch = I("--batch", 16), evalBatches = I("--eval-batches", 200), seed = I("--seed", 1337);
         double lr = D("--lr", 2e-3);
-        string data = Arg("--data", Environment.GetEnvironmentVariable("YINGHUB_DATA_DIR") is { } dir ? Path.Combine(dir, "tinyshakespeare.txt") : TrainingThroughput.FindShared());
+        string data = a.Corpus();
         var tokenizer = CharTokenizer.FromCorpus(File.ReadAllText(data));
         var options = MoePresets.Get(preset);
         options.VocabSize = tokenizer.VocabSize;
@@ -47,7 +42,7 @@ internal static class TrainingQuality
         options.AttentionDropout = D("--attention-dropout", options.AttentionDropout);
         options.LoadBalancingCoef = D("--aux", options.LoadBalancingCoef);
         options.ZLossCoef = D("--zloss", options.ZLossCoef);
-        if (Arg("--init", "") is { Length: > 0 } init) options.Init = Enum.Parse<InitScheme>(init, ignoreCase: true);
+        if (a.Get("--init", "") is { Length: > 0 } init) options.Init = Enum.Parse<InitScheme>(init, ignoreCase: true);
         int block = I("--block", options.ContextLength);
         options.ContextLength = Math.Max(options.ContextLength, block);
 
@@ -55,7 +50,7 @@ internal static class TrainingQuality
         {
             Steps = steps, BatchSize = batch, LearningRate = lr, MinLearningRate = lr * D("--min-lr-ratio", 0.1),
             WarmupSteps = I("--warmup", Math.Max(1, steps / 20)), WeightDecay = D("--wd", 0.1), Beta2 = D("--beta2", 0.99),
-            GradientClip = D("--clip", 1.0), FusedAdamW = !args.Contains("--unfused"), EvalInterval = Math.Min(500, steps), EvalBatches = 8, LogInterval = Math.Min(100, steps), Seed = seed,
+            GradientClip = D("--clip", 1.0), FusedAdamW = !a.Has("--unfused"), EvalInterval = Math.Min(500, steps), EvalBatches = 8, LogInterval = Math.Min(100, steps), Seed = seed,
         };
 
         torch.manual_seed(seed);

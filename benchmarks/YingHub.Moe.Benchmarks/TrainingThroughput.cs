@@ -7,6 +7,7 @@ using YingHub.Moe.Core.Tokenizers;
 using YingHub.Moe.Training;
 using YingHub.Moe.Training.Data;
 using YingHub.Moe.Training.Diagnostics;
+using YingHub.Moe.Training.Tracking;
 
 namespace YingHub.Moe.Benchmarks;
 
@@ -25,30 +26,26 @@ internal static class TrainingThroughput
 {
     public static int Run(string[] args)
     {
-        string Arg(string name, string fallback)
-        {
-            int i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-        }
-
-        string preset = Arg("--preset", "makemoe");
-        int batch = int.Parse(Arg("--batch", "16")), steps = int.Parse(Arg("--steps", "60")), warmup = int.Parse(Arg("--warmup", "10"));
-        int interval = int.Parse(Arg("--log-interval", "10"));
+        var a = new BenchmarkArguments(args);
+        string preset = a.Get("--preset", "makemoe");
+        int batch = a.Int("--batch", 16), steps = a.Int("--steps", 60), warmup = a.Int("--warmup", 10);
+        int interval = a.Int("--log-interval", 10);
         if (steps % interval != 0 || warmup % interval != 0) throw new ArgumentException($"--steps {steps} and --warmup {warmup} must be multiples of --log-interval {interval}.");
-        var precision = Enum.Parse<TrainingPrecision>(Arg("--precision", "fp32"), ignoreCase: true);
-        string data = Arg("--data", Environment.GetEnvironmentVariable("YINGHUB_DATA_DIR") is { } dir ? Path.Combine(dir, "tinyshakespeare.txt") : FindShared());
+        var precision = Enum.Parse<TrainingPrecision>(a.Get("--precision", "fp32"), ignoreCase: true);
+        bool fused = !a.Has("--unfused");
+        string data = a.Corpus();
         string text = File.ReadAllText(data);
         var tokenizer = CharTokenizer.FromCorpus(text);
         var options = MoePresets.Get(preset);
         options.VocabSize = tokenizer.VocabSize;
         // shape overrides, e.g. the makemoe preset at the yinghub-v2 shape, which is what the makeMoE reference runs there
-        options.HiddenSize = int.Parse(Arg("--embd", options.HiddenSize.ToString()));
-        options.NumHeads = int.Parse(Arg("--heads", options.NumHeads.ToString()));
-        options.NumLayers = int.Parse(Arg("--layers", options.NumLayers.ToString()));
-        options.NumExperts = int.Parse(Arg("--experts", options.NumExperts.ToString()));
-        options.DeepExperts = int.Parse(Arg("--deep", options.DeepExperts.ToString()));
+        options.HiddenSize = a.Int("--embd", options.HiddenSize);
+        options.NumHeads = a.Int("--heads", options.NumHeads);
+        options.NumLayers = a.Int("--layers", options.NumLayers);
+        options.NumExperts = a.Int("--experts", options.NumExperts);
+        options.DeepExperts = a.Int("--deep", options.DeepExperts);
         options.TopK = Math.Min(options.TopK, options.NumExperts);
-        int block = int.Parse(Arg("--block", options.ContextLength.ToString()));
+        int block = a.Int("--block", options.ContextLength);
         options.ContextLength = Math.Max(options.ContextLength, block);
 
         torch.manual_seed(1337);
@@ -60,19 +57,19 @@ internal static class TrainingThroughput
         {
             // log (host reads, router statistics) every `interval` steps as a real run does; ms_per_step is the mean over each interval
             Steps = warmup + steps + 1, BatchSize = batch, LearningRate = 1e-3, WarmupSteps = 0, LogInterval = interval, EvalInterval = warmup + steps + 1, EvalBatches = 1,
-            Precision = precision, FusedAdamW = !args.Contains("--unfused"),
+            Precision = precision, FusedAdamW = fused,
         });
         var times = new List<double>();
         var losses = new List<double>();
         trainer.Progress += p =>
         {
-            if (p.Metrics is { } m && m.TryGetValue("ms_per_step", out double ms) && p.Step > warmup)
+            if (p.Metrics is { } m && m.TryGetValue(MetricNames.MillisecondsPerStep, out double ms) && p.Step > warmup)
             {
                 times.Add(ms);
-                losses.Add(m["train/loss"]);
+                losses.Add(m[MetricNames.TrainLoss]);
             }
         };
-        if (args.Contains("--profile")) Profile(model, train, batch, precision, warmup, steps, fused: !args.Contains("--unfused"));
+        if (a.Has("--profile")) Profile(model, train, batch, precision, warmup, steps, fused);
         long rssBefore = Process.GetCurrentProcess().WorkingSet64;
         trainer.Run();
         File.Delete(cache);
@@ -83,7 +80,7 @@ internal static class TrainingThroughput
         double peak32 = ModelFlops.MeasureMatmulPeak();
         Console.WriteLine(JsonSerializer.Serialize(new
         {
-            library = "YingHub.Moe", preset, log_interval = interval, embd = options.HiddenSize, heads = options.NumHeads, layers = options.NumLayers, experts = options.NumExperts, deep = options.DeepExperts, precision = precision.ToString().ToLowerInvariant(), adamw = args.Contains("--unfused") ? "per-parameter" : "fused", batch, block, steps = times.Count * interval, warmup,
+            library = "YingHub.Moe", preset, log_interval = interval, embd = options.HiddenSize, heads = options.NumHeads, layers = options.NumLayers, experts = options.NumExperts, deep = options.DeepExperts, precision = precision.ToString().ToLowerInvariant(), adamw = fused ? "fused" : "per-parameter", batch, block, steps = times.Count * interval, warmup,
             threads = torch.get_num_threads(), cpu = CpuName(),
             train_tokens_per_s = Math.Round(tokensPerStep / (meanMs / 1000), 1), step_ms = Math.Round(meanMs, 2), step_ms_median = Math.Round(medianMs, 2),
             params_total = model.ParameterCount, params_active = model.ActiveParameterCount,
@@ -125,17 +122,6 @@ internal static class TrainingThroughput
         }
 
         Console.WriteLine("profile (ms/step): " + string.Join(", ", names.Select((n, p) => $"{n} {phases[p]:F1}")) + $", total {phases.Sum():F1}");
-    }
-
-    internal static string FindShared()
-    {
-        for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "shared", "data", "tinyshakespeare.txt");
-            if (File.Exists(candidate)) return candidate;
-        }
-
-        throw new FileNotFoundException("tinyshakespeare.txt not found: pass --data FILE or set YINGHUB_DATA_DIR.");
     }
 
     private static string CpuName()

@@ -110,11 +110,10 @@ public static class MoeCheckpoint
     /// Whether the weights file at <paramref name="path"/> stores projection weights input-major, as this version does
     /// (false only for a file this library wrote before the change; <see cref="LoadWeights"/> transposes those).
     /// </summary>
-    public static bool HasCurrentWeightLayout(string path)
-    {
-        var metadata = Safetensors.ReadHeader(path).Metadata;
-        return metadata.GetValueOrDefault("library") != LibraryName || metadata.ContainsKey(LayoutKey);
-    }
+    public static bool HasCurrentWeightLayout(string path) => !HasEarlierLayout(Safetensors.ReadHeader(path).Metadata);
+
+    private static bool HasEarlierLayout(IReadOnlyDictionary<string, string> metadata) =>
+        metadata.GetValueOrDefault("library") == LibraryName && !metadata.ContainsKey(LayoutKey);
 
     /// <summary>
     /// Copies the tensors of a safetensors file into <paramref name="model"/> by name and reports what matched. With
@@ -126,7 +125,7 @@ public static class MoeCheckpoint
         if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
         using var scope = torch.NewDisposeScope();
         var file = Safetensors.Read(path, out var metadata);
-        if (metadata.GetValueOrDefault("library") == LibraryName && !metadata.ContainsKey(LayoutKey))
+        if (HasEarlierLayout(metadata))
         {
             // written before the input-major layout: the stacked (n, out, in) weights (the only 3-D tensors) and the attention projections
             file = file.ToDictionary(kv => kv.Key, kv =>

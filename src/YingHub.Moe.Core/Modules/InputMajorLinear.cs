@@ -17,9 +17,7 @@ internal sealed class InputMajorLinear : nn.Module<Tensor, Tensor>
 {
     [ComponentName(Name = "weight")] private readonly Parameter _weight; // (in, out)
     [ComponentName(Name = "bias")] private readonly Parameter? _bias;    // (out)
-    private Tensor? _inferenceView;   // detached Wᵀ for inference, see WeightT
-    private object? _viewOf;
-    private IntPtr _viewHandle;
+    private readonly InferenceViews _transposed = new(w => [w.t()]); // Wᵀ (out, in), for decoding
 
     public InputMajorLinear(int inFeatures, int outFeatures, bool bias, MoeModelOptions options, double residualScale = 1.0)
         : base(nameof(InputMajorLinear))
@@ -32,28 +30,13 @@ internal sealed class InputMajorLinear : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) => Autocast.Linear(x, WeightT(), _bias); // (..., in) -> (..., out)
 
-    /// <summary>
-    /// Wᵀ (out, in) as a view. In training a fresh view per call (an autograd view of the parameter); under
-    /// <c>no_grad</c> without autocast (decoding) one detached view, made once and kept: it shares the parameter's
-    /// storage, so in-place updates show through, and is rebuilt when the parameter object is replaced.
-    /// </summary>
-    private Tensor WeightT()
-    {
-        if (torch.is_grad_enabled() || Autocast.CurrentType is not null) return _weight.t();
-        if (!ReferenceEquals(_viewOf, _weight) || _viewHandle != _weight.Handle || _inferenceView is null)
-        {
-            _inferenceView?.Dispose();
-            using (torch.no_grad()) _inferenceView = _weight.detach().t().DetachFromDisposeScope();
-            (_viewOf, _viewHandle) = (_weight, _weight.Handle);
-        }
-
-        return _inferenceView;
-    }
+    /// <summary>Wᵀ (out, in) as a view: in training a fresh autograd view per call, in inference the one kept view.</summary>
+    private Tensor WeightT() => InferenceViews.Active ? _transposed.Of(_weight)![0] : _weight.t();
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _inferenceView?.Dispose();
+        if (disposing) _transposed.Dispose();
         base.Dispose(disposing);
     }
 }

@@ -18,11 +18,8 @@ internal sealed class StackedLinear : nn.Module
 {
     [ComponentName(Name = "weight")] private readonly Parameter _weight; // (n, in, out)
     [ComponentName(Name = "bias")] private readonly Parameter? _bias;    // (n, out)
-    private Tensor[]? _weightViews;  // inference views, see InferenceViews
-    private Tensor[]? _biasViews;
-    private object? _viewsOf;
-    private object? _viewsOfBias;
-    private IntPtr _viewsHandle;
+    private readonly InferenceViews _weightViews = new(w => w.unbind(0)); // n × (in, out), for decoding
+    private readonly InferenceViews _biasViews = new(b => b.unbind(0));   // n × (out)
 
     public StackedLinear(int count, int inFeatures, int outFeatures, bool bias, MoeModelOptions options, double residualScale = 1.0)
         : base(nameof(StackedLinear))
@@ -39,52 +36,31 @@ internal sealed class StackedLinear : nn.Module
     /// allocate a full (n, in, out) gradient per layer.
     /// </summary>
     public (Tensor[] Weights, Tensor[]? Biases) Unbind() =>
-        InferenceViews() ?? (Autocast.CastFloat(_weight).unbind(0), _bias is null ? null : Autocast.CastFloat(_bias).unbind(0));
+        KeptViews() ?? (Autocast.CastFloat(_weight).unbind(0), _bias is null ? null : Autocast.CastFloat(_bias).unbind(0));
 
     /// <summary>Linear layer <paramref name="index"/> applied to x (N, in) → (N, out).</summary>
     public Tensor Forward(int index, Tensor x)
     {
-        if (InferenceViews() is var (w, b))
+        if (KeptViews() is var (w, b))
             return Autocast.MatMul(x, w[index], b?[index]); // one op: no per-call slicing of the stacked weight (decoding)
         using var scope = torch.NewDisposeScope();
         var y = Autocast.MatMul(x, _weight[index], _bias?[index]);
         return y.MoveToOuterDisposeScope();
     }
 
-    /// <summary>
-    /// Under <c>no_grad</c> and without autocast (inference: evaluation, decoding), detached per-layer views of the
-    /// stacked weight and bias, made once and kept: they share the parameters' storage, so in-place updates show
-    /// through; they are rebuilt when the parameter objects are replaced (e.g. a move to another device). Otherwise null.
-    /// </summary>
-    private (Tensor[] Weights, Tensor[]? Biases)? InferenceViews()
-    {
-        if (torch.is_grad_enabled() || Autocast.CurrentType is not null) return null;
-        if (!ReferenceEquals(_viewsOf, _weight) || !ReferenceEquals(_viewsOfBias, _bias) || _viewsHandle != _weight.Handle)
-        {
-            DisposeViews();
-            using (torch.no_grad())
-            {
-                _weightViews = _weight.detach().unbind(0).Select(v => v.DetachFromDisposeScope()).ToArray();
-                _biasViews = _bias?.detach().unbind(0).Select(v => v.DetachFromDisposeScope()).ToArray();
-            }
-
-            (_viewsOf, _viewsOfBias, _viewsHandle) = (_weight, _bias, _weight.Handle);
-        }
-
-        return (_weightViews!, _biasViews);
-    }
-
-    private void DisposeViews()
-    {
-        foreach (var v in _weightViews ?? []) v.Dispose();
-        foreach (var v in _biasViews ?? []) v.Dispose();
-        (_weightViews, _biasViews, _viewsOf, _viewsOfBias) = (null, null, null, null);
-    }
+    /// <summary>In inference (<see cref="InferenceViews.Active"/>), the kept per-layer views of the weight and bias; otherwise null.</summary>
+    private (Tensor[] Weights, Tensor[]? Biases)? KeptViews() =>
+        InferenceViews.Active ? (_weightViews.Of(_weight)!, _biasViews.Of(_bias)) : null;
 
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing) DisposeViews();
+        if (disposing)
+        {
+            _weightViews.Dispose();
+            _biasViews.Dispose();
+        }
+
         base.Dispose(disposing);
     }
 }

@@ -26,16 +26,12 @@ public sealed class FusedAdamW : AdamW
 {
     private const string Script = """
         def fused_adamw(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], exp_avg_sqs: List[Tensor], steps: List[Tensor], lr: float, beta1: float, beta2: float, weight_decay: float, eps: float, maximize: bool) -> int:
-            torch._foreach_add_(steps, 1)
             torch._fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=maximize)
             return 0
 
         """; // the TorchScript parser needs the final newline
 
     private static readonly Lazy<jit.CompilationUnit> Kernel = new(() => jit.compile(Script), LazyThreadSafetyMode.ExecutionAndPublication);
-
-    // per parameter: the kernel's float step counter, and the State.step value it holds (re-synced when they differ, e.g. after load_state_dict)
-    private readonly Dictionary<IntPtr, (Tensor Step, long Value)> _steps = [];
 
     /// <summary>An AdamW over <paramref name="groups"/>; the arguments are those of <see cref="AdamW"/>.</summary>
     public FusedAdamW(IEnumerable<ParamGroup> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false)
@@ -72,7 +68,7 @@ public sealed class FusedAdamW : AdamW
             var grads = new List<Tensor>();
             var expAvgs = new List<Tensor>();
             var expAvgSqs = new List<Tensor>();
-            var steps = new List<Tensor>();
+            var stepNumbers = new List<float>();
             foreach (Parameter p in group.Parameters)
             {
                 if (p.grad is not { } grad) continue; // a wrapper owned by _step's dispose scope
@@ -81,63 +77,19 @@ public sealed class FusedAdamW : AdamW
                 grads.Add(grad.is_contiguous() ? grad : grad.contiguous());
                 expAvgs.Add(state.exp_avg);
                 expAvgSqs.Add(state.exp_avg_sq);
-                steps.Add(StepCounter(p, state.step));
+                stepNumbers.Add(state.step + 1); // the step being taken, as the kernel's float32 step tensors hold it
             }
 
             if (parameters.Count == 0) return;
+            // the kernel takes one step tensor per parameter: views of one tensor made from State.step, the only counter kept
+            var steps = torch.tensor(stepNumbers.ToArray(), ScalarType.Float32, parameters[0].device).unbind(0);
             // Scalars we hold until the call returns: a double argument would become a temporary Scalar that the GC may
             // finalize (freeing its native value) before TorchSharp's invoke reads it
             using Scalar lr = o.LearningRate!.Value.ToScalar(), beta1 = o.beta1!.Value.ToScalar(), beta2 = o.beta2!.Value.ToScalar(),
                 decay = o.weight_decay!.Value.ToScalar(), eps = o.eps!.Value.ToScalar();
-            try
-            {
-                Kernel.Value.invoke("fused_adamw", parameters.ToArray(), grads.ToArray(), expAvgs.ToArray(), expAvgSqs.ToArray(), steps.ToArray(),
-                    lr, beta1, beta2, decay, eps, o.maximize ?? false);
-            }
-            catch
-            {
-                // the counters may have advanced inside the script: refill them from State.step at the next call
-                foreach (Parameter p in parameters.Cast<Parameter>()) _steps[p.Handle] = (_steps[p.Handle].Step, -1);
-                throw;
-            }
-
-            foreach (Parameter p in parameters.Cast<Parameter>())
-            {
-                var state = (State)_state[p.Handle];
-                state.step++;                                          // after the kernel ran: a failed call advances nothing
-                _steps[p.Handle] = (_steps[p.Handle].Step, state.step);
-            }
+            Kernel.Value.invoke("fused_adamw", parameters.ToArray(), grads.ToArray(), expAvgs.ToArray(), expAvgSqs.ToArray(), steps,
+                lr, beta1, beta2, decay, eps, o.maximize ?? false);
+            foreach (Parameter p in parameters.Cast<Parameter>()) ((State)_state[p.Handle]).step++; // after the kernel ran
         }, closure);
-    }
-
-    /// <summary>The kernel's step tensor of a parameter, holding <paramref name="value"/> (the kernel adds one before using it).</summary>
-    private Tensor StepCounter(Parameter parameter, long value)
-    {
-        if (!_steps.TryGetValue(parameter.Handle, out var entry))
-        {
-            entry = (torch.zeros([], ScalarType.Float32, parameter.device).DetachFromDisposeScope(), 0);
-            _steps[parameter.Handle] = entry;
-        }
-
-        if (entry.Value != value)
-        {
-            using Scalar v = value.ToScalar(); // held: see the invoke above
-            entry.Step.fill_(v);
-            _steps[parameter.Handle] = (entry.Step, value);
-        }
-
-        return entry.Step;
-    }
-
-    /// <inheritdoc />
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            foreach (var (step, _) in _steps.Values) step.Dispose();
-            _steps.Clear();
-        }
-
-        base.Dispose(disposing);
     }
 }

@@ -117,12 +117,21 @@ public sealed class GroupedAdamW : IDisposable
     }
 
     /// <summary>Loads a state written by <see cref="SaveState"/> (or by <c>save_state_dict</c> of an <see cref="AdamW"/> or <see cref="FusedAdamW"/> over the same groups).</summary>
-    /// <exception cref="InvalidDataException">The file holds another optimizer's state.</exception>
+    /// <exception cref="InvalidDataException">The file is not an optimizer state, or holds another optimizer's state.</exception>
     public void LoadState(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         using var file = File.OpenRead(path);
-        string label = new BinaryReader(file).ReadString(); // not disposed: it would close the file
+        string label;
+        try
+        {
+            label = new BinaryReader(file).ReadString(); // not disposed: it would close the file
+        }
+        catch (Exception ex) when (ex is EndOfStreamException or FormatException or IOException)
+        {
+            throw new InvalidDataException($"'{path}' is not an optimizer state file: {ex.Message}", ex);
+        }
+
         if (label is not (nameof(AdamW) or nameof(FusedAdamW)))
             throw new InvalidDataException($"'{path}' holds the state of a '{label}' optimizer, not AdamW.");
         var prefix = new MemoryStream();

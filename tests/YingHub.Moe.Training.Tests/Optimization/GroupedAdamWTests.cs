@@ -155,7 +155,7 @@ public class GroupedAdamWTests
     /// <summary>
     /// The fused kernel against TorchSharp's per-parameter AdamW on the same grouped model (decay, no decay, router
     /// multiplier, a parameter that gets no gradient on some steps), including a rewind: each loads the other's state
-    /// saved two steps earlier, so the fused step counters must follow the loaded state.
+    /// saved two steps earlier, so the fused step must take its step count from the loaded state.
     /// </summary>
     [Fact]
     public void FusedMatchesPerParameterAdamWAcrossSaveAndLoad()
@@ -200,11 +200,13 @@ public class GroupedAdamWTests
             fused.SaveState(Path.Combine(dir, "fused.bin"));
             plain.SaveState(Path.Combine(dir, "plain.bin"));
             for (int t = 4; t < 6; t++) Step(t);
-            // rewind both optimizers to step 4 from each other's file: the fused step counters (at 6) must follow
+            // rewind both optimizers to step 4 from each other's file: the fused steps must count from 4 again, not 6
             fused.LoadState(Path.Combine(dir, "plain.bin"));
             plain.LoadState(Path.Combine(dir, "fused.bin"));
             using (var w = new BinaryWriter(File.Create(Path.Combine(dir, "sgd.bin")))) w.Write("SGD");
             Assert.Contains("'SGD' optimizer", Assert.Throws<InvalidDataException>(() => fused.LoadState(Path.Combine(dir, "sgd.bin"))).Message);
+            File.WriteAllBytes(Path.Combine(dir, "empty.bin"), []);
+            Assert.Contains("not an optimizer state", Assert.Throws<InvalidDataException>(() => fused.LoadState(Path.Combine(dir, "empty.bin"))).Message);
         }
         finally
         {
