@@ -17,7 +17,8 @@ namespace YingHub.Moe.Cli;
 /// <param name="InitFrom">A checkpoint directory to fine-tune from: its options, weights and tokenizer, with a fresh optimizer and schedule.</param>
 internal sealed record TrainSettings(
     string Data, string Preset, string? TokenizerKind, int Steps, int Batch, int? Block, double LearningRate, long Seed, string Output, bool Resume = false,
-    TrainingPrecision Precision = TrainingPrecision.Fp32, string? InitFrom = null, TrackingSettings? Tracking = null, InitScheme? Init = null);
+    TrainingPrecision Precision = TrainingPrecision.Fp32, string? InitFrom = null, TrackingSettings? Tracking = null, InitScheme? Init = null,
+    double? Dropout = null);
 
 /// <summary>Where the metrics go besides the console: JSON Lines and PNG plots beside the checkpoint, TensorBoard, MLflow.</summary>
 /// <param name="TensorBoard">Write TensorBoard event files.</param>
@@ -51,16 +52,17 @@ internal static class TrainCommand
         var mlflow = new Option<string?>("--mlflow") { Description = "Log the run to this MLflow tracking server (default: $MLFLOW_TRACKING_URI if set), e.g. http://127.0.0.1:5000." };
         var init = new Option<string?>("--init") { Description = "Weight initialisation of a new model: normal (GPT-2, std 0.02 with scaled residual projections), kaiming or xavier. Default: the preset's." };
         init.AcceptOnlyFromAmong("normal", "kaiming", "xavier");
+        var dropout = Cli.OptionalDouble("--dropout", "Dropout probability of a new model, in [0, 1), on hidden states, expert outputs and attention weights. Default: the preset's.");
         var plots = Cli.OptionalInt("--plots", "Redraw the PNG plots (loss, learning rate, expert-load heatmap in {out}.cache/plots) every N metric points; 0: none. Default: 10.");
         var command = new Command("train", "Train a sparse MoE preset on a text corpus (or fine-tune a checkpoint on one) and save a checkpoint.")
-            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json, tensorBoard, mlflow, plots, init };
+            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json, tensorBoard, mlflow, plots, init, dropout };
         command.SetAction(parse => Cli.Run(() =>
         {
             var given = new TrainArguments
             {
                 Data = parse.GetValue(data), Preset = parse.GetValue(preset), Tokenizer = parse.GetValue(tokenizer), Steps = parse.GetValue(steps),
                 Batch = parse.GetValue(batch), Block = parse.GetValue(block), LearningRate = parse.GetValue(lr), Seed = parse.GetValue(seed),
-                Output = parse.GetValue(output), Amp = parse.GetValue(amp), InitFrom = parse.GetValue(initFrom),
+                Output = parse.GetValue(output), Amp = parse.GetValue(amp), InitFrom = parse.GetValue(initFrom), Dropout = parse.GetValue(dropout),
             };
             var file = parse.GetValue(config) is { } path ? TrainConfig.Read(path) : null;
             int plotInterval = parse.GetValue(plots) ?? 10;
@@ -190,6 +192,7 @@ internal static class TrainCommand
         var builder = MoeModelBuilder.FromPreset(s.Preset).Vocabulary(tokenizer.VocabSize);
         if (s.Block is { } t) builder.Context(t);
         if (s.Init is { } scheme) builder.Init(scheme);
+        if (s.Dropout is { } p) builder.Dropout(p);
         return (builder.Build(), tokenizer, vocab);
     }
 

@@ -22,6 +22,7 @@ internal sealed record TrainArguments
     public string? Output { get; init; }
     public string? Amp { get; init; }
     public string? InitFrom { get; init; }
+    public double? Dropout { get; init; }
 
     /// <summary>Each setting of this, or else of <paramref name="fallback"/> (this overrides it).</summary>
     public TrainArguments Over(TrainArguments fallback) => new()
@@ -29,7 +30,7 @@ internal sealed record TrainArguments
         Data = Data ?? fallback.Data, Preset = Preset ?? fallback.Preset, Tokenizer = Tokenizer ?? fallback.Tokenizer,
         Steps = Steps ?? fallback.Steps, Batch = Batch ?? fallback.Batch, Block = Block ?? fallback.Block,
         LearningRate = LearningRate ?? fallback.LearningRate, Seed = Seed ?? fallback.Seed, Output = Output ?? fallback.Output,
-        Amp = Amp ?? fallback.Amp, InitFrom = InitFrom ?? fallback.InitFrom,
+        Amp = Amp ?? fallback.Amp, InitFrom = InitFrom ?? fallback.InitFrom, Dropout = Dropout ?? fallback.Dropout,
     };
 }
 
@@ -54,7 +55,7 @@ internal static class TrainConfig
     public static readonly IReadOnlyList<string> AmpModes = ["none", "bf16", "fp16"];
 
     /// <summary>The keys a config file may hold.</summary>
-    public static readonly IReadOnlyList<string> Keys = ["steps", "batch", "block", "lr", "preset", "tokenizer", "amp", "seed", "out", "data", "init_from"];
+    public static readonly IReadOnlyList<string> Keys = ["steps", "batch", "block", "lr", "preset", "tokenizer", "amp", "seed", "out", "data", "init_from", "dropout"];
 
     /// <summary>Reads the config file at <paramref name="path"/>.</summary>
     /// <exception cref="CliException">The file is missing, unreadable, not JSON, or holds an unknown key or a value of the wrong type.</exception>
@@ -111,6 +112,7 @@ internal static class TrainConfig
                     "out" => result with { Output = Text(source, key, value) },
                     "data" => result with { Data = Text(source, key, value) },
                     "init_from" => result with { InitFrom = Text(source, key, value) },
+                    "dropout" => result with { Dropout = Number(source, key, value) },
                     _ => throw new CliException($"--config '{source}': unknown key '{key}'; the allowed keys are {string.Join(", ", Keys)}.", 2),
                 };
             }
@@ -133,6 +135,9 @@ internal static class TrainConfig
         if (batch < 1) problems.Add($"batch must be at least 1 (got {batch}).");
         if (a.Block is < 1) problems.Add($"block must be at least 1 (got {a.Block}).");
         if (!(lr > 0 && lr <= 10)) problems.Add($"lr must be in (0, 10] (got {lr.ToString(CultureInfo.InvariantCulture)}).");
+        if (a.Dropout is { } p && !(p >= 0 && p < 1)) problems.Add($"dropout must be in [0, 1) (got {p.ToString(CultureInfo.InvariantCulture)}).");
+        if (a.Dropout is not null && (a.InitFrom is not null || resume))
+            problems.Add("dropout sets up a new model; with --init-from or --resume the model options come from the checkpoint.");
         string preset = a.Preset ?? DefaultPreset;
         if (!MoePresets.Names.Contains(preset)) problems.Add($"preset '{preset}' is not one of {string.Join(", ", MoePresets.Names)}.");
         if (a.Tokenizer is { } t && !Tokenizers.Contains(t)) problems.Add($"tokenizer '{t}' is not one of {string.Join(", ", Tokenizers)}.");
@@ -153,7 +158,7 @@ internal static class TrainConfig
         if (problems.Count > 0) throw new CliException(string.Join(" ", problems), 2);
         return new TrainSettings(
             a.Data ?? DefaultData, preset, a.InitFrom is null ? a.Tokenizer ?? DefaultTokenizer : a.Tokenizer, steps, batch, a.Block, lr,
-            a.Seed ?? DefaultSeed, a.Output ?? DefaultOutput, resume, Precision(amp), a.InitFrom);
+            a.Seed ?? DefaultSeed, a.Output ?? DefaultOutput, resume, Precision(amp), a.InitFrom, Dropout: a.Dropout);
     }
 
     /// <summary>The trainer's precision for an <c>--amp</c> value.</summary>

@@ -11,14 +11,16 @@ public class TrainConfigTests
     {
         var file = TrainConfig.Parse("""
             { "steps": 50, "batch": 4, "block": 32, "lr": 0.001, "preset": "makemoe", "tokenizer": "gpt2", "amp": "bf16",
-              "seed": 7, "out": "runs/x", "data": "corpus.txt" }
+              "seed": 7, "out": "runs/x", "data": "corpus.txt", "dropout": 0.2 }
             """, "run.json");
         var fromFile = TrainConfig.Merge(None, file, resume: false);
-        Assert.Equal(new TrainSettings("corpus.txt", "makemoe", "gpt2", 50, 4, 32, 0.001, 7, "runs/x", false, TrainingPrecision.Bf16, null), fromFile);
+        Assert.Equal(new TrainSettings("corpus.txt", "makemoe", "gpt2", 50, 4, 32, 0.001, 7, "runs/x", false, TrainingPrecision.Bf16, null, Dropout: 0.2), fromFile);
 
-        var flags = new TrainArguments { Steps = 9, LearningRate = 0.5, Amp = "fp16", Output = "runs/y" };
-        var merged = TrainConfig.Merge(flags, file, resume: true);
-        Assert.Equal(fromFile with { Steps = 9, LearningRate = 0.5, Precision = TrainingPrecision.Fp16, Output = "runs/y", Resume = true }, merged);
+        var flags = new TrainArguments { Steps = 9, LearningRate = 0.5, Amp = "fp16", Output = "runs/y", Dropout = 0 };
+        var merged = TrainConfig.Merge(flags, file, resume: false);
+        Assert.Equal(fromFile with { Steps = 9, LearningRate = 0.5, Precision = TrainingPrecision.Fp16, Output = "runs/y", Dropout = 0 }, merged);
+        var resumed = TrainConfig.Merge(flags with { Dropout = null }, file with { Dropout = null }, resume: true);
+        Assert.Equal(fromFile with { Steps = 9, LearningRate = 0.5, Precision = TrainingPrecision.Fp16, Output = "runs/y", Resume = true, Dropout = null }, resumed);
     }
 
     [Fact]
@@ -34,7 +36,7 @@ public class TrainConfigTests
     {
         var ex = Assert.Throws<CliException>(() => TrainConfig.Parse("""{ "steps": 5, "learning_rate": 0.1 }""", "run.json"));
         Assert.Contains("unknown key 'learning_rate'", ex.Message);
-        Assert.Contains("steps, batch, block, lr, preset, tokenizer, amp, seed, out, data, init_from", ex.Message);
+        Assert.Contains("steps, batch, block, lr, preset, tokenizer, amp, seed, out, data, init_from, dropout", ex.Message);
         Assert.Equal(2, ex.ExitCode);
     }
 
@@ -65,9 +67,11 @@ public class TrainConfigTests
     [InlineData("lr must be in (0, 10]", null, -1.0, null, null)]
     [InlineData("amp 'fp8' is not one of none, bf16, fp16", null, null, "fp8", null)]
     [InlineData("preset 'huge' is not one of tiny, makemoe, yinghub-v2", null, null, null, "huge")]
-    public void Values_out_of_range_are_refused(string expected, int? steps, double? lr, string? amp, string? preset)
+    [InlineData("dropout must be in [0, 1) (got 1)", null, null, null, null, 1.0)]
+    [InlineData("dropout must be in [0, 1) (got -0.1)", null, null, null, null, -0.1)]
+    public void Values_out_of_range_are_refused(string expected, int? steps, double? lr, string? amp, string? preset, double? dropout = null)
     {
-        var file = new TrainArguments { Steps = steps, LearningRate = lr, Amp = amp, Preset = preset };
+        var file = new TrainArguments { Steps = steps, LearningRate = lr, Amp = amp, Preset = preset, Dropout = dropout };
         var ex = Assert.Throws<CliException>(() => TrainConfig.Merge(None, file, resume: false));
         Assert.Contains(expected, ex.Message);
         Assert.Equal(2, ex.ExitCode);
@@ -86,6 +90,18 @@ public class TrainConfigTests
         Assert.Contains("--preset makemoe cannot be combined with --init-from", preset.Message);
         var resume = Assert.Throws<CliException>(() => TrainConfig.Merge(None, TrainConfig.Parse("""{ "init_from": "runs/base" }""", "f"), resume: true));
         Assert.Contains("--resume", resume.Message);
+    }
+
+    [Fact]
+    public void Dropout_is_for_a_new_model_only()
+    {
+        Assert.Equal(0.0, TrainConfig.Merge(new TrainArguments { Dropout = 0 }, null, false).Dropout);
+        foreach (var (given, resume) in new[] { (new TrainArguments { Dropout = 0, InitFrom = "runs/base" }, false), (new TrainArguments { Dropout = 0 }, true) })
+        {
+            var ex = Assert.Throws<CliException>(() => TrainConfig.Merge(given, null, resume));
+            Assert.Contains("dropout sets up a new model", ex.Message);
+            Assert.Equal(2, ex.ExitCode);
+        }
     }
 
     [Theory]
