@@ -64,8 +64,30 @@ internal sealed class CausalSelfAttention : nn.Module
         }
 
         double p = training ? _attnDropout : 0.0;
-        var y = nn.functional.scaled_dot_product_attention(q, k, v, mask, p, causal && t > 1); // (B, nh, T, hd)
+        var y = p > 0
+            ? DropoutAttention(q, k, v, start, p)                                                // (B, nh, T, hd)
+            : nn.functional.scaled_dot_product_attention(q, k, v, mask, 0.0, causal && t > 1); // (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(b, t, c);                                               // (B, T, C)
         return Regularization.Dropout(_out.call(y), _residDropout, training).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Causal attention with dropout on the attention probabilities: <c>dropout(softmax(q kᵀ / √hd + bias)) v</c>, the
+    /// bias −∞ where a key comes after its query (queries at positions start..start+T−1, keys at 0..S−1). This is what
+    /// <c>scaled_dot_product_attention</c> computes with <c>dropout_p &gt; 0</c>; on CPU libtorch then leaves its fused
+    /// kernel for this same unfused math, drawing the mask with <c>bernoulli_</c>, the slow part. With the library's
+    /// dropout a training step of this attention is about twice as fast (docs/benchmarks.md). Scores and probabilities
+    /// are fp32 whatever the input type (autocast). q (B, nh, T, hd), k and v (B, nh, S, hd) → (B, nh, T, hd).
+    /// </summary>
+    internal static Tensor DropoutAttention(Tensor q, Tensor k, Tensor v, long start, double p)
+    {
+        using var scope = torch.NewDisposeScope();
+        long t = q.shape[2], s = k.shape[2];
+        var scores = torch.matmul(q * (1.0 / Math.Sqrt(q.shape[3])), k.transpose(-2, -1));        // (B, nh, T, S), scaled on the small side
+        if (scores.dtype != ScalarType.Float32) scores = scores.to(ScalarType.Float32);
+        var future = torch.arange(s, device: q.device).unsqueeze(0) > torch.arange(start, start + t, device: q.device).unsqueeze(1); // (T, S)
+        var bias = torch.zeros(t, s, device: q.device).masked_fill_(future, double.NegativeInfinity);  // (T, S): 0 or −∞
+        var probs = Regularization.Dropout(scores.add_(bias).softmax(-1), p, training: true);         // (B, nh, T, S)
+        return torch.matmul(probs.to(v.dtype), v).MoveToOuterDisposeScope();                            // (B, nh, T, hd)
     }
 }
