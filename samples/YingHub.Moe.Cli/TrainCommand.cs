@@ -1,7 +1,9 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
 using TorchSharp;
 using YingHub.Moe.Building;
+using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
@@ -133,6 +135,8 @@ internal static class TrainCommand
                 var saved = TokenizerFiles.Load(s.Output);
                 if (TokenizerCompatibility.Difference(saved, tokenizer) is { } difference)
                     throw new CliException($"--resume: the run in '{s.Output}' does not match this tokenizer: {difference}.");
+                if (ResumeMismatch(model.Options, MoeCheckpoint.ReadOptions(s.Output)) is { } mismatch)
+                    throw new CliException($"--resume: the run in '{s.Output}' {mismatch}.", 2);
                 trainer.Resume(s.Output);
                 Console.WriteLine($"resumed at step {trainer.Step}");
             }
@@ -152,6 +156,25 @@ internal static class TrainCommand
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Why a model built from this command's flags cannot continue a run trained with <paramref name="saved"/>, for the
+    /// options flags set that loading the weights may not notice: dropout (no weights) and the context length (no
+    /// weights with rotary positions). Null when they match.
+    /// </summary>
+    internal static string? ResumeMismatch(MoeModelOptions run, MoeModelOptions saved)
+    {
+        if (run.Dropout != saved.Dropout || run.AttentionDropout != saved.AttentionDropout)
+        {
+            string given = saved.Dropout == saved.AttentionDropout ? $"; give --dropout {saved.Dropout.ToString(CultureInfo.InvariantCulture)}" : "";
+            return $"was trained with dropout {saved.Dropout.ToString(CultureInfo.InvariantCulture)} (attention {saved.AttentionDropout.ToString(CultureInfo.InvariantCulture)}), " +
+                $"this command builds {run.Dropout.ToString(CultureInfo.InvariantCulture)} (attention {run.AttentionDropout.ToString(CultureInfo.InvariantCulture)}){given}";
+        }
+
+        if (run.ContextLength != saved.ContextLength)
+            return $"was trained with context length {saved.ContextLength}, this command builds {run.ContextLength}; give --block {saved.ContextLength}";
+        return null;
     }
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;

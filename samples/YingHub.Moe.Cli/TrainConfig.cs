@@ -136,8 +136,8 @@ internal static class TrainConfig
         if (a.Block is < 1) problems.Add($"block must be at least 1 (got {a.Block}).");
         if (!(lr > 0 && lr <= 10)) problems.Add($"lr must be in (0, 10] (got {lr.ToString(CultureInfo.InvariantCulture)}).");
         if (a.Dropout is { } p && !(p >= 0 && p < 1)) problems.Add($"dropout must be in [0, 1) (got {p.ToString(CultureInfo.InvariantCulture)}).");
-        if (a.Dropout is not null && (a.InitFrom is not null || resume))
-            problems.Add("dropout sets up a new model; with --init-from or --resume the model options come from the checkpoint.");
+        if (a.Dropout is not null && a.InitFrom is not null)
+            problems.Add("dropout sets up a new model; with --init-from the model options come from the checkpoint.");
         string preset = a.Preset ?? DefaultPreset;
         if (!MoePresets.Names.Contains(preset)) problems.Add($"preset '{preset}' is not one of {string.Join(", ", MoePresets.Names)}.");
         if (a.Tokenizer is { } t && !Tokenizers.Contains(t)) problems.Add($"tokenizer '{t}' is not one of {string.Join(", ", Tokenizers)}.");

@@ -1,3 +1,4 @@
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Training;
 
 namespace YingHub.Moe.Cli.Tests;
@@ -19,8 +20,8 @@ public class TrainConfigTests
         var flags = new TrainArguments { Steps = 9, LearningRate = 0.5, Amp = "fp16", Output = "runs/y", Dropout = 0 };
         var merged = TrainConfig.Merge(flags, file, resume: false);
         Assert.Equal(fromFile with { Steps = 9, LearningRate = 0.5, Precision = TrainingPrecision.Fp16, Output = "runs/y", Dropout = 0 }, merged);
-        var resumed = TrainConfig.Merge(flags with { Dropout = null }, file with { Dropout = null }, resume: true);
-        Assert.Equal(fromFile with { Steps = 9, LearningRate = 0.5, Precision = TrainingPrecision.Fp16, Output = "runs/y", Resume = true, Dropout = null }, resumed);
+        var resumed = TrainConfig.Merge(flags, file, resume: true);
+        Assert.Equal(fromFile with { Steps = 9, LearningRate = 0.5, Precision = TrainingPrecision.Fp16, Output = "runs/y", Resume = true, Dropout = 0 }, resumed);
     }
 
     [Fact]
@@ -93,14 +94,32 @@ public class TrainConfigTests
     }
 
     [Fact]
-    public void Dropout_is_for_a_new_model_only()
+    public void Dropout_is_refused_with_init_from_whose_options_come_from_the_checkpoint()
     {
         Assert.Equal(0.0, TrainConfig.Merge(new TrainArguments { Dropout = 0 }, null, false).Dropout);
-        foreach (var (given, resume) in new[] { (new TrainArguments { Dropout = 0, InitFrom = "runs/base" }, false), (new TrainArguments { Dropout = 0 }, true) })
+        Assert.Equal(0.0, TrainConfig.Merge(new TrainArguments { Dropout = 0 }, null, resume: true).Dropout); // checked against the run on resume
+        var ex = Assert.Throws<CliException>(() => TrainConfig.Merge(new TrainArguments { Dropout = 0, InitFrom = "runs/base" }, null, false));
+        Assert.Contains("dropout sets up a new model", ex.Message);
+        Assert.Equal(2, ex.ExitCode);
+    }
+
+    [Fact]
+    public void Resuming_with_another_dropout_or_context_than_the_run_names_the_flag_to_give()
+    {
+        var saved = MoePresets.Get("makemoe");
+        saved.Dropout = saved.AttentionDropout = 0;
+        Assert.Null(TrainCommand.ResumeMismatch(Options(o => o.Dropout = o.AttentionDropout = 0), saved));
+
+        string? dropout = TrainCommand.ResumeMismatch(MoePresets.Get("makemoe"), saved); // resumed without --dropout 0
+        Assert.Equal("was trained with dropout 0 (attention 0), this command builds 0.1 (attention 0.1); give --dropout 0", dropout);
+        string? context = TrainCommand.ResumeMismatch(Options(o => { o.Dropout = o.AttentionDropout = 0; o.ContextLength = 16; }), saved);
+        Assert.Equal("was trained with context length 32, this command builds 16; give --block 32", context);
+
+        static MoeModelOptions Options(Action<MoeModelOptions> change)
         {
-            var ex = Assert.Throws<CliException>(() => TrainConfig.Merge(given, null, resume));
-            Assert.Contains("dropout sets up a new model", ex.Message);
-            Assert.Equal(2, ex.ExitCode);
+            var o = MoePresets.Get("makemoe");
+            change(o);
+            return o;
         }
     }
 
