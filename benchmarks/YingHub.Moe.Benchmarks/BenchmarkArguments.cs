@@ -3,7 +3,7 @@ using System.Globalization;
 namespace YingHub.Moe.Benchmarks;
 
 /// <summary>
-/// The <c>--name value</c> flags of the non-BenchmarkDotNet modes (<c>throughput</c>, <c>quality</c>), and the corpus
+/// The <c>--name value</c> flags of the non-BenchmarkDotNet modes (<c>throughput</c>, <c>quality</c>, <c>decode</c>), and the corpus
 /// they read: <c>--data FILE</c>, else <c>$YINGHUB_DATA_DIR/tinyshakespeare.txt</c>, else <c>shared/data</c> in this
 /// directory or a parent (the repository's <c>../shared</c>).
 /// </summary>

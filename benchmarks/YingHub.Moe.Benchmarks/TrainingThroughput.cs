@@ -124,7 +124,7 @@ internal static class TrainingThroughput
         Console.WriteLine("profile (ms/step): " + string.Join(", ", names.Select((n, p) => $"{n} {phases[p]:F1}")) + $", total {phases.Sum():F1}");
     }
 
-    private static string CpuName()
+    internal static string CpuName()
     {
         try
         {

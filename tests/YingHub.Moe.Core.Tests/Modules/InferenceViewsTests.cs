@@ -6,15 +6,18 @@ namespace YingHub.Moe.Core.Tests.Modules;
 
 public class InferenceViewsTests
 {
-    [Fact]
-    public void No_grad_forwards_see_in_place_weight_updates_and_agree_with_the_autograd_path()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // the views are first made under inference mode, as generation runs
+    public void No_grad_forwards_see_in_place_weight_updates_and_agree_with_the_autograd_path(bool inferenceMode)
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(31);
         using var model = new MoeForCausalLM(Tiny.Options(o => o.SharedExpert = true));
         model.eval();
         var ids = torch.randint(0, 19, [2, 9]);
-        Tensor Cached() { using var _ = torch.no_grad(); return model.call(new CausalLMInput(ids)).Logits; }
+        IDisposable Inference() => inferenceMode ? torch.inference_mode() : torch.no_grad();
+        Tensor Cached() { using var _ = Inference(); return model.call(new CausalLMInput(ids)).Logits; }
         Tensor Autograd() => model.call(new CausalLMInput(ids)).Logits.detach(); // grad enabled: the per-call slicing path
 
         var before = Cached();
@@ -30,7 +33,7 @@ public class InferenceViewsTests
         Tiny.AssertClose(Autograd(), after, atol: 1e-6);
 
         // one-token decoding (one sequence: the MoE block's one-token path) goes through the same views
-        using var noGrad = torch.no_grad();
+        using var noGrad = Inference();
         using var cache = model.CreateCache(batch: 1);
         model.call(new CausalLMInput(ids[..1, ..8], Cache: cache));
         var last = model.call(new CausalLMInput(ids[..1, 8..9], Cache: cache)).Logits;
