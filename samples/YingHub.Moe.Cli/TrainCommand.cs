@@ -135,9 +135,9 @@ internal static class TrainCommand
                 var saved = TokenizerFiles.Load(s.Output);
                 if (TokenizerCompatibility.Difference(saved, tokenizer) is { } difference)
                     throw new CliException($"--resume: the run in '{s.Output}' does not match this tokenizer: {difference}.");
+                trainer.Resume(s.Output); // first: a model of another shape (e.g. another --preset) fails here, naming the tensor
                 if (ResumeMismatch(model.Options, MoeCheckpoint.ReadOptions(s.Output)) is { } mismatch)
-                    throw new CliException($"--resume: the run in '{s.Output}' {mismatch}.", 2);
-                trainer.Resume(s.Output);
+                    throw new CliException($"--resume: the run in '{s.Output}' {mismatch}.");
                 Console.WriteLine($"resumed at step {trainer.Step}");
             }
 
@@ -167,14 +167,18 @@ internal static class TrainCommand
     {
         if (run.Dropout != saved.Dropout || run.AttentionDropout != saved.AttentionDropout)
         {
-            string given = saved.Dropout == saved.AttentionDropout ? $"; give --dropout {saved.Dropout.ToString(CultureInfo.InvariantCulture)}" : "";
-            return $"was trained with dropout {saved.Dropout.ToString(CultureInfo.InvariantCulture)} (attention {saved.AttentionDropout.ToString(CultureInfo.InvariantCulture)}), " +
-                $"this command builds {run.Dropout.ToString(CultureInfo.InvariantCulture)} (attention {run.AttentionDropout.ToString(CultureInfo.InvariantCulture)}){given}";
+            string advice = saved.Dropout == saved.AttentionDropout
+                ? $"give --dropout {Number(saved.Dropout)}"
+                : "its hidden and attention dropouts differ, which --dropout (one value for both) cannot build: resume it with the library's Trainer.Resume";
+            return $"was trained with dropout {Number(saved.Dropout)} (attention {Number(saved.AttentionDropout)}), " +
+                $"this command builds {Number(run.Dropout)} (attention {Number(run.AttentionDropout)}); {advice}";
         }
 
         if (run.ContextLength != saved.ContextLength)
             return $"was trained with context length {saved.ContextLength}, this command builds {run.ContextLength}; give --block {saved.ContextLength}";
         return null;
+
+        static string Number(double value) => value.ToString(CultureInfo.InvariantCulture);
     }
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;

@@ -114,6 +114,9 @@ public class TrainConfigTests
         Assert.Equal("was trained with dropout 0 (attention 0), this command builds 0.1 (attention 0.1); give --dropout 0", dropout);
         string? context = TrainCommand.ResumeMismatch(Options(o => { o.Dropout = o.AttentionDropout = 0; o.ContextLength = 16; }), saved);
         Assert.Equal("was trained with context length 32, this command builds 16; give --block 32", context);
+        saved.AttentionDropout = 0.3; // a run made through the library: --dropout sets both, so no flag can build it
+        Assert.EndsWith("which --dropout (one value for both) cannot build: resume it with the library's Trainer.Resume",
+            TrainCommand.ResumeMismatch(Options(o => o.Dropout = o.AttentionDropout = 0), saved));
 
         static MoeModelOptions Options(Action<MoeModelOptions> change)
         {

@@ -64,9 +64,11 @@ internal sealed class CausalSelfAttention : nn.Module
         }
 
         double p = training ? _attnDropout : 0.0;
-        var y = p > 0
-            ? DropoutAttention(q, k, v, start, p)                                                // (B, nh, T, hd)
-            : nn.functional.scaled_dot_product_attention(q, k, v, mask, 0.0, causal && t > 1); // (B, nh, T, hd)
+        // on CPU, libtorch's SDPA with dropout runs unfused math with a slow mask draw (DropoutAttention says more);
+        // on other devices its fused kernels apply the dropout themselves
+        var y = p > 0 && q.device_type == DeviceType.CPU
+            ? DropoutAttention(q, k, v, start, p)                                              // (B, nh, T, hd)
+            : nn.functional.scaled_dot_product_attention(q, k, v, mask, p, causal && t > 1); // (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(b, t, c);                                               // (B, T, C)
         return Regularization.Dropout(_out.call(y), _residDropout, training).MoveToOuterDisposeScope();
     }
@@ -76,8 +78,9 @@ internal sealed class CausalSelfAttention : nn.Module
     /// bias −∞ where a key comes after its query (queries at positions start..start+T−1, keys at 0..S−1). This is what
     /// <c>scaled_dot_product_attention</c> computes with <c>dropout_p &gt; 0</c>; on CPU libtorch then leaves its fused
     /// kernel for this same unfused math, drawing the mask with <c>bernoulli_</c>, the slow part. With the library's
-    /// dropout a training step of this attention is about twice as fast (docs/benchmarks.md). Scores and probabilities
-    /// are fp32 whatever the input type (autocast). q (B, nh, T, hd), k and v (B, nh, S, hd) → (B, nh, T, hd).
+    /// dropout a training step of this attention is about twice as fast (docs/benchmarks.md). The product q kᵀ runs in
+    /// the inputs' type (bfloat16 under autocast); the mask, softmax and dropout in fp32. q (B, nh, T, hd), k and v
+    /// (B, nh, S, hd) → (B, nh, T, hd).
     /// </summary>
     internal static Tensor DropoutAttention(Tensor q, Tensor k, Tensor v, long start, double p)
     {

@@ -6,7 +6,9 @@ namespace YingHub.Moe.Core.Modules;
 /// <summary>
 /// Rotary position embedding (Su et al. 2021) in the "rotate half" layout of Hugging Face Llama/Mixtral: cos/sin
 /// tables for every position up to the context length, applied to queries and keys. The tables are derived state, not
-/// parameters or buffers: they stay out of checkpoints and follow the inputs to their device on first use.
+/// parameters or buffers: they stay out of checkpoints and follow the inputs to their device on first use. They are
+/// always made outside inference mode, even when that first use is a generation step: an inference tensor could not be
+/// saved for a later training step's backward.
 /// </summary>
 internal sealed class RotaryEmbedding : IDisposable
 {
@@ -15,6 +17,7 @@ internal sealed class RotaryEmbedding : IDisposable
 
     public RotaryEmbedding(int headDim, int maxPositions, double theta)
     {
+        using var normal = torch.inference_mode(false);
         using var scope = torch.NewDisposeScope();
         var invFreq = 1.0 / torch.pow(theta, torch.arange(0, headDim, 2, dtype: ScalarType.Float64) / headDim); // (hd/2)
         var t = torch.arange(maxPositions, dtype: ScalarType.Float64);                                           // (Tmax)
@@ -45,6 +48,7 @@ internal sealed class RotaryEmbedding : IDisposable
 
     private void MoveTo(Device device)
     {
+        using var normal = torch.inference_mode(false);
         var (cos, sin) = (_cos.to(device).DetachFromDisposeScope(), _sin.to(device).DetachFromDisposeScope());
         _cos.Dispose();
         _sin.Dispose();
