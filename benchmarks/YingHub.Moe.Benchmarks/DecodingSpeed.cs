@@ -12,9 +12,9 @@ namespace YingHub.Moe.Benchmarks;
 /// <c>yinghub generate</c>): greedy decoding of <c>--tokens</c> new tokens from a one-token prompt with the KV cache and
 /// by recomputing the window per token, on a preset's shape with char tokens and untrained weights. Each round times
 /// five cached decodes (their median) and one recomputation, so the two are measured seconds apart; the speed-up is
-/// reported per round and as the median over rounds. BenchmarkDotNet's
-/// <see cref="GenerationBenchmarks"/> measures the same calls on a thread of its own, where libtorch runs slower
-/// (docs/benchmarks.md); <c>--thread</c> runs this loop on a started thread too. Prints one JSON line.
+/// reported per round and as the median over rounds. BenchmarkDotNet's <see cref="GenerationBenchmarks"/> times the same
+/// calls in its own harness and has come out lower (docs/benchmarks.md); <c>--thread</c> runs this loop on a started
+/// thread instead of the calling one. Prints one JSON line.
 /// <code>
 /// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- decode [--preset yinghub-v2] [--tokens 256] [--rounds 5] [--threads N] [--thread]
 /// </code>
@@ -46,7 +46,7 @@ internal static class DecodingSpeed
             for (int r = 0; r < rounds; r++)
             {
                 var times = Enumerable.Range(0, CachedPerRound).Select(_ => Time(() => generator.Generate([0], cached))).ToArray();
-                results.Add((Median(times), Time(() => generator.Generate([0], recompute))));
+                results.Add((Statistics.Median(times), Time(() => generator.Generate([0], recompute))));
             }
         }
 
@@ -62,25 +62,17 @@ internal static class DecodingSpeed
         }
 
         var ratios = results.Select(r => r.Recompute / r.Cached).Order().ToArray();
-        double medianCached = Median(results.Select(r => r.Cached).ToArray());
+        double medianCached = Statistics.Median(results.Select(r => r.Cached));
         Console.WriteLine(JsonSerializer.Serialize(new
         {
             library = "YingHub.Moe", mode = "decode", preset, tokens, context = model.Options.ContextLength, threads = torch.get_num_threads(),
             on_started_thread = a.Has("--thread"), cpu = TrainingThroughput.CpuName(),
             cached_ms = results.Select(r => Math.Round(r.Cached, 1)).ToArray(),
             recompute_ms = results.Select(r => Math.Round(r.Recompute, 1)).ToArray(),
-            speedup_median = Math.Round(Median(ratios), 2), speedup_min = Math.Round(ratios[0], 2), speedup_max = Math.Round(ratios[^1], 2),
+            speedup_median = Math.Round(Statistics.Median(ratios), 2), speedup_min = Math.Round(ratios[0], 2), speedup_max = Math.Round(ratios[^1], 2),
             cached_tokens_per_s = Math.Round(tokens / (medianCached / 1000), 1),
         }));
         return 0;
-    }
-
-    /// <summary>The middle value, or the mean of the two middle values of an even count.</summary>
-    private static double Median(double[] values)
-    {
-        var sorted = values.Order().ToArray();
-        int n = sorted.Length;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
     private static double Time(Action action)

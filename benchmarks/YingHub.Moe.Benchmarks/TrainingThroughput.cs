@@ -73,8 +73,7 @@ internal static class TrainingThroughput
         long rssBefore = Process.GetCurrentProcess().WorkingSet64;
         trainer.Run();
         File.Delete(cache);
-        times.Sort();
-        double meanMs = times.Average(), medianMs = times[times.Count / 2]; // each entry: the mean step time of one log interval
+        double meanMs = times.Average(), medianMs = Statistics.Median(times); // each entry: the mean step time of one log interval
         double tokensPerStep = (double)batch * block;
         double flopsPerStep = ModelFlops.TrainingFlopsPerToken(model, block) * tokensPerStep;
         double peak32 = ModelFlops.MeasureMatmulPeak();

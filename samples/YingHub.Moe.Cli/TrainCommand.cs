@@ -1,9 +1,7 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Text.Json;
 using TorchSharp;
 using YingHub.Moe.Building;
-using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
@@ -135,9 +133,7 @@ internal static class TrainCommand
                 var saved = TokenizerFiles.Load(s.Output);
                 if (TokenizerCompatibility.Difference(saved, tokenizer) is { } difference)
                     throw new CliException($"--resume: the run in '{s.Output}' does not match this tokenizer: {difference}.");
-                trainer.Resume(s.Output); // first: a model of another shape (e.g. another --preset) fails here, naming the tensor
-                if (ResumeMismatch(model.Options, MoeCheckpoint.ReadOptions(s.Output)) is { } mismatch)
-                    throw new CliException($"--resume: the run in '{s.Output}' {mismatch}.");
+                trainer.Resume(s.Output); // refuses a model built with other options than the run's (e.g. a missing --dropout), naming each
                 Console.WriteLine($"resumed at step {trainer.Step}");
             }
 
@@ -156,29 +152,6 @@ internal static class TrainCommand
             model.Dispose();
             throw;
         }
-    }
-
-    /// <summary>
-    /// Why a model built from this command's flags cannot continue a run trained with <paramref name="saved"/>, for the
-    /// options flags set that loading the weights may not notice: dropout (no weights) and the context length (no
-    /// weights with rotary positions). Null when they match.
-    /// </summary>
-    internal static string? ResumeMismatch(MoeModelOptions run, MoeModelOptions saved)
-    {
-        if (run.Dropout != saved.Dropout || run.AttentionDropout != saved.AttentionDropout)
-        {
-            string advice = saved.Dropout == saved.AttentionDropout
-                ? $"give --dropout {Number(saved.Dropout)}"
-                : "its hidden and attention dropouts differ, which --dropout (one value for both) cannot build: resume it with the library's Trainer.Resume";
-            return $"was trained with dropout {Number(saved.Dropout)} (attention {Number(saved.AttentionDropout)}), " +
-                $"this command builds {Number(run.Dropout)} (attention {Number(run.AttentionDropout)}); {advice}";
-        }
-
-        if (run.ContextLength != saved.ContextLength)
-            return $"was trained with context length {saved.ContextLength}, this command builds {run.ContextLength}; give --block {saved.ContextLength}";
-        return null;
-
-        static string Number(double value) => value.ToString(CultureInfo.InvariantCulture);
     }
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
 using TorchSharp.Modules;
 using YingHub.Moe.Core.Checkpoints;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Precision;
 using YingHub.Moe.Training.Diagnostics;
@@ -493,6 +494,8 @@ public sealed class Trainer : IDisposable
     /// corpus and seeds).
     /// </summary>
     /// <exception cref="InvalidDataException">A file is missing, truncated or corrupted (checksum), or the weights do not match the model.</exception>
+    /// <exception cref="ArgumentException">The checkpoint is past this run's steps, or the model's options differ from the
+    /// run's (e.g. another dropout, which no weight shape would reveal); the message lists each differing option.</exception>
     public void Resume(string directory)
     {
         string statePath = Path.Combine(directory, StateFile);
@@ -521,6 +524,12 @@ public sealed class Trainer : IDisposable
             throw new InvalidDataException($"Checkpoint '{directory}' was written by an earlier version that stored projection weights (out, in): " +
                 "its weights load (transposed), but its optimizer state cannot be resumed; nothing was loaded. Start a new run from its weights instead (fine-tuning, e.g. yinghub train --init-from).");
         }
+        if (OptionDifferences(_model.Options, MoeCheckpoint.ReadOptions(directory)) is { Count: > 0 } differences)
+        {
+            throw new ArgumentException($"Checkpoint '{directory}' was trained with other model options than this model's: {string.Join("; ", differences)}; " +
+                "nothing was loaded. Build the model with the run's options (its config.json, MoeCheckpoint.ReadOptions) to resume it.", nameof(directory));
+        }
+
         MoeCheckpoint.LoadWeights(_model, Path.Combine(directory, MoeCheckpoint.WeightsFile), strict: true);
         _grouped.LoadState(Path.Combine(directory, OptimizerFile));
         using (var rng = torch.get_rng_state())
@@ -537,6 +546,23 @@ public sealed class Trainer : IDisposable
         _step = state.Step;
         _seeded = true;
         _logger.LogInformation("resumed from {Directory} at step {Step}", directory, _step);
+    }
+
+    // options a resumed run may differ in: the router's k (changed at run time, restored from the trainer state) and
+    // the initialisation (it only shapes new weights)
+    private static readonly HashSet<string> ResumableOptionChanges = ["num_experts_per_tok", "init_scheme", "initializer_range"];
+
+    /// <summary>Each option (by its config.json name) whose value differs between <paramref name="model"/> and <paramref name="saved"/>.</summary>
+    private static List<string> OptionDifferences(MoeModelOptions model, MoeModelOptions saved)
+    {
+        var ours = JsonSerializer.SerializeToElement(model);
+        var theirs = JsonSerializer.SerializeToElement(saved);
+        return ours.EnumerateObject()
+            .Where(p => !ResumableOptionChanges.Contains(p.Name))
+            .Select(p => (p.Name, Model: p.Value.GetRawText(), Saved: theirs.TryGetProperty(p.Name, out var v) ? v.GetRawText() : "(absent)"))
+            .Where(d => d.Model != d.Saved)
+            .Select(d => $"{d.Name} {d.Saved} in the checkpoint, {d.Model} in this model")
+            .ToList();
     }
 
     private sealed record TrainerState(long Step, long TrainBlocks, long ValidationBlocks, Dictionary<string, string> Sha256,

@@ -1,4 +1,3 @@
-using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Training;
 
 namespace YingHub.Moe.Cli.Tests;
@@ -97,33 +96,10 @@ public class TrainConfigTests
     public void Dropout_is_refused_with_init_from_whose_options_come_from_the_checkpoint()
     {
         Assert.Equal(0.0, TrainConfig.Merge(new TrainArguments { Dropout = 0 }, null, false).Dropout);
-        Assert.Equal(0.0, TrainConfig.Merge(new TrainArguments { Dropout = 0 }, null, resume: true).Dropout); // checked against the run on resume
+        Assert.Equal(0.0, TrainConfig.Merge(new TrainArguments { Dropout = 0 }, null, resume: true).Dropout); // Trainer.Resume checks it against the run
         var ex = Assert.Throws<CliException>(() => TrainConfig.Merge(new TrainArguments { Dropout = 0, InitFrom = "runs/base" }, null, false));
         Assert.Contains("dropout sets up a new model", ex.Message);
         Assert.Equal(2, ex.ExitCode);
-    }
-
-    [Fact]
-    public void Resuming_with_another_dropout_or_context_than_the_run_names_the_flag_to_give()
-    {
-        var saved = MoePresets.Get("makemoe");
-        saved.Dropout = saved.AttentionDropout = 0;
-        Assert.Null(TrainCommand.ResumeMismatch(Options(o => o.Dropout = o.AttentionDropout = 0), saved));
-
-        string? dropout = TrainCommand.ResumeMismatch(MoePresets.Get("makemoe"), saved); // resumed without --dropout 0
-        Assert.Equal("was trained with dropout 0 (attention 0), this command builds 0.1 (attention 0.1); give --dropout 0", dropout);
-        string? context = TrainCommand.ResumeMismatch(Options(o => { o.Dropout = o.AttentionDropout = 0; o.ContextLength = 16; }), saved);
-        Assert.Equal("was trained with context length 32, this command builds 16; give --block 32", context);
-        saved.AttentionDropout = 0.3; // a run made through the library: --dropout sets both, so no flag can build it
-        Assert.EndsWith("which --dropout (one value for both) cannot build: resume it with the library's Trainer.Resume",
-            TrainCommand.ResumeMismatch(Options(o => o.Dropout = o.AttentionDropout = 0), saved));
-
-        static MoeModelOptions Options(Action<MoeModelOptions> change)
-        {
-            var o = MoePresets.Get("makemoe");
-            change(o);
-            return o;
-        }
     }
 
     [Theory]

@@ -22,14 +22,16 @@ public sealed class TrainerTests : IDisposable
         return (TokenCorpus.Open(path, tokenizer), tokenizer);
     }
 
-    private static MoeForCausalLM Model(int vocab)
+    private static MoeForCausalLM Model(int vocab, Action<MoeModelOptions>? change = null)
     {
         torch.manual_seed(3);
-        return new MoeForCausalLM(new MoeModelOptions
+        var options = new MoeModelOptions
         {
             VocabSize = vocab, ContextLength = 16, HiddenSize = 32, NumHeads = 2, NumLayers = 2, NumExperts = 4, TopK = 2,
             ExpertMultiplier = 2, Router = RouterKind.NoisyTopK, LoadBalancingCoef = 0.01, ZLossCoef = 0.001,
-        });
+        };
+        change?.Invoke(options);
+        return new MoeForCausalLM(options);
     }
 
     [Fact]
@@ -152,6 +154,20 @@ public sealed class TrainerTests : IDisposable
             Assert.Equal(20, result.Steps);
             Assert.Equal(straight, Weights(model));
             Assert.Equal(straightLoss, result.TrainLoss);
+        }
+
+        // a model built with other options than the run's (here only the dropout, which no weight shape shows) is refused
+        // before anything loads, naming the option; another initialisation is no difference for a resumed run
+        using (var model = Model(tokenizer.VocabSize, o => { o.Dropout = 0.25; o.Init = InitScheme.Xavier; }))
+        {
+            var (train, _) = BlockSampler.Split(corpus, 16, seed: 9);
+            using var trainer = new Trainer(model, train, null, Options(null));
+            var before = Weights(model);
+            var ex = Assert.Throws<ArgumentException>(() => trainer.Resume(dir));
+            Assert.Contains("hidden_dropout 0 in the checkpoint, 0.25 in this model", ex.Message);
+            Assert.DoesNotContain("init_scheme", ex.Message);
+            Assert.Equal(before, Weights(model));
+            Assert.Equal(0, trainer.Step);
         }
 
         // a corrupted file is detected before anything is loaded

@@ -42,9 +42,8 @@ public static class Autocast
     /// </summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
-        if (_current is not { } dtype || x.dtype != ScalarType.Float32 && x.dtype != dtype)
-            return nn.functional.linear(x, weight, bias);
-        return nn.functional.linear(Cast(x, dtype), Cast(weight, dtype), bias is null ? null : Cast(bias, dtype));
+        (x, weight, bias) = InAutocastType(x, weight, bias);
+        return nn.functional.linear(x, weight, bias);
     }
 
     /// <summary>
@@ -53,13 +52,7 @@ public static class Autocast
     /// </summary>
     public static Tensor MatMul(Tensor x, Tensor weight, Tensor? bias = null)
     {
-        if (_current is { } dtype && (x.dtype == ScalarType.Float32 || x.dtype == dtype))
-        {
-            x = Cast(x, dtype);
-            weight = Cast(weight, dtype);
-            if (bias is not null) bias = Cast(bias, dtype);
-        }
-
+        (x, weight, bias) = InAutocastType(x, weight, bias);
         return bias is null ? x.mm(weight) : torch.addmm(bias, x, weight, beta: 1, alpha: 1);
     }
 
@@ -71,6 +64,12 @@ public static class Autocast
         _current is { } dtype && tensor.dtype == ScalarType.Float32 ? tensor.to(dtype) : tensor;
 
     private static Tensor Cast(Tensor t, ScalarType dtype) => t.dtype == dtype ? t : t.to(dtype);
+
+    /// <summary>A product's operands in the current autocast type when x is float32 or already that type; otherwise as they are.</summary>
+    private static (Tensor X, Tensor Weight, Tensor? Bias) InAutocastType(Tensor x, Tensor weight, Tensor? bias) =>
+        _current is { } dtype && (x.dtype == ScalarType.Float32 || x.dtype == dtype)
+            ? (Cast(x, dtype), Cast(weight, dtype), bias is null ? null : Cast(bias, dtype))
+            : (x, weight, bias);
 
     private sealed class Scope : IDisposable
     {
