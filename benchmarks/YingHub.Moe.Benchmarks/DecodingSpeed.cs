@@ -3,6 +3,7 @@ using System.Text.Json;
 using TorchSharp;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Generation;
+using YingHub.Moe.Core.Kernels;
 using YingHub.Moe.Core.Modules;
 
 namespace YingHub.Moe.Benchmarks;
@@ -14,9 +15,12 @@ namespace YingHub.Moe.Benchmarks;
 /// five cached decodes (their median) and one recomputation, so the two are measured seconds apart; the speed-up is
 /// reported per round and as the median over rounds. BenchmarkDotNet's <see cref="GenerationBenchmarks"/> times the same
 /// calls in its own harness and has come out lower (docs/benchmarks.md); <c>--thread</c> runs this loop on a started
-/// thread instead of the calling one. Prints one JSON line.
+/// thread instead of the calling one. <c>--no-row-kernel</c> runs the one-row products on libtorch instead of the
+/// library's kernel (<see cref="RowProduct"/>); <c>--ab-kernel</c> adds, per round, the median of five cached decodes on
+/// libtorch's products, timed just before the kernel's. It also checks that both ways pick the same greedy tokens
+/// within the context. Prints one JSON line.
 /// <code>
-/// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- decode [--preset yinghub-v2] [--tokens 256] [--rounds 5] [--threads N] [--thread]
+/// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- decode [--preset yinghub-v2] [--tokens 256] [--rounds 5] [--threads N] [--thread] [--no-row-kernel | --ab-kernel]
 /// </code>
 /// </summary>
 internal static class DecodingSpeed
@@ -38,15 +42,29 @@ internal static class DecodingSpeed
         var generator = new TokenGenerator(model);
         var cached = new SamplingOptions { MaxNewTokens = tokens, Greedy = true };
         var recompute = new SamplingOptions { MaxNewTokens = tokens, Greedy = true, UseCache = false };
-        var results = new List<(double Cached, double Recompute)>();
+        bool ab = a.Has("--ab-kernel");
+        RowProduct.Enabled = !a.Has("--no-row-kernel");
+        var results = new List<(double Cached, double Recompute, double Libtorch)>();
+        bool? sameTokens = null;
+        double Cached() => Statistics.Median(Enumerable.Range(0, CachedPerRound).Select(_ => Time(() => generator.Generate([0], cached))).ToArray());
         void Measure()
         {
             for (int w = 0; w < 3; w++) generator.Generate([0], cached);
-            generator.Generate([0], recompute);
+            // within the context both ways must pick the same greedy tokens (past it they see different windows)
+            int within = Math.Min(tokens, model.Options.ContextLength - 1);
+            sameTokens = generator.Generate([0], cached).Take(within).SequenceEqual(generator.Generate([0], recompute).Take(within));
             for (int r = 0; r < rounds; r++)
             {
-                var times = Enumerable.Range(0, CachedPerRound).Select(_ => Time(() => generator.Generate([0], cached))).ToArray();
-                results.Add((Statistics.Median(times), Time(() => generator.Generate([0], recompute))));
+                double libtorch = double.NaN;
+                if (ab)
+                {
+                    RowProduct.Enabled = false;
+                    libtorch = Cached();
+                    RowProduct.Enabled = true;
+                }
+
+                double withCache = Cached();
+                results.Add((withCache, Time(() => generator.Generate([0], recompute)), libtorch));
             }
         }
 
@@ -71,6 +89,10 @@ internal static class DecodingSpeed
             recompute_ms = results.Select(r => Math.Round(r.Recompute, 1)).ToArray(),
             speedup_median = Math.Round(Statistics.Median(ratios), 2), speedup_min = Math.Round(ratios[0], 2), speedup_max = Math.Round(ratios[^1], 2),
             cached_tokens_per_s = Math.Round(tokens / (medianCached / 1000), 1),
+            same_greedy_tokens_within_context = sameTokens,
+            row_kernel = RowProduct.Enabled && RowProduct.Supported,
+            cached_libtorch_products_ms = ab ? results.Select(r => Math.Round(r.Libtorch, 1)).ToArray() : null,
+            row_kernel_speedup_median = ab ? Math.Round(Statistics.Median(results.Select(r => r.Libtorch / r.Cached)), 2) : (double?)null,
         }));
         return 0;
     }

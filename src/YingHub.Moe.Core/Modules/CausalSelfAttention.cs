@@ -35,7 +35,7 @@ internal sealed class CausalSelfAttention : nn.Module
     public Tensor Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache, int layer)
     {
         using var scope = torch.NewDisposeScope();
-        long b = x.shape[0], t = x.shape[1], c = x.shape[2];
+        long b = x.size(0), t = x.size(1), c = x.size(2);
         long start = cache?.Length ?? 0;
         var qkv = _qkv.call(x).view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × (B, nh, T, hd)
         Tensor q = qkv[0], k = qkv[1], v = qkv[2];                                         // (B, nh, T, hd)
@@ -85,8 +85,8 @@ internal sealed class CausalSelfAttention : nn.Module
     internal static Tensor DropoutAttention(Tensor q, Tensor k, Tensor v, long start, double p)
     {
         using var scope = torch.NewDisposeScope();
-        long t = q.shape[2], s = k.shape[2];
-        var scores = torch.matmul(q * (1.0 / Math.Sqrt(q.shape[3])), k.transpose(-2, -1));        // (B, nh, T, S), scaled on the small side
+        long t = q.size(2), s = k.size(2);
+        var scores = torch.matmul(q * (1.0 / Math.Sqrt(q.size(3))), k.transpose(-2, -1));        // (B, nh, T, S), scaled on the small side
         if (scores.dtype != ScalarType.Float32) scores = scores.to(ScalarType.Float32);
         var future = torch.arange(s, device: q.device).unsqueeze(0) > torch.arange(start, start + t, device: q.device).unsqueeze(1); // (T, S)
         var bias = torch.zeros(t, s, device: q.device).masked_fill_(future, double.NegativeInfinity);  // (T, S): 0 or −∞

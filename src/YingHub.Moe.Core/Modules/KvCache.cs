@@ -47,7 +47,7 @@ public sealed class KvCache : IDisposable
     /// </summary>
     internal (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
     {
-        long t = k.shape[2];
+        long t = k.size(2);
         using (torch.no_grad())
         {
             using var kDst = _keys[layer].narrow(2, Length, t);

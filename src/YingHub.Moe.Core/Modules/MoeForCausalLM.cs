@@ -143,7 +143,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         var ids = input.InputIds;
         CheckInput(ids, input.Labels, input.Cache);
         using var scope = torch.NewDisposeScope();
-        long b = ids.shape[0], t = ids.shape[1];
+        long b = ids.size(0), t = ids.size(1);
         long start = input.Cache?.Length ?? 0;
 
         var x = Embed(ids);                                                                    // (B, T, C)
@@ -289,9 +289,9 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     {
         if (ids.dim() != 2) throw new ArgumentException($"InputIds must be (B, T); got shape [{string.Join(", ", ids.shape)}].", nameof(CausalLMInput.InputIds));
         if (ids.dtype != ScalarType.Int64) throw new ArgumentException($"InputIds must be int64; got {ids.dtype}.", nameof(CausalLMInput.InputIds));
-        long t = ids.shape[1];
+        long t = ids.size(1);
         if (t < 1) throw new ArgumentException("InputIds has no positions.", nameof(CausalLMInput.InputIds));
-        if (cache is not null) cache.EnsureRoom(ids.shape[0], t, (_options.NumLayers, _options.NumHeads, _options.HeadDim));
+        if (cache is not null) cache.EnsureRoom(ids.size(0), t, (_options.NumLayers, _options.NumHeads, _options.HeadDim));
         else if (t > _options.ContextLength)
             throw new ArgumentException($"Sequence length {t} exceeds the context length {_options.ContextLength}.", nameof(CausalLMInput.InputIds));
         if (labels is not null && labels.dtype != ScalarType.Int64)

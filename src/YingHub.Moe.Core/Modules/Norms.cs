@@ -80,7 +80,7 @@ internal sealed class DropPath : nn.Module<Tensor, Tensor>
         if (!Active) return x.alias();
         using var scope = torch.NewDisposeScope();
         // One Bernoulli(1 - p) draw per sample, survivors scaled by 1 / (1 - p) so the expectation is unchanged.
-        var keep = torch.empty(x.shape[0], 1, 1, dtype: x.dtype, device: x.device).bernoulli_(1 - _p); // (B, 1, 1)
+        var keep = torch.empty(x.size(0), 1, 1, dtype: x.dtype, device: x.device).bernoulli_(1 - _p); // (B, 1, 1)
         return (x * keep / (1 - _p)).MoveToOuterDisposeScope();
     }
 }

@@ -32,10 +32,10 @@ internal sealed class RotaryEmbedding : IDisposable
     {
         if (_cos.device != x.device) MoveTo(x.device);
         using var scope = torch.NewDisposeScope();
-        long t = x.shape[2];
+        long t = x.size(2);
         var cos = _cos.narrow(0, start, t).to(x.dtype); // (T, hd)
         var sin = _sin.narrow(0, start, t).to(x.dtype); // (T, hd)
-        long half = x.shape[3] / 2;
+        long half = x.size(3) / 2;
         var rotated = torch.cat([-x.narrow(3, half, half), x.narrow(3, 0, half)], dim: -1); // (B, nh, T, hd)
         return (x * cos + rotated * sin).MoveToOuterDisposeScope();
     }

@@ -56,7 +56,7 @@ internal sealed class SparseMoeBlock : nn.Module
     public MoeBlockOutput Forward(Tensor x) // (B, T, C)
     {
         using var scope = torch.NewDisposeScope();
-        long b = x.shape[0], t = x.shape[1], c = x.shape[2], n = b * t;
+        long b = x.size(0), t = x.size(1), c = x.size(2), n = b * t;
         var flat = x.reshape(n, c);                                  // (N, C)
         var route = _router.call(flat);                              // (N, E) logits/probs, (N, k) weights/indices
 
@@ -84,8 +84,8 @@ internal sealed class SparseMoeBlock : nn.Module
         int deep = _options.DeepExperts;
         var outputs = (_deepExperts?.Forward(pieces[..deep]) ?? []).Concat(_experts?.Forward(pieces[deep..]) ?? []);
         var present = outputs.OfType<Tensor>().ToList();
-        var expertOut = present.Count > 0 ? torch.cat(present, 0) : flat.new_zeros(0, flat.shape[1]); // (M, C)
-        return (TokenDispatch.Combine(plan, Regularization.Dropout(expertOut, _options.Dropout, training), flat.shape[0]), plan.Assigned, plan.Kept);
+        var expertOut = present.Count > 0 ? torch.cat(present, 0) : flat.new_zeros(0, flat.size(1)); // (M, C)
+        return (TokenDispatch.Combine(plan, Regularization.Dropout(expertOut, _options.Dropout, training), flat.size(0)), plan.Assigned, plan.Kept);
     }
 
     /// <summary>

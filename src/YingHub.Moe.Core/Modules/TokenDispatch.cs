@@ -61,7 +61,7 @@ internal static class TokenDispatch
     public static DispatchPlan Plan(Tensor indices, Tensor weights, int experts, long? capacity, long batch = 1)
     {
         using var scope = torch.NewDisposeScope();
-        long n = indices.shape[0], k = indices.shape[1];
+        long n = indices.size(0), k = indices.size(1);
         // Dropless: token-major order (any order gives the same sum). Capacity: time-major, so earlier positions win.
         Tensor? timeMajor = capacity is null ? null : torch.arange(n, device: indices.device).view(batch, n / batch).t().reshape(-1); // (N)
         var flatExpert = (timeMajor is null ? indices : indices.index_select(0, timeMajor)).reshape(-1); // (N*k)
@@ -75,7 +75,7 @@ internal static class TokenDispatch
         {
             kept = assigned.Select(a => Math.Min(a, cap)).ToArray();
             var starts = counts.cumsum(0) - counts;                                                   // (E)
-            var rank = torch.arange(order.shape[0], device: order.device) - starts.index_select(0, sortedExpert); // (N*k): rank within expert
+            var rank = torch.arange(order.size(0), device: order.device) - starts.index_select(0, sortedExpert); // (N*k): rank within expert
             order = order.index_select(0, (rank < cap).nonzero().squeeze(1));                         // (M)
         }
 
@@ -93,7 +93,7 @@ internal static class TokenDispatch
     {
         using var scope = torch.NewDisposeScope();
         var scaled = expertOutputs * plan.Weights.unsqueeze(1);                                           // (M, C)
-        var output = torch.zeros(tokens, expertOutputs.shape[1], dtype: scaled.dtype, device: expertOutputs.device); // (N, C): float32 under autocast
+        var output = torch.zeros(tokens, expertOutputs.size(1), dtype: scaled.dtype, device: expertOutputs.device); // (N, C): float32 under autocast
         output.index_add_(0, plan.TokenIndex, scaled, 1);
         return output.MoveToOuterDisposeScope();
     }

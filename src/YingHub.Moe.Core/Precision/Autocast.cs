@@ -1,4 +1,5 @@
 using TorchSharp;
+using YingHub.Moe.Core.Kernels;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Precision;
@@ -38,20 +39,25 @@ public static class Autocast
 
     /// <summary>
     /// <c>x @ weightᵀ + bias</c> in the current autocast type (x (..., in), weight (out, in), bias (out)); outside a
-    /// scope, or for inputs that are not float32, exactly <c>nn.functional.linear</c>.
+    /// scope, or for inputs that are not float32, <c>nn.functional.linear</c>. Outside a scope and without autograd, a
+    /// single float32 row on the CPU (a decoding step) runs in the library's one-row kernel instead, which streams the
+    /// weight faster than BLAS (<see cref="RowProduct"/>).
     /// </summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
+        if (_current is null && RowProduct.Linear(x, weight, bias) is { } row) return row;
         (x, weight, bias) = InAutocastType(x, weight, bias);
         return nn.functional.linear(x, weight, bias);
     }
 
     /// <summary>
     /// <c>x @ weight + bias</c> with the weight stored input-major (x (N, in), weight (in, out), bias (out)): one
-    /// <c>addmm</c> (or <c>mm</c>), in the current autocast type as <see cref="Linear"/>.
+    /// <c>addmm</c> (or <c>mm</c>), in the current autocast type as <see cref="Linear"/>; one row in inference on the
+    /// CPU runs in the one-row kernel, as there.
     /// </summary>
     public static Tensor MatMul(Tensor x, Tensor weight, Tensor? bias = null)
     {
+        if (_current is null && RowProduct.MatMul(x, weight, bias) is { } row) return row;
         (x, weight, bias) = InAutocastType(x, weight, bias);
         return bias is null ? x.mm(weight) : torch.addmm(bias, x, weight, beta: 1, alpha: 1);
     }
