@@ -23,7 +23,7 @@ internal static unsafe class RowProduct
     public static bool Supported { get; } = Vector512.IsHardwareAccelerated || Vector256.IsHardwareAccelerated;
 
     /// <summary>Whether the kernels use 512-bit vectors (else 256-bit).</summary>
-    private static readonly bool Wide = Vector512.IsHardwareAccelerated;
+    internal static readonly bool Wide = Vector512.IsHardwareAccelerated;
 
     /// <summary>Whether the products use the kernels (when <see cref="Supported"/>); the benchmarks turn it off to time libtorch's path.</summary>
     public static bool Enabled { get; set; } = true;
@@ -49,12 +49,21 @@ internal static unsafe class RowProduct
         Applies(x, weight, bias) && weight.is_contiguous() ? Run(x, weight, bias, inputMajor: true) : null;
 
     // Property reads here are single native calls (tens of ns); Tensor.shape is avoided (about 1 µs a call).
-    private static bool Applies(Tensor x, Tensor weight, Tensor? bias) =>
+    private static bool Applies(Tensor x, Tensor weight, Tensor? bias) => Runs(x) && IsDenseFloat(weight, bias);
+
+    /// <summary>
+    /// Whether the kernels run on <paramref name="x"/>: enabled and supported here, no autograd, and x one contiguous
+    /// float32 row on the CPU (any shape (1, …, 1, in)).
+    /// </summary>
+    internal static bool Runs(Tensor x) =>
         Enabled && Supported && !torch.is_grad_enabled()
-        && x.dtype == ScalarType.Float32 && weight.dtype == ScalarType.Float32 && (bias is null || bias.dtype == ScalarType.Float32)
-        && x.device_type == DeviceType.CPU && weight.device_type == DeviceType.CPU && (bias is null || bias.device_type == DeviceType.CPU)
-        && weight.dim() == 2 && x.dim() >= 1 && x.numel() == x.size(-1) && x.is_contiguous()
-        && (bias is null || (bias.dim() == 1 && bias.is_contiguous()));
+        && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU
+        && x.dim() >= 1 && x.numel() == x.size(-1) && x.is_contiguous();
+
+    /// <summary>A float32 CPU matrix (contiguity is checked per layout by the caller) and a contiguous float32 CPU bias, if any.</summary>
+    internal static bool IsDenseFloat(Tensor weight, Tensor? bias) =>
+        weight.dtype == ScalarType.Float32 && weight.device_type == DeviceType.CPU && weight.dim() == 2
+        && (bias is null || (bias.dtype == ScalarType.Float32 && bias.device_type == DeviceType.CPU && bias.dim() == 1 && bias.is_contiguous()));
 
     /// <summary>The product with a dense weight: (in, out) when <paramref name="inputMajor"/>, else (out, in).</summary>
     private static Tensor? Run(Tensor x, Tensor weight, Tensor? bias, bool inputMajor)
@@ -74,7 +83,8 @@ internal static unsafe class RowProduct
         return y;
     }
 
-    private static float* Data(Tensor t)
+    /// <summary>The address of a contiguous CPU tensor's first element.</summary>
+    internal static float* Data(Tensor t)
     {
         fixed (byte* p = t.bytes) return (float*)p; // native memory: nothing to pin
     }

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Utils;
 using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Kernels;
 using YingHub.Moe.Core.Precision;
 using static TorchSharp.torch;
 
@@ -76,6 +77,10 @@ internal sealed class ExpertBank : nn.Module
         var y = Deep ? _fc3!.Forward(index, Activate(_fc2.Forward(index, h))) : _fc2.Forward(index, h); // (n, C)
         return y.MoveToOuterDisposeScope();
     }
+
+    /// <summary>Expert <paramref name="index"/>'s layers in order, as kept (in, out) views; inference only (<see cref="InferenceViews.Active"/>).</summary>
+    public ExpertLayer[] Layers(int index) =>
+        _fc3 is null ? [_fc1.Layer(index), _fc2.Layer(index)] : [_fc1.Layer(index), _fc2.Layer(index), _fc3.Layer(index)];
 
     private Tensor Activate(Tensor x) => _activation switch
     {

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Utils;
 using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Kernels;
 using YingHub.Moe.Core.Precision;
 using static TorchSharp.torch;
 
@@ -90,17 +91,25 @@ internal sealed class SparseMoeBlock : nn.Module
 
     /// <summary>
     /// One token (incremental decoding): its k experts run directly, no sort or scatter. Capacity never binds for
-    /// one token (ceil(factor · k / E) ≥ 1 and its k experts are distinct).
+    /// one token (ceil(factor · k / E) ≥ 1 and its k experts are distinct). In inference on the CPU the experts run in
+    /// managed code (<see cref="ExpertRow"/>), with no tensor between their layers.
     /// </summary>
     private (Tensor Output, long[] Assigned, long[] Kept) SingleToken(Tensor flat, RouterOutput route)
     {
         long[] chosen = route.Indices.data<long>().ToArray(); // (k)
-        var gates = route.Weights.unbind(1);                   // k × (1)
         var counts = new long[NumExperts];
+        foreach (long e in chosen) counts[e]++;
+        if (!training && InferenceViews.Active && RowProduct.Runs(flat))
+        {
+            var experts = chosen.Select(e => Layers((int)e)).ToArray();
+            if (ExpertRow.Applies(flat, experts, _options.Activation))
+                return (ExpertRow.Combine(flat, experts, route.Weights.data<float>().ToArray(), _options.Activation), counts, counts);
+        }
+
+        var gates = route.Weights.unbind(1); // k × (1)
         Tensor? y = null;
         for (int j = 0; j < chosen.Length; j++)
         {
-            counts[chosen[j]]++;
             var contribution = Regularization.Dropout(RunExpert((int)chosen[j], flat), _options.Dropout, training).mul(gates[j]); // (1, C)
             y = y is null ? contribution : y.add_(contribution);
         }
@@ -111,6 +120,10 @@ internal sealed class SparseMoeBlock : nn.Module
     /// <summary>ceil(factor · N · k / E) assignments per expert, at least 1 (a tiny tolerance absorbs binary rounding: 1.1 · 100 is 110).</summary>
     private long Capacity(double factor, long tokens) =>
         Math.Max(1, (long)Math.Ceiling(factor * tokens * TopK / NumExperts - 1e-9));
+
+    /// <summary>Expert <paramref name="expert"/>'s (0-based over all E) layers as kept views; inference only.</summary>
+    private ExpertLayer[] Layers(int expert) =>
+        expert < _options.DeepExperts ? _deepExperts!.Layers(expert) : _experts!.Layers(expert - _options.DeepExperts);
 
     /// <summary>Expert <paramref name="expert"/> (0-based over all E) applied to x (n, C) → (n, C).</summary>
     internal Tensor RunExpert(int expert, Tensor x) =>

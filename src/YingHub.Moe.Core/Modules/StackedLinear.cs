@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Utils;
 using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Kernels;
 using YingHub.Moe.Core.Precision;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -46,6 +47,13 @@ internal sealed class StackedLinear : nn.Module
         using var scope = torch.NewDisposeScope();
         var y = Autocast.MatMul(x, _weight[index], _bias?[index]);
         return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Layer <paramref name="index"/>'s kept weight (in, out) and bias views; inference only (<see cref="InferenceViews.Active"/>).</summary>
+    public ExpertLayer Layer(int index)
+    {
+        var (w, b) = KeptViews() ?? throw new InvalidOperationException("The kept views are for inference (no autograd, no autocast).");
+        return new ExpertLayer(w[index], b?[index]);
     }
 
     /// <summary>In inference (<see cref="InferenceViews.Active"/>), the kept per-layer views of the weight and bias; otherwise null.</summary>

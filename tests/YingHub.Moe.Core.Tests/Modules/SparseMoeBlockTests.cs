@@ -1,4 +1,5 @@
 using TorchSharp;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using static TorchSharp.torch;
 
@@ -6,41 +7,92 @@ namespace YingHub.Moe.Core.Tests.Modules;
 
 public class SparseMoeBlockTests
 {
-    /// <summary>An FFN computed by hand from weights (ReLU): the independent reference of one expert.</summary>
-    private static Tensor Ffn(Tensor x, params (Tensor W, Tensor B)[] layers)
+    /// <summary>An FFN computed by hand from weights: the independent reference of one expert (ReLU unless told).</summary>
+    private static Tensor Ffn(Tensor x, params (Tensor W, Tensor B)[] layers) => Ffn(x, h => h.relu(), layers);
+
+    private static Tensor Ffn(Tensor x, Func<Tensor, Tensor> activation, params (Tensor W, Tensor B)[] layers)
     {
         var h = x;
         for (int i = 0; i < layers.Length; i++)
         {
-            h = torch.matmul(h, layers[i].W) + layers[i].B; // stacked FFN weights are (in, out)
-            if (i < layers.Length - 1) h = h.relu();
+            h = torch.matmul(h, layers[i].W.to(h.dtype)) + layers[i].B.to(h.dtype); // stacked FFN weights are (in, out)
+            if (i < layers.Length - 1) h = activation(h);
         }
 
         return h;
     }
 
+    /// <summary>The expert activations written out from their formulas (GELU: the tanh approximation; SwiGLU: silu(first half) · second half).</summary>
+    private static Func<Tensor, Tensor> ActivationFormula(ExpertActivation activation) => activation switch
+    {
+        ExpertActivation.Relu => h => h.relu(),
+        ExpertActivation.Gelu => h => 0.5 * h * (1 + (Math.Sqrt(2 / Math.PI) * (h + 0.044715 * h.pow(3))).tanh()),
+        _ => h =>
+        {
+            var halves = h.chunk(2, dim: -1);
+            return halves[0] / (1 + (-halves[0]).exp()) * halves[1];
+        },
+    };
+
     private static (Tensor W, Tensor B) Layer(nn.Module block, string prefix, int index) =>
         (Tiny.Param(block, prefix + ".weight")[index], Tiny.Param(block, prefix + ".bias")[index]);
 
     /// <summary>Every expert on every token, masked by the top-k gates: the dense (YingHub-v2-style) computation.</summary>
-    private static Tensor DenseReference(nn.Module block, Tensor x, int experts, int deep, int k, bool shared)
+    private static Tensor DenseReference(nn.Module block, Tensor x, int experts, int deep, int k, bool shared) =>
+        DenseReference(block, x, experts, deep, k, shared, h => h.relu());
+
+    private static Tensor DenseReference(nn.Module block, Tensor x, int experts, int deep, int k, bool shared, Func<Tensor, Tensor> activation)
     {
         long n = x.shape[0] * x.shape[1], c = x.shape[2];
         var flat = x.reshape(n, c);
-        var logits = torch.matmul(flat, Tiny.Param(block, "gate.weight").t()) + Tiny.Param(block, "gate.bias"); // (N, E)
+        var logits = torch.matmul(flat, Tiny.Param(block, "gate.weight").t().to(x.dtype)) + Tiny.Param(block, "gate.bias").to(x.dtype); // (N, E)
         var (top, idx) = logits.topk(k, dim: -1);
-        var gates = torch.zeros(n, experts).scatter(1, idx, top.softmax(-1));                                     // (N, E)
-        var y = torch.zeros(n, c);
+        var gates = torch.zeros(n, experts, dtype: x.dtype).scatter(1, idx, top.softmax(-1));                     // (N, E)
+        var y = torch.zeros(n, c, dtype: x.dtype);
         for (int e = 0; e < experts; e++)
         {
             var expertOut = e < deep
-                ? Ffn(flat, Layer(block, "deep_experts.fc1", e), Layer(block, "deep_experts.fc2", e), Layer(block, "deep_experts.fc3", e))
-                : Ffn(flat, Layer(block, "experts.fc1", e - deep), Layer(block, "experts.fc2", e - deep));
+                ? Ffn(flat, activation, Layer(block, "deep_experts.fc1", e), Layer(block, "deep_experts.fc2", e), Layer(block, "deep_experts.fc3", e))
+                : Ffn(flat, activation, Layer(block, "experts.fc1", e - deep), Layer(block, "experts.fc2", e - deep));
             y = y + gates[.., e..(e + 1)] * expertOut;
         }
 
-        if (shared) y = y + Ffn(flat, Layer(block, "shared_expert.ffn.fc1", 0), Layer(block, "shared_expert.ffn.fc2", 0));
+        if (shared) y = y + Ffn(flat, activation, Layer(block, "shared_expert.ffn.fc1", 0), Layer(block, "shared_expert.ffn.fc2", 0));
         return y.reshape(x.shape);
+    }
+
+    [Theory]
+    [InlineData(ExpertActivation.Relu, false)]
+    [InlineData(ExpertActivation.Gelu, true)]
+    [InlineData(ExpertActivation.Gelu, false)]
+    [InlineData(ExpertActivation.SwiGlu, true)]
+    public void A_decoding_token_in_inference_equals_the_dense_reference_for_every_activation(ExpertActivation activation, bool shared)
+    {
+        // inference on the CPU runs the token's experts in managed code (ExpertRow); H = 42 leaves vector tails
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(17);
+        var options = Tiny.Options(o =>
+        {
+            o.HiddenSize = 14; o.ExpertMultiplier = 3; o.DenseMultiplier = 3; o.Activation = activation;
+            o.DeepExperts = 2; o.SharedExpert = shared; o.TopK = 2;
+        });
+        using var block = new SparseMoeBlock(options);
+        block.eval();
+        using (torch.no_grad())
+        {
+            // weights far from their small init, so pre-activations reach GELU's and SiLU's curved and saturated parts
+            foreach (var (name, p) in block.named_parameters())
+                if (name.Contains("expert", StringComparison.Ordinal)) p.normal_(0, 0.5);
+        }
+
+        for (int trial = 0; trial < 6; trial++) // several tokens: deep and simple experts get picked
+        {
+            var x = torch.randn(1, 1, 14);
+            Tensor decoded;
+            using (torch.inference_mode()) decoded = block.Forward(x).Hidden;
+            var expected = DenseReference(block, x.to(ScalarType.Float64), options.NumExperts, options.DeepExperts, options.TopK, shared, ActivationFormula(activation));
+            Tiny.AssertClose(expected, decoded, atol: 1e-5, rtol: 1e-5);
+        }
     }
 
     [Theory]
