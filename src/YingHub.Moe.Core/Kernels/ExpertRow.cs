@@ -36,7 +36,8 @@ internal static unsafe class ExpertRow
             for (int l = 0; l < layers.Length; l++)
             {
                 var (w, b) = layers[l];
-                if (!RowProduct.IsDenseFloat(w, b) || !w.is_contiguous() || w.size(0) != width || (b is not null && b.size(0) != w.size(1)))
+                if (!RowProduct.IsDenseFloat(w, b) || !w.is_contiguous() || w.size(0) != width || (b is not null && b.size(0) != w.size(1))
+                    || w.numel() > int.MaxValue / sizeof(float))
                     return false;
                 width = l < layers.Length - 1 && activation == ExpertActivation.SwiGlu ? w.size(1) / 2 : w.size(1);
             }

@@ -9,7 +9,8 @@ namespace YingHub.Moe.Core.Kernels;
 /// One-row matrix products on the CPU in managed SIMD code: <c>y = x @ W + b</c> for a single row x, the products of
 /// incremental decoding. A one-token step reads every weight it uses once from memory and does two FLOPs per weight,
 /// so it is bound by how fast the product streams the weight: libtorch hands one row to BLAS's matrix-vector product,
-/// which streams 12–19 GB/s on one core here, and these loops 30 GB/s with 512-bit vectors (docs/benchmarks.md).
+/// which streams 14–19 GB/s from memory on one core here, and these loops about 25 GB/s with 512-bit vectors
+/// (<c>RowProductBenchmarks</c>, docs/benchmarks.md).
 /// <para>
 /// Used by <see cref="Precision.Autocast"/>'s products when they apply: no autograd (<c>no_grad</c> or inference mode),
 /// no autocast scope, float32 CPU tensors, x holding exactly one row, a weight dense in either layout, and AVX2 or
@@ -71,7 +72,7 @@ internal static unsafe class RowProduct
         long inFeatures = weight.size(inputMajor ? 0 : 1), outFeatures = weight.size(inputMajor ? 1 : 0);
         // shapes that do not fit are left to libtorch, which raises its own error
         if (x.size(-1) != inFeatures || (bias is not null && bias.size(0) != outFeatures)
-            || inFeatures == 0 || outFeatures == 0 || inFeatures > int.MaxValue || outFeatures > int.MaxValue)
+            || inFeatures == 0 || outFeatures == 0 || inFeatures * outFeatures > int.MaxValue / sizeof(float)) // Tensor.bytes spans at most 2 GB
             return null;
         var shape = new long[x.dim()];
         for (int d = 0; d < shape.Length - 1; d++) shape[d] = 1; // one row: every leading dimension is 1
