@@ -52,7 +52,7 @@ internal static class TrainCommand
         var mlflow = new Option<string?>("--mlflow") { Description = "Log the run to this MLflow tracking server (default: $MLFLOW_TRACKING_URI if set), e.g. http://127.0.0.1:5000." };
         var init = new Option<string?>("--init") { Description = "Weight initialisation of a new model: normal (GPT-2, std 0.02 with scaled residual projections), kaiming or xavier. Default: the preset's." };
         init.AcceptOnlyFromAmong("normal", "kaiming", "xavier");
-        var dropout = Cli.OptionalDouble("--dropout", "Dropout probability of a new model, in [0, 1), on hidden states, expert outputs and attention weights. Default: the preset's.");
+        var dropout = Cli.OptionalDouble("--dropout", "Dropout probability of a new model, in [0, 1), on embeddings, hidden states, expert outputs and attention weights. Default: the preset's.");
         var plots = Cli.OptionalInt("--plots", "Redraw the PNG plots (loss, learning rate, expert-load heatmap in {out}.cache/plots) every N metric points; 0: none. Default: 10.");
         var command = new Command("train", "Train a sparse MoE preset on a text corpus (or fine-tune a checkpoint on one) and save a checkpoint.")
             { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json, tensorBoard, mlflow, plots, init, dropout };

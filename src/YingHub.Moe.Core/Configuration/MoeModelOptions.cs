@@ -87,8 +87,14 @@ public sealed partial class MoeModelOptions
     /// <summary>Decoder layers, [1, 1024].</summary>
     [JsonPropertyName("num_hidden_layers")] public int NumLayers { get; set; } = 4;
 
-    /// <summary>Dropout on embeddings, residual branches and expert outputs, [0, 1).</summary>
+    /// <summary>Dropout on residual branches and expert outputs, and on embeddings unless <see cref="EmbeddingDropout"/> is set, [0, 1).</summary>
     [JsonPropertyName("hidden_dropout")] public double Dropout { get; set; }
+
+    /// <summary>
+    /// Dropout on the input embeddings (Hugging Face GPT-2's <c>embd_pdrop</c>), [0, 1); null (the default) uses
+    /// <see cref="Dropout"/>. makeMoE has none, so its preset sets 0.
+    /// </summary>
+    [JsonPropertyName("embedding_dropout")] public double? EmbeddingDropout { get; set; }
 
     /// <summary>Dropout on attention probabilities, [0, 1).</summary>
     [JsonPropertyName("attention_dropout")] public double AttentionDropout { get; set; }

@@ -19,6 +19,7 @@ public sealed partial class MoeModelOptions
             yield return $"HiddenSize / NumHeads = {HeadDim} must be even for rotary position embeddings.";
         if (NumLayers is < 1 or > 1024) yield return Range(nameof(NumLayers), NumLayers, "[1, 1024]");
         if (Dropout is < 0 or >= 1 || double.IsNaN(Dropout)) yield return Range(nameof(Dropout), Dropout, "[0, 1)");
+        if (EmbeddingDropout is { } embd && (embd is < 0 or >= 1 || double.IsNaN(embd))) yield return Range(nameof(EmbeddingDropout), embd, "[0, 1), or null for Dropout's value");
         if (AttentionDropout is < 0 or >= 1 || double.IsNaN(AttentionDropout))
             yield return Range(nameof(AttentionDropout), AttentionDropout, "[0, 1)");
         if (StochasticDepth is < 0 or >= 1 || double.IsNaN(StochasticDepth))

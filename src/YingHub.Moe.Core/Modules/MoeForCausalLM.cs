@@ -149,7 +149,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         var x = Embed(ids);                                                                    // (B, T, C)
         if (_embedPositions is not null)
             x = x + _embedPositions.call(torch.arange(start, start + t, device: ids.device)); // (B, T, C)
-        x = Regularization.Dropout(x, _options.Dropout, training);
+        x = Regularization.Dropout(x, _options.EmbeddingDropout ?? _options.Dropout, training);
 
         var lb = new List<Tensor>();
         var z = new List<Tensor>();

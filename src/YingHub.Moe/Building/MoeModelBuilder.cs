@@ -51,8 +51,13 @@ public sealed class MoeModelBuilder
     /// <summary>Decoder layers.</summary>
     public MoeModelBuilder Layers(int count) => Set(o => o.NumLayers = count);
 
-    /// <summary>Dropout on embeddings, residual branches and experts; attention dropout too unless set separately.</summary>
-    public MoeModelBuilder Dropout(double p, double? attention = null) => Set(o => { o.Dropout = p; o.AttentionDropout = attention ?? p; });
+    /// <summary>
+    /// Dropout <paramref name="p"/> on residual branches and experts, and on attention probabilities and input embeddings
+    /// too unless <paramref name="attention"/> or <paramref name="embeddings"/> say otherwise (this replaces a preset's
+    /// own embedding dropout, e.g. makemoe's 0).
+    /// </summary>
+    public MoeModelBuilder Dropout(double p, double? attention = null, double? embeddings = null) =>
+        Set(o => { o.Dropout = p; o.AttentionDropout = attention ?? p; o.EmbeddingDropout = embeddings; });
 
     /// <summary>Stochastic depth (DropPath) probability per residual branch.</summary>
     public MoeModelBuilder StochasticDepth(double p) => Set(o => o.StochasticDepth = p);

@@ -10,6 +10,7 @@ public class MoeModelOptionsTests
     [InlineData("TopK = 5 is outside the allowed range [1, NumExperts = 4]")]
     [InlineData("HiddenSize = 30 must be divisible by NumHeads = 4")]
     [InlineData("Dropout = -0.1 is outside the allowed range [0, 1)")]
+    [InlineData("EmbeddingDropout = 1 is outside the allowed range [0, 1), or null for Dropout's value")]
     [InlineData("CapacityFactor = 0 is outside the allowed range (0, 1024] or null (dropless)")]
     [InlineData("MoeEvery = 3 is outside the allowed range [1, NumLayers = 2]")]
     public void Invalid_options_name_the_field_the_value_and_the_range(string message)
@@ -20,6 +21,7 @@ public class MoeModelOptionsTests
             case "TopK": options.TopK = 5; break;
             case "HiddenSize": options.HiddenSize = 30; break;
             case "Dropout": options.Dropout = -0.1; break;
+            case "EmbeddingDropout": options.EmbeddingDropout = 1; break;
             case "CapacityFactor": options.CapacityFactor = 0; break;
             case "MoeEvery": options.MoeEvery = 3; break;
         }
@@ -74,7 +76,8 @@ public class MoePresetsTests
     {
         var makemoe = MoePresets.Get("makemoe");
         Assert.Equal((128, 8, 8, 32, 8, 2), (makemoe.HiddenSize, makemoe.NumHeads, makemoe.NumLayers, makemoe.ContextLength, makemoe.NumExperts, makemoe.TopK));
-        Assert.Equal((RouterKind.NoisyTopK, ExpertActivation.Relu, InitScheme.KaimingNormal, 0.1), (makemoe.Router, makemoe.Activation, makemoe.Init, makemoe.Dropout));
+        Assert.Equal((RouterKind.NoisyTopK, ExpertActivation.Relu, InitScheme.KaimingNormal, 0.1, 0.1), (makemoe.Router, makemoe.Activation, makemoe.Init, makemoe.Dropout, makemoe.AttentionDropout));
+        Assert.Equal(0.0, makemoe.EmbeddingDropout); // makeMoE adds token and position embeddings without dropout
         var v2 = MoePresets.Get("yinghub-v2");
         Assert.Equal((192, 6, 8, 128, 6, 2, 0.3, 0.1), (v2.HiddenSize, v2.NumHeads, v2.NumLayers, v2.ContextLength, v2.NumExperts, v2.DeepExperts, v2.Dropout, v2.StochasticDepth));
         Assert.Same(MoePresets.Get("tiny").GetType(), typeof(MoeModelOptions));

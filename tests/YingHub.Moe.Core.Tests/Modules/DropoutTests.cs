@@ -36,4 +36,24 @@ public class DropoutTests
         Assert.Same(x, Regularization.Dropout(x, 0.0, training: true));
         Assert.All(Tiny.Values(Regularization.Dropout(x, 1.0, training: true)), v => Assert.Equal(0, v));
     }
+
+    [Fact]
+    public void Embedding_dropout_defaults_to_the_hidden_dropout_and_can_be_set_apart()
+    {
+        using var scope = torch.NewDisposeScope();
+        var ids = torch.tensor(new long[] { 1, 4, 2, 7, 3, 9 }, 1, 6);
+        Tensor TrainingLogits(double hidden, double? embeddings)
+        {
+            torch.manual_seed(5); // the same weights and the same dropout draws in every call
+            using var model = new MoeForCausalLM(Tiny.Options(o => { o.Dropout = hidden; o.AttentionDropout = 0; o.EmbeddingDropout = embeddings; }));
+            model.train();
+            using var noGrad = torch.no_grad();
+            return model.call(new CausalLMInput(ids)).Logits.MoveToOuterDisposeScope();
+        }
+
+        Tiny.AssertClose(TrainingLogits(0.5, 0.5), TrainingLogits(0.5, null), atol: 0, rtol: 0); // null: the hidden dropout
+        Assert.False(TrainingLogits(0.5, 0.0).allclose(TrainingLogits(0.5, 0.5)), "setting embedding dropout apart changed nothing");
+        Assert.False(TrainingLogits(0, 0.5).allclose(TrainingLogits(0, null)), "embedding dropout alone left the embeddings untouched");
+        Tiny.AssertClose(TrainingLogits(0, null), TrainingLogits(0, 0.0), atol: 0, rtol: 0); // no dropout anywhere: deterministic
+    }
 }
