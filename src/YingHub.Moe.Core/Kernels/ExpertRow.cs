@@ -77,7 +77,7 @@ internal static unsafe class ExpertRow
                         h = next;
                     }
 
-                    AddScaled(output, gates[j], h, c);
+                    RowProduct.AddScaled(output, gates[j], h, c);
                 }
             }
         }
@@ -127,14 +127,5 @@ internal static unsafe class ExpertRow
         var u = Vector256.Create(GeluScale) * (v + Vector256.Create(GeluCubic) * v * v * v);
         var tanh = Vector256<float>.One - Vector256.Create(2f) / (Vector256.Exp(u + u) + Vector256<float>.One);
         return Vector256.Create(0.5f) * v * (Vector256<float>.One + tanh);
-    }
-
-    /// <summary>y (c) += a · x (c).</summary>
-    private static void AddScaled(float* y, float a, float* x, int c)
-    {
-        int i = 0;
-        var va = Vector256.Create(a);
-        for (; i + 8 <= c; i += 8) Vector256.FusedMultiplyAdd(va, Vector256.Load(x + i), Vector256.Load(y + i)).Store(y + i);
-        for (; i < c; i++) y[i] = MathF.FusedMultiplyAdd(a, x[i], y[i]);
     }
 }

@@ -255,4 +255,13 @@ internal static unsafe class RowProduct
 
         return (s0, s1, s2, s3);
     }
+
+    /// <summary>y (n) += a · x (n).</summary>
+    internal static void AddScaled(float* y, float a, float* x, int n)
+    {
+        int i = 0;
+        var va = Vector256.Create(a);
+        for (; i + 8 <= n; i += 8) Vector256.FusedMultiplyAdd(va, Vector256.Load(x + i), Vector256.Load(y + i)).Store(y + i);
+        for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(a, x[i], y[i]);
+    }
 }

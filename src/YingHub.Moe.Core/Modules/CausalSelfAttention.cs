@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Utils;
 using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Kernels;
 using YingHub.Moe.Core.Precision;
 using static TorchSharp.torch;
 
@@ -37,7 +38,17 @@ internal sealed class CausalSelfAttention : nn.Module
         using var scope = torch.NewDisposeScope();
         long b = x.size(0), t = x.size(1), c = x.size(2);
         long start = cache?.Length ?? 0;
-        var qkv = _qkv.call(x).view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × (B, nh, T, hd)
+        var fused = _qkv.call(x); // (B, T, 3C)
+        if (cache is not null && b == 1 && t == 1 && !training)
+        {
+            // one decoding step: in inference on the CPU, the attention over the cache runs in managed code
+            var (keys, values) = cache.Buffers(layer);
+            var tables = rope?.Tables(x.device);
+            if (AttentionRow.Applies(fused, keys, values, start, tables))
+                return _out.call(AttentionRow.Attend(fused, keys, values, start, tables)).MoveToOuterDisposeScope(); // (1, 1, C); dropout is off in evaluation
+        }
+
+        var qkv = fused.view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × (B, nh, T, hd)
         Tensor q = qkv[0], k = qkv[1], v = qkv[2];                                         // (B, nh, T, hd)
         if (rope is not null)
         {

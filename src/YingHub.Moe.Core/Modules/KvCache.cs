@@ -59,6 +59,9 @@ public sealed class KvCache : IDisposable
         return (_keys[layer].narrow(2, 0, Length + t), _values[layer].narrow(2, 0, Length + t));
     }
 
+    /// <summary>Layer <paramref name="layer"/>'s whole key and value buffers (B, nh, Tmax, hd), for writing position <see cref="Length"/> in place.</summary>
+    internal (Tensor Keys, Tensor Values) Buffers(int layer) => (_keys[layer], _values[layer]);
+
     /// <summary>Checks that <paramref name="newTokens"/> more positions fit.</summary>
     internal void EnsureRoom(long batch, long newTokens, (int Layers, int Heads, int HeadDim) model)
     {

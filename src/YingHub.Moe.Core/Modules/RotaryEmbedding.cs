@@ -27,6 +27,13 @@ internal sealed class RotaryEmbedding : IDisposable
         _sin = emb.sin().to(ScalarType.Float32).DetachFromDisposeScope();
     }
 
+    /// <summary>The cos and sin tables (Tmax, hd) on <paramref name="device"/> (moved there on first use).</summary>
+    public (Tensor Cos, Tensor Sin) Tables(Device device)
+    {
+        if (_cos.device != device) MoveTo(device);
+        return (_cos, _sin);
+    }
+
     /// <summary>Rotates q or k of shape (B, nh, T, hd) whose first position is <paramref name="start"/>.</summary>
     public Tensor Apply(Tensor x, long start)
     {

@@ -1,0 +1,108 @@
+using System.Runtime.Intrinsics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Kernels;
+
+/// <summary>
+/// One decoding token's causal self-attention over a KV cache on the CPU, in managed code (one sequence, one new
+/// position): rotate q and k (with rotary positions), write k and v into the cache at the token's position, and per head
+/// <c>softmax(q Kᵀ / √hd) V</c> over every cached position up to and including the new one. libtorch's path for the same
+/// step is about a dozen tensor operations (views of the fused projection, two cache copies, the views of the cache,
+/// <c>scaled_dot_product_attention</c>, the merge of the heads), a few microseconds each; this is a loop over
+/// 128 × 192 floats at most per layer on the presets. It computes what <see cref="Modules.CausalSelfAttention"/>
+/// computes, in float32, up to rounding.
+/// </summary>
+internal static unsafe class AttentionRow
+{
+    /// <summary>
+    /// Whether the managed path runs: <see cref="RowProduct.Runs"/> for the fused projection's output qkv (1, 1, 3C),
+    /// float32 CPU cache buffers (1, nh, Tmax, hd) with room at <paramref name="position"/>, and float32 CPU rotary
+    /// tables (Tmax, hd) if given.
+    /// </summary>
+    public static bool Applies(Tensor qkv, Tensor keys, Tensor values, long position, (Tensor Cos, Tensor Sin)? rotary)
+    {
+        if (!RowProduct.Runs(qkv) || !IsFloatCpu(keys) || !IsFloatCpu(values) || keys.dim() != 4 || keys.size(0) != 1) return false;
+        long heads = keys.size(1), length = keys.size(2), headDim = keys.size(3);
+        if (qkv.size(-1) != 3 * heads * headDim || position >= length || values.dim() != 4
+            || values.size(1) != heads || values.size(2) != length || values.size(3) != headDim)
+            return false;
+        return rotary is not { } r
+            || (IsFloatCpu(r.Cos) && IsFloatCpu(r.Sin) && r.Cos.size(0) > position && r.Cos.size(1) == headDim && r.Sin.size(0) > position && r.Sin.size(1) == headDim);
+    }
+
+    /// <summary>
+    /// The attention output (1, 1, C) of the token whose fused projection is <paramref name="qkv"/> (1, 1, 3C: q, k, v,
+    /// each heads × hd) at <paramref name="position"/>; writes its key and value into <paramref name="keys"/> and
+    /// <paramref name="values"/> there. Check <see cref="Applies"/> first.
+    /// </summary>
+    public static Tensor Attend(Tensor qkv, Tensor keys, Tensor values, long position, (Tensor Cos, Tensor Sin)? rotary)
+    {
+        int heads = (int)keys.size(1), length = (int)keys.size(2), hd = (int)keys.size(3), c = heads * hd, keep = (int)position + 1;
+        var y = torch.empty([1, 1, c], ScalarType.Float32);
+        float* source = RowProduct.Data(qkv), output = RowProduct.Data(y), k = RowProduct.Data(keys), v = RowProduct.Data(values);
+        float* cos = rotary is { } r1 ? RowProduct.Data(r1.Cos) + position * hd : null;
+        float* sin = rotary is { } r2 ? RowProduct.Data(r2.Sin) + position * hd : null;
+        float scale = 1f / MathF.Sqrt(hd);
+        Span<float> q = hd <= 256 ? stackalloc float[hd] : new float[hd];
+        Span<float> scores = keep <= 1024 ? stackalloc float[keep] : new float[keep];
+        fixed (float* pq = q, ps = scores)
+        {
+            for (int h = 0; h < heads; h++)
+            {
+                float* kh = k + (long)h * length * hd, vh = v + (long)h * length * hd; // (Tmax, hd) of head h
+                // q (pre-scaled, as the product q·k/√hd), and the new key and value into the cache
+                Rotate(source + h * hd, cos, sin, pq, hd, scale);
+                Rotate(source + c + h * hd, cos, sin, kh + position * hd, hd, 1f);
+                new ReadOnlySpan<float>(source + 2 * c + h * hd, hd).CopyTo(new Span<float>(vh + position * hd, hd));
+
+                float max = float.NegativeInfinity;
+                for (int s = 0; s < keep; s++)
+                {
+                    ps[s] = Dot(pq, kh + (long)s * hd, hd);
+                    max = MathF.Max(max, ps[s]);
+                }
+
+                float sum = 0f;
+                for (int s = 0; s < keep; s++) sum += ps[s] = MathF.Exp(ps[s] - max);
+                float* oh = output + h * hd;
+                new Span<float>(oh, hd).Clear();
+                for (int s = 0; s < keep; s++) RowProduct.AddScaled(oh, ps[s] / sum, vh + (long)s * hd, hd);
+            }
+        }
+
+        return y;
+    }
+
+    private static bool IsFloatCpu(Tensor t) => t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU && t.is_contiguous();
+
+    /// <summary>
+    /// destination (hd) = scale · rotary(x): with tables, <c>x · cos + rotate_half(x) · sin</c> (rotate_half = (−x₂, x₁)
+    /// of the halves, as <see cref="Modules.RotaryEmbedding"/>); without, x itself.
+    /// </summary>
+    private static void Rotate(float* x, float* cos, float* sin, float* destination, int hd, float scale)
+    {
+        if (cos is null)
+        {
+            for (int i = 0; i < hd; i++) destination[i] = scale * x[i];
+            return;
+        }
+
+        int half = hd / 2;
+        for (int i = 0; i < hd; i++)
+        {
+            float rotated = i < half ? -x[i + half] : x[i - half];
+            destination[i] = scale * (x[i] * cos[i] + rotated * sin[i]);
+        }
+    }
+
+    private static float Dot(float* a, float* b, int n)
+    {
+        int i = 0;
+        var acc = Vector256<float>.Zero;
+        for (; i + 8 <= n; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc);
+        float sum = Vector256.Sum(acc);
+        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        return sum;
+    }
+}

@@ -1,0 +1,86 @@
+using TorchSharp;
+using YingHub.Moe.Core.Kernels;
+using static TorchSharp.torch;
+
+namespace YingHub.Moe.Core.Tests.Kernels;
+
+public class AttentionRowTests
+{
+    [Theory]
+    [InlineData(0, false)] // the first position attends to itself only
+    [InlineData(3, false)]
+    [InlineData(6, false)] // the last slot of the cache
+    [InlineData(0, true)]
+    [InlineData(4, true)]
+    public void One_step_equals_naive_attention_in_doubles_and_writes_its_key_and_value(int position, bool rotary)
+    {
+        if (!RowProduct.Supported) return;
+        using var scope = torch.NewDisposeScope();
+        const int heads = 3, hd = 10, length = 7, c = heads * hd; // hd = 10: vector blocks and scalar tails
+        torch.manual_seed(position * 2 + (rotary ? 1 : 0));
+        var qkv = torch.randn(1, 1, 3 * c) * 2;                   // large enough that the softmax is far from uniform
+        var keys = torch.randn(1, heads, length, hd);
+        var values = torch.randn(1, heads, length, hd);
+        (Tensor, Tensor)? tables = rotary ? (torch.randn(length, hd).cos(), torch.randn(length, hd).sin()) : null;
+        double[] q = Values(qkv)[..c], k = Values(qkv)[c..(2 * c)], v = Values(qkv)[(2 * c)..];
+        double[] cachedK = Values(keys), cachedV = Values(values);
+        double[]? cos = rotary ? Values(tables!.Value.Item1) : null, sin = rotary ? Values(tables!.Value.Item2) : null;
+
+        Tensor y;
+        using (torch.inference_mode())
+        {
+            Assert.True(AttentionRow.Applies(qkv, keys, values, position, tables));
+            y = AttentionRow.Attend(qkv, keys, values, position, tables);
+        }
+
+        double[] actual = Values(y), keysAfter = Values(keys), valuesAfter = Values(values);
+        for (int h = 0; h < heads; h++)
+        {
+            double[] qh = Rotate(q[(h * hd)..((h + 1) * hd)], cos, sin, position), kh = Rotate(k[(h * hd)..((h + 1) * hd)], cos, sin, position);
+            double[] Key(int s) => s == position ? kh : cachedK[((h * length + s) * hd)..((h * length + s + 1) * hd)];
+            double[] Value(int s) => s == position ? v[(h * hd)..((h + 1) * hd)] : cachedV[((h * length + s) * hd)..((h * length + s + 1) * hd)];
+            double[] scores = Enumerable.Range(0, position + 1).Select(s => qh.Zip(Key(s), (a, b) => a * b).Sum() / Math.Sqrt(hd)).ToArray();
+            double max = scores.Max(), sum = scores.Sum(s => Math.Exp(s - max));
+            for (int d = 0; d < hd; d++)
+            {
+                double expected = Enumerable.Range(0, position + 1).Sum(s => Math.Exp(scores[s] - max) / sum * Value(s)[d]);
+                Assert.True(Math.Abs(actual[h * hd + d] - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"head {h}, dim {d}: {actual[h * hd + d]} vs {expected}");
+                Assert.Equal(kh[d], keysAfter[(h * length + position) * hd + d], 5);                // the rotated key is cached
+                Assert.Equal(v[h * hd + d], valuesAfter[(h * length + position) * hd + d], 6);      // and the value
+            }
+
+            for (int s = position + 1; s < length; s++) // later slots untouched
+                Assert.Equal(cachedK[((h * length + s) * hd)..((h * length + s + 1) * hd)], keysAfter[((h * length + s) * hd)..((h * length + s + 1) * hd)]);
+        }
+    }
+
+    [Fact]
+    public void Several_rows_another_type_or_a_full_cache_are_left_to_libtorch()
+    {
+        if (!RowProduct.Supported) return;
+        using var scope = torch.NewDisposeScope();
+        var keys = torch.zeros(1, 2, 4, 8);
+        var values = torch.zeros(1, 2, 4, 8);
+        using var inference = torch.inference_mode();
+        Assert.True(AttentionRow.Applies(torch.randn(1, 1, 48), keys, values, 3, null));
+        Assert.False(AttentionRow.Applies(torch.randn(1, 2, 48), keys, values, 3, null));                          // two positions
+        Assert.False(AttentionRow.Applies(torch.randn(1, 1, 48), keys, values, 4, null));                          // no room left
+        Assert.False(AttentionRow.Applies(torch.randn(1, 1, 48, dtype: ScalarType.Float64), keys, values, 3, null)); // another type
+        Assert.False(AttentionRow.Applies(torch.randn(1, 1, 48), torch.zeros(2, 2, 4, 8), torch.zeros(2, 2, 4, 8), 3, null)); // a batch of two
+        Assert.False(AttentionRow.Applies(torch.randn(1, 1, 48), keys, values, 3, (torch.zeros(3, 8), torch.zeros(3, 8)))); // tables too short
+    }
+
+    /// <summary>x · cos + rotate_half(x) · sin at <paramref name="position"/>, or x without tables.</summary>
+    private static double[] Rotate(double[] x, double[]? cos, double[]? sin, int position)
+    {
+        if (cos is null) return x;
+        int hd = x.Length, half = hd / 2;
+        return Enumerable.Range(0, hd).Select(i => x[i] * cos[position * hd + i] + (i < half ? -x[i + half] : x[i - half]) * sin![position * hd + i]).ToArray();
+    }
+
+    private static double[] Values(Tensor t)
+    {
+        using var d = t.detach().to(ScalarType.Float64).contiguous();
+        return d.data<double>().ToArray();
+    }
+}
