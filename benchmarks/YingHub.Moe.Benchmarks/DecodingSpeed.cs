@@ -15,9 +15,9 @@ namespace YingHub.Moe.Benchmarks;
 /// five cached decodes (their median) and one recomputation, so the two are measured seconds apart; the speed-up is
 /// reported per round and as the median over rounds. BenchmarkDotNet's <see cref="GenerationBenchmarks"/> times the same
 /// calls in its own harness and has come out lower (docs/benchmarks.md); <c>--thread</c> runs this loop on a started
-/// thread instead of the calling one. <c>--no-row-kernel</c> runs the one-row products on libtorch instead of the
-/// library's kernel (<see cref="RowProduct"/>); <c>--ab-kernel</c> adds, per round, the median of five cached decodes on
-/// libtorch's products, timed just before the kernel's. It also checks that both ways pick the same greedy tokens
+/// thread instead of the calling one. <c>--no-row-kernel</c> decodes on libtorch alone instead of the library's
+/// decoding kernels (<see cref="RowProduct"/>, <c>ExpertRow</c>, <c>AttentionRow</c>); <c>--ab-kernel</c> adds, per
+/// round, the median of five cached decodes on libtorch alone, timed just before the kernels'. It also checks that both ways pick the same greedy tokens
 /// within the context. Prints one JSON line.
 /// <code>
 /// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- decode [--preset yinghub-v2] [--tokens 256] [--rounds 5] [--threads N] [--thread] [--no-row-kernel | --ab-kernel]

@@ -26,7 +26,10 @@ internal static unsafe class RowProduct
     /// <summary>Whether the kernels use 512-bit vectors (else 256-bit).</summary>
     internal static readonly bool Wide = Vector512.IsHardwareAccelerated;
 
-    /// <summary>Whether the products use the kernels (when <see cref="Supported"/>); the benchmarks turn it off to time libtorch's path.</summary>
+    /// <summary>
+    /// Whether decoding uses the kernels (these products, <see cref="ExpertRow"/> and <see cref="AttentionRow"/>) when
+    /// <see cref="Supported"/>; the benchmarks turn it off to time libtorch's path.
+    /// </summary>
     public static bool Enabled { get; set; } = true;
 
     /// <summary>
