@@ -22,7 +22,9 @@ internal static unsafe class AttentionRow
     /// </summary>
     public static bool Applies(Tensor qkv, Tensor keys, Tensor values, long position, (Tensor Cos, Tensor Sin)? rotary)
     {
-        if (!RowProduct.Runs(qkv) || !IsFloatCpu(keys) || !IsFloatCpu(values) || keys.dim() != 4 || keys.size(0) != 1) return false;
+        if (!RowProduct.Runs(qkv) || !IsFloatCpu(keys) || !IsFloatCpu(values) || keys.dim() != 4 || keys.size(0) != 1
+            || keys.numel() > int.MaxValue / sizeof(float)) // Tensor.bytes spans at most 2 GB
+            return false;
         long heads = keys.size(1), length = keys.size(2), headDim = keys.size(3);
         if (qkv.size(-1) != 3 * heads * headDim || position >= length || values.dim() != 4
             || values.size(1) != heads || values.size(2) != length || values.size(3) != headDim)
