@@ -9,7 +9,7 @@ namespace YingHub.Moe.Core.Kernels;
 /// One-row matrix products on the CPU in managed SIMD code: <c>y = x @ W + b</c> for a single row x, the products of
 /// incremental decoding. A one-token step reads every weight it uses once from memory and does two FLOPs per weight,
 /// so it is bound by how fast the product streams the weight: libtorch hands one row to BLAS's matrix-vector product,
-/// which streams 14–19 GB/s from memory on one core here, and these loops about 25 GB/s with 512-bit vectors
+/// which streams 13–19 GB/s from memory on one core here, and these loops 20–29 GB/s with 512-bit vectors
 /// (<c>RowProductBenchmarks</c>, docs/benchmarks.md).
 /// <para>
 /// Used by <see cref="Precision.Autocast"/>'s products when they apply: no autograd (<c>no_grad</c> or inference mode),

@@ -39,9 +39,9 @@ internal sealed class CausalSelfAttention : nn.Module
         long b = x.size(0), t = x.size(1), c = x.size(2);
         long start = cache?.Length ?? 0;
         var fused = _qkv.call(x); // (B, T, 3C)
-        if (cache is not null && b == 1 && t == 1 && !training)
+        if (cache is not null && !training)
         {
-            // one decoding step: in inference on the CPU, the attention over the cache runs in managed code
+            // one sequence's decoding step (one position) in inference on the CPU: the attention over the cache runs in managed code
             var (keys, values) = cache.Buffers(layer);
             var tables = rope?.Tables(x.device);
             if (AttentionRow.Applies(fused, keys, values, start, tables))

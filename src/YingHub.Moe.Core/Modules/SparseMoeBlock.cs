@@ -99,7 +99,7 @@ internal sealed class SparseMoeBlock : nn.Module
         long[] chosen = route.Indices.data<long>().ToArray(); // (k)
         var counts = new long[NumExperts];
         foreach (long e in chosen) counts[e]++;
-        if (!training && InferenceViews.Active && RowProduct.Runs(flat))
+        if (!training && InferenceViews.Active) // the kept views exist in inference only
         {
             var experts = chosen.Select(e => Layers((int)e)).ToArray();
             if (ExpertRow.Applies(flat, experts, _options.Activation))
