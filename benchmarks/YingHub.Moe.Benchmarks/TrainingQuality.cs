@@ -18,7 +18,7 @@ namespace YingHub.Moe.Benchmarks;
 /// what <c>yinghub train</c> uses.
 /// <code>
 /// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- quality --preset makemoe [--steps 5000] [--batch 16]
-///     [--lr 2e-3] [--min-lr-ratio 0.1] [--warmup 250] [--wd 0.1] [--beta2 0.99] [--clip 1.0] [--dropout X] [--attention-dropout X] [--init kaiming]
+///     [--lr 2e-3] [--min-lr-ratio 0.1] [--warmup 250] [--wd 0.1] [--beta2 0.99] [--clip 1.0] [--dropout X] [--attention-dropout X] [--init kaiming] [--residual-init zero]
 ///     [--aux 0] [--zloss 0] [--eval-batches 200] [--threads N] [--unfused] [--seed 1337] [--data FILE]
 /// </code>
 /// </summary>
@@ -43,6 +43,7 @@ internal static class TrainingQuality
         options.LoadBalancingCoef = D("--aux", options.LoadBalancingCoef);
         options.ZLossCoef = D("--zloss", options.ZLossCoef);
         if (a.Get("--init", "") is { Length: > 0 } init) options.Init = Enum.Parse<InitScheme>(init, ignoreCase: true);
+        if (a.Get("--residual-init", "") is { Length: > 0 } start) options.ResidualInit = Enum.Parse<ResidualInit>(start, ignoreCase: true);
         int block = I("--block", options.ContextLength);
         options.ContextLength = Math.Max(options.ContextLength, block);
 
@@ -82,7 +83,7 @@ internal static class TrainingQuality
         {
             library = "YingHub.Moe", preset, steps, batch, block, lr, min_lr = trainerOptions.MinLearningRate, warmup = trainerOptions.WarmupSteps,
             wd = trainerOptions.WeightDecay, beta2 = trainerOptions.Beta2, clip = trainerOptions.GradientClip, dropout = options.Dropout,
-            attention_dropout = options.AttentionDropout, init = options.Init.ToString(), aux = options.LoadBalancingCoef, zloss = options.ZLossCoef, seed, adamw = trainerOptions.FusedAdamW ? "fused" : "per-parameter",
+            attention_dropout = options.AttentionDropout, init = options.Init.ToString(), residual_init = WeightInit.Residual(options).ToString(), aux = options.LoadBalancingCoef, zloss = options.ZLossCoef, seed, adamw = trainerOptions.FusedAdamW ? "fused" : "per-parameter",
             val_loss = Math.Round(val.Loss, 4), train_eval_loss = Math.Round(fit.Loss, 4), eval_batches = evalBatches, eval_tokens = val.Tokens,
             minutes = Math.Round(minutes, 1), threads = torch.get_num_threads(), tokens_per_s = Math.Round(result.TokensPerSecond),
             rss_mb_by_step = rss,

@@ -18,7 +18,7 @@ namespace YingHub.Moe.Cli;
 internal sealed record TrainSettings(
     string Data, string Preset, string? TokenizerKind, int Steps, int Batch, int? Block, double LearningRate, long Seed, string Output, bool Resume = false,
     TrainingPrecision Precision = TrainingPrecision.Fp32, string? InitFrom = null, TrackingSettings? Tracking = null, InitScheme? Init = null,
-    double? Dropout = null);
+    double? Dropout = null, ResidualInit? ResidualInit = null);
 
 /// <summary>Where the metrics go besides the console: JSON Lines and PNG plots beside the checkpoint, TensorBoard, MLflow.</summary>
 /// <param name="TensorBoard">Write TensorBoard event files.</param>
@@ -52,10 +52,15 @@ internal static class TrainCommand
         var mlflow = new Option<string?>("--mlflow") { Description = "Log the run to this MLflow tracking server (default: $MLFLOW_TRACKING_URI if set), e.g. http://127.0.0.1:5000." };
         var init = new Option<string?>("--init") { Description = "Weight initialisation of a new model: normal (GPT-2, std 0.02 with scaled residual projections), kaiming or xavier. Default: the preset's." };
         init.AcceptOnlyFromAmong("normal", "kaiming", "xavier");
+        var residualInit = new Option<string?>("--residual-init")
+        {
+            Description = "How a new model's projections into the residual stream start: scaled (by 1/sqrt(2 x layers)), zero, or unscaled (as other weights). Default: the preset's; with --init, that scheme's convention.",
+        };
+        residualInit.AcceptOnlyFromAmong("scaled", "zero", "unscaled");
         var dropout = Cli.OptionalDouble("--dropout", "Dropout probability of a new model, in [0, 1), on embeddings, hidden states, expert outputs and attention weights. Default: the preset's.");
         var plots = Cli.OptionalInt("--plots", "Redraw the PNG plots (loss, learning rate, expert-load heatmap in {out}.cache/plots) every N metric points; 0: none. Default: 10.");
         var command = new Command("train", "Train a sparse MoE preset on a text corpus (or fine-tune a checkpoint on one) and save a checkpoint.")
-            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json, tensorBoard, mlflow, plots, init, dropout };
+            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json, tensorBoard, mlflow, plots, init, residualInit, dropout };
         command.SetAction(parse => Cli.Run(() =>
         {
             var given = new TrainArguments
@@ -71,9 +76,10 @@ internal static class TrainCommand
             {
                 Tracking = new TrackingSettings(parse.GetValue(tensorBoard), parse.GetValue(mlflow) ?? NonEmpty(Environment.GetEnvironmentVariable("MLFLOW_TRACKING_URI")), plotInterval),
                 Init = parse.GetValue(init) switch { "normal" => InitScheme.Normal, "kaiming" => InitScheme.KaimingNormal, "xavier" => InitScheme.Xavier, _ => null },
+                ResidualInit = parse.GetValue(residualInit) switch { "scaled" => ResidualInit.Scaled, "zero" => ResidualInit.Zero, "unscaled" => ResidualInit.Unscaled, _ => null },
             };
-            if (settings.Init is not null && (settings.InitFrom is not null || settings.Resume))
-                throw new CliException("--init sets up a new model's weights; with --init-from or --resume the weights come from the checkpoint.", 2);
+            if ((settings.Init is not null || settings.ResidualInit is not null) && (settings.InitFrom is not null || settings.Resume))
+                throw new CliException($"{(settings.Init is not null ? "--init" : "--residual-init")} sets up a new model's weights; with --init-from or --resume the weights come from the checkpoint.", 2);
             bool asJson = parse.GetValue(json);
             var (model, _, result) = Train(settings, TrainingProgressView.UseBar(asJson));
             using (model)
@@ -191,7 +197,8 @@ internal static class TrainCommand
         torch.manual_seed(s.Seed);
         var builder = MoeModelBuilder.FromPreset(s.Preset).Vocabulary(tokenizer.VocabSize);
         if (s.Block is { } t) builder.Context(t);
-        if (s.Init is { } scheme) builder.Init(scheme);
+        if (s.Init is { } scheme) builder.Init(scheme).ResidualInit(s.ResidualInit); // a scheme comes with its own residual convention unless told otherwise
+        else if (s.ResidualInit is { } start) builder.ResidualInit(start);
         if (s.Dropout is { } p) builder.Dropout(p);
         return (builder.Build(), tokenizer, vocab);
     }

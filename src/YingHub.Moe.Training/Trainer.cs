@@ -550,7 +550,7 @@ public sealed class Trainer : IDisposable
 
     // options a resumed run may differ in: the router's k (changed at run time, restored from the trainer state) and
     // the initialisation (it only shapes new weights)
-    private static readonly HashSet<string> ResumableOptionChanges = ["num_experts_per_tok", "init_scheme", "initializer_range"];
+    private static readonly HashSet<string> ResumableOptionChanges = ["num_experts_per_tok", "init_scheme", "initializer_range", "residual_init"];
 
     /// <summary>Each option (by its config.json name) whose value differs between <paramref name="model"/> and <paramref name="saved"/>.</summary>
     private static List<string> OptionDifferences(MoeModelOptions model, MoeModelOptions saved)

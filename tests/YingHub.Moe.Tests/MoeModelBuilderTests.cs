@@ -30,6 +30,8 @@ public class MoeModelBuilderTests
         Assert.Equal(2, model.Options.NumLayers);
         Assert.Equal(1, model.TopK);
         Assert.Equal(8, model.Options.NumExperts);
+        var exact = MoeModelBuilder.FromPreset("makemoe").ResidualInit(ResidualInit.Unscaled).BuildOptions(); // makeMoE's own init
+        Assert.Equal((InitScheme.KaimingNormal, ResidualInit.Unscaled), (exact.Init, exact.ResidualInit));
     }
 
     [Fact]

@@ -158,7 +158,7 @@ public sealed class TrainerTests : IDisposable
 
         // a model built with other options than the run's (here only the dropout, which no weight shape shows) is refused
         // before anything loads, naming the option; another initialisation is no difference for a resumed run
-        using (var model = Model(tokenizer.VocabSize, o => { o.Dropout = 0.25; o.Init = InitScheme.Xavier; }))
+        using (var model = Model(tokenizer.VocabSize, o => { o.Dropout = 0.25; o.Init = InitScheme.Xavier; o.ResidualInit = ResidualInit.Zero; }))
         {
             var (train, _) = BlockSampler.Split(corpus, 16, seed: 9);
             using var trainer = new Trainer(model, train, null, Options(null));
@@ -166,6 +166,7 @@ public sealed class TrainerTests : IDisposable
             var ex = Assert.Throws<ArgumentException>(() => trainer.Resume(dir));
             Assert.Contains("hidden_dropout 0 in the checkpoint, 0.25 in this model", ex.Message);
             Assert.DoesNotContain("init_scheme", ex.Message);
+            Assert.DoesNotContain("residual_init", ex.Message);
             Assert.Equal(before, Weights(model));
             Assert.Equal(0, trainer.Step);
         }

@@ -67,6 +67,23 @@ public enum InitScheme
 }
 
 /// <summary>
+/// How the projections that write into the residual stream start: the attention output projection and the last
+/// layer of every expert and dense feed-forward block.
+/// </summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ResidualInit>))]
+public enum ResidualInit
+{
+    /// <summary>The scheme's draw divided by √(2 × layers), so the stream's variance at init does not grow with depth (GPT-2, Megatron-LM's output-layer init).</summary>
+    Scaled,
+
+    /// <summary>Zero: every block starts as the identity and its projection learns from the first step (ReZero, modded-nanogpt).</summary>
+    Zero,
+
+    /// <summary>The scheme's draw, as for any other weight (makeMoE's <c>kaiming_init_weights</c>).</summary>
+    Unscaled,
+}
+
+/// <summary>
 /// The architecture of a sparse Mixture-of-Experts decoder-only language model. JSON keys follow Hugging Face
 /// <c>config.json</c> names where one exists. Call <see cref="Validate"/> (constructors do) to check every field.
 /// </summary>
@@ -189,6 +206,13 @@ public sealed partial class MoeModelOptions
 
     /// <summary>Standard deviation of <see cref="InitScheme.Normal"/>, (0, 1].</summary>
     [JsonPropertyName("initializer_range")] public double InitStd { get; set; } = 0.02;
+
+    /// <summary>
+    /// How projections into the residual stream start; null (the default) follows <see cref="Init"/>'s own convention:
+    /// <see cref="ResidualInit.Scaled"/> for <see cref="InitScheme.Normal"/> (GPT-2), <see cref="ResidualInit.Unscaled"/>
+    /// for Kaiming and Xavier (PyTorch's functions).
+    /// </summary>
+    [JsonPropertyName("residual_init")] public ResidualInit? ResidualInit { get; set; }
 
     /// <summary>Label smoothing of the LM cross-entropy, [0, 1).</summary>
     [JsonPropertyName("label_smoothing")] public double LabelSmoothing { get; set; }

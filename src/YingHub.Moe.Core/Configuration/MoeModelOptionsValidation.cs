@@ -44,6 +44,9 @@ public sealed partial class MoeModelOptions
         if (!(UtilizationThreshold >= 0 && UtilizationThreshold <= 1))
             yield return Range(nameof(UtilizationThreshold), UtilizationThreshold, "[0, 1]");
         if (!(InitStd > 0 && InitStd <= 1)) yield return Range(nameof(InitStd), InitStd, "(0, 1]");
+        if (!Enum.IsDefined(Init)) yield return Range(nameof(Init), Init, string.Join(", ", Enum.GetNames<InitScheme>()));
+        if (ResidualInit is { } residual && !Enum.IsDefined(residual))
+            yield return Range(nameof(ResidualInit), residual, string.Join(", ", Enum.GetNames<ResidualInit>()) + ", or null for the scheme's convention");
         if (LabelSmoothing is < 0 or >= 1 || double.IsNaN(LabelSmoothing))
             yield return Range(nameof(LabelSmoothing), LabelSmoothing, "[0, 1)");
     }

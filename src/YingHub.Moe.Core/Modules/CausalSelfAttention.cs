@@ -27,7 +27,7 @@ internal sealed class CausalSelfAttention : nn.Module
         _headDim = options.HeadDim;
         _attnDropout = options.AttentionDropout;
         _qkv = new InputMajorLinear(c, 3 * c, options.Bias, options);
-        _out = new InputMajorLinear(c, c, options.Bias, options, residualScale: 1 / Math.Sqrt(2.0 * options.NumLayers));
+        _out = new InputMajorLinear(c, c, options.Bias, options, residual: true);
         _residDropout = options.Dropout;
         RegisterComponents();
     }

@@ -22,7 +22,6 @@ internal sealed class ExpertBank : nn.Module
     public ExpertBank(int count, bool deep, MoeModelOptions options) : base(nameof(ExpertBank))
     {
         int c = options.HiddenSize, h = options.ExpertMultiplier * options.HiddenSize;
-        double residualScale = 1 / Math.Sqrt(2.0 * options.NumLayers);
         Count = count;
         Deep = deep;
         _activation = options.Activation;
@@ -31,11 +30,11 @@ internal sealed class ExpertBank : nn.Module
         if (deep)
         {
             _fc2 = new StackedLinear(count, h, firstOut, options.Bias, options);
-            _fc3 = new StackedLinear(count, h, c, options.Bias, options, residualScale);
+            _fc3 = new StackedLinear(count, h, c, options.Bias, options, residual: true);
         }
         else
         {
-            _fc2 = new StackedLinear(count, h, c, options.Bias, options, residualScale);
+            _fc2 = new StackedLinear(count, h, c, options.Bias, options, residual: true);
         }
 
         RegisterComponents();

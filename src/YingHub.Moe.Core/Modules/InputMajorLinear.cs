@@ -19,11 +19,11 @@ internal sealed class InputMajorLinear : nn.Module<Tensor, Tensor>
     [ComponentName(Name = "bias")] private readonly Parameter? _bias;    // (out)
     private readonly InferenceViews _transposed = new(w => [w.t()]); // Wᵀ (out, in), for decoding
 
-    public InputMajorLinear(int inFeatures, int outFeatures, bool bias, MoeModelOptions options, double residualScale = 1.0)
+    public InputMajorLinear(int inFeatures, int outFeatures, bool bias, MoeModelOptions options, bool residual = false)
         : base(nameof(InputMajorLinear))
     {
         _weight = Owned.Parameter(torch.empty(inFeatures, outFeatures));
-        using (var asLinear = _weight.detach().t()) WeightInit.Weight(asLinear, options, residualScale); // the (out, in) view: a Linear's fans
+        using (var asLinear = _weight.detach().t()) WeightInit.Weight(asLinear, options, residual); // the (out, in) view: a Linear's fans
         if (bias) _bias = Owned.Parameter(torch.zeros(outFeatures));
         RegisterComponents();
     }

@@ -22,11 +22,11 @@ internal sealed class StackedLinear : nn.Module
     private readonly InferenceViews _weightViews = new(w => w.unbind(0)); // n × (in, out), for decoding
     private readonly InferenceViews _biasViews = new(b => b.unbind(0));   // n × (out)
 
-    public StackedLinear(int count, int inFeatures, int outFeatures, bool bias, MoeModelOptions options, double residualScale = 1.0)
+    public StackedLinear(int count, int inFeatures, int outFeatures, bool bias, MoeModelOptions options, bool residual = false)
         : base(nameof(StackedLinear))
     {
         _weight = Owned.Parameter(torch.empty(count, inFeatures, outFeatures));
-        using (var asLinear = _weight.detach().transpose(1, 2)) WeightInit.Weight(asLinear, options, residualScale); // (n, out, in) views: the fans of a Linear
+        using (var asLinear = _weight.detach().transpose(1, 2)) WeightInit.Weight(asLinear, options, residual); // (n, out, in) views: the fans of a Linear
         if (bias) _bias = Owned.Parameter(torch.zeros(count, outFeatures));
         RegisterComponents();
     }

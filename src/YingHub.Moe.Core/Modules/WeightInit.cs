@@ -10,10 +10,10 @@ internal static class WeightInit
 {
     /// <summary>
     /// Initialises a weight of shape (..., out, in) in place, slice by slice over leading (stacked-expert) dimensions,
-    /// so every expert is initialised as its own Linear would be. <paramref name="residualScale"/> divides the
-    /// normal-init standard deviation of projections into the residual stream (GPT-2: 1/sqrt(2 * layers)).
+    /// so every expert is initialised as its own Linear would be. A <paramref name="residual"/> weight projects into the
+    /// residual stream and starts as <see cref="Residual"/> says.
     /// </summary>
-    public static void Weight(Tensor weight, MoeModelOptions options, double residualScale = 1.0)
+    public static void Weight(Tensor weight, MoeModelOptions options, bool residual = false)
     {
         using var _ = torch.no_grad();
         if (weight.dim() > 2)
@@ -21,31 +21,50 @@ internal static class WeightInit
             for (long i = 0; i < weight.shape[0]; i++)
             {
                 using var slice = weight[i];
-                Weight(slice, options, residualScale);
+                Weight(slice, options, residual);
             }
 
             return;
         }
 
+        var start = residual ? Residual(options) : ResidualInit.Unscaled;
+        if (start == ResidualInit.Zero)
+        {
+            weight.zero_();
+            return;
+        }
+
+        double scale = start == ResidualInit.Scaled ? 1 / Math.Sqrt(2.0 * options.NumLayers) : 1.0;
         switch (options.Init)
         {
             case InitScheme.Normal:
-                nn.init.normal_(weight, 0, options.InitStd * residualScale);
-                break;
+                nn.init.normal_(weight, 0, options.InitStd * scale);
+                return;
             case InitScheme.KaimingNormal:
                 nn.init.kaiming_normal_(weight);
                 break;
             case InitScheme.Xavier:
                 nn.init.xavier_uniform_(weight);
                 break;
+            default:
+                throw new ArgumentException($"Init = {options.Init} is not an initialisation scheme.", nameof(options));
         }
+
+        if (scale != 1.0) weight.mul_(scale);
     }
 
+    /// <summary>
+    /// How projections into the residual stream start: <see cref="MoeModelOptions.ResidualInit"/>, or the scheme's
+    /// convention (GPT-2 scales its normal init; PyTorch's Kaiming and Xavier functions do not).
+    /// </summary>
+    public static ResidualInit Residual(MoeModelOptions options) =>
+        options.ResidualInit ?? (options.Init == InitScheme.Normal ? ResidualInit.Scaled : ResidualInit.Unscaled);
+
     /// <summary>Initialises a Linear's weight by the scheme and its bias (if any) to zero.</summary>
-    public static void Linear(nn.Module<Tensor, Tensor> linear, MoeModelOptions options, double residualScale = 1.0)
+    public static void Linear(nn.Module<Tensor, Tensor> linear, MoeModelOptions options)
     {
         var l = (TorchSharp.Modules.Linear)linear;
-        Weight(l.weight!, options, residualScale);
+        Weight(l.weight!, options);
         if (l.bias is not null) Zero(l.bias);
     }
 

@@ -80,6 +80,12 @@ public sealed class MoeModelBuilder
     /// <summary>Weight initialisation.</summary>
     public MoeModelBuilder Init(InitScheme scheme, double std = 0.02) => Set(o => { o.Init = scheme; o.InitStd = std; });
 
+    /// <summary>
+    /// How the projections into the residual stream start (<see cref="MoeModelOptions.ResidualInit"/>); null follows the
+    /// scheme's convention.
+    /// </summary>
+    public MoeModelBuilder ResidualInit(ResidualInit? start) => Set(o => o.ResidualInit = start);
+
     /// <summary>Label smoothing of the LM loss.</summary>
     public MoeModelBuilder LabelSmoothing(double epsilon) => Set(o => o.LabelSmoothing = epsilon);
 

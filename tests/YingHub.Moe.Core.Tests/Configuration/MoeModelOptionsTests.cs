@@ -13,6 +13,8 @@ public class MoeModelOptionsTests
     [InlineData("EmbeddingDropout = 1 is outside the allowed range [0, 1), or null for Dropout's value")]
     [InlineData("CapacityFactor = 0 is outside the allowed range (0, 1024] or null (dropless)")]
     [InlineData("MoeEvery = 3 is outside the allowed range [1, NumLayers = 2]")]
+    [InlineData("ResidualInit = 7 is outside the allowed range Scaled, Zero, Unscaled, or null for the scheme's convention")]
+    [InlineData("Init = -1 is outside the allowed range Normal, KaimingNormal, Xavier")]
     public void Invalid_options_name_the_field_the_value_and_the_range(string message)
     {
         var options = new MoeModelOptions { NumExperts = 4, NumHeads = 4, HiddenSize = 32, NumLayers = 2 };
@@ -24,6 +26,8 @@ public class MoeModelOptionsTests
             case "EmbeddingDropout": options.EmbeddingDropout = 1; break;
             case "CapacityFactor": options.CapacityFactor = 0; break;
             case "MoeEvery": options.MoeEvery = 3; break;
+            case "ResidualInit": options.ResidualInit = (ResidualInit)7; break;
+            case "Init": options.Init = (InitScheme)(-1); break;
         }
 
         Assert.Contains(options.Validate(), m => m.Contains(message));
@@ -47,9 +51,10 @@ public class MoeModelOptionsTests
     [Fact]
     public void Options_round_trip_through_json_with_hugging_face_keys()
     {
-        var options = new MoeModelOptions { NumExperts = 6, TopK = 2, Positions = PositionEncoding.Rope, CapacityFactor = 1.25 };
+        var options = new MoeModelOptions { NumExperts = 6, TopK = 2, Positions = PositionEncoding.Rope, CapacityFactor = 1.25, ResidualInit = ResidualInit.Zero };
         string json = System.Text.Json.JsonSerializer.Serialize(options);
         Assert.Contains("\"num_local_experts\":6", json);
+        Assert.Contains("\"residual_init\":\"Zero\"", json);
         Assert.Contains("\"num_experts_per_tok\":2", json);
         Assert.Contains("\"position_encoding\":\"Rope\"", json);
         var back = System.Text.Json.JsonSerializer.Deserialize<MoeModelOptions>(json)!;
@@ -78,6 +83,8 @@ public class MoePresetsTests
         Assert.Equal((128, 8, 8, 32, 8, 2), (makemoe.HiddenSize, makemoe.NumHeads, makemoe.NumLayers, makemoe.ContextLength, makemoe.NumExperts, makemoe.TopK));
         Assert.Equal((RouterKind.NoisyTopK, ExpertActivation.Relu, InitScheme.KaimingNormal, 0.1, 0.1), (makemoe.Router, makemoe.Activation, makemoe.Init, makemoe.Dropout, makemoe.AttentionDropout));
         Assert.Equal(0.0, makemoe.EmbeddingDropout); // makeMoE adds token and position embeddings without dropout
+        Assert.Equal(ResidualInit.Zero, makemoe.ResidualInit); // the preset's one departure from makeMoE (its init)
+        Assert.Null(MoePresets.Get("yinghub-v2").ResidualInit); // GPT-2's scaled normal init
         var v2 = MoePresets.Get("yinghub-v2");
         Assert.Equal((192, 6, 8, 128, 6, 2, 0.3, 0.1), (v2.HiddenSize, v2.NumHeads, v2.NumLayers, v2.ContextLength, v2.NumExperts, v2.DeepExperts, v2.Dropout, v2.StochasticDepth));
         Assert.Same(MoePresets.Get("tiny").GetType(), typeof(MoeModelOptions));
