@@ -37,7 +37,9 @@ internal static class DecodingSpeed
         if (rounds < 1) throw new ArgumentException($"--rounds {rounds}: at least 1.", "--rounds");
 
         torch.manual_seed(0);
-        using var model = new MoeForCausalLM(MoePresets.Get(preset));
+        var options = MoePresets.Get(preset);
+        options.ResidualInit = null; // untrained weights all drawn by the scheme, so every layer acts (a zero start would make each one the identity)
+        using var model = new MoeForCausalLM(options);
         model.eval();
         var generator = new TokenGenerator(model);
         var cached = new SamplingOptions { MaxNewTokens = tokens, Greedy = true };

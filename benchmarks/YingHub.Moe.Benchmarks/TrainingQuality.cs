@@ -42,8 +42,8 @@ internal static class TrainingQuality
         options.AttentionDropout = D("--attention-dropout", options.AttentionDropout);
         options.LoadBalancingCoef = D("--aux", options.LoadBalancingCoef);
         options.ZLossCoef = D("--zloss", options.ZLossCoef);
-        if (a.Get("--init", "") is { Length: > 0 } init) options.Init = Enum.Parse<InitScheme>(init, ignoreCase: true);
-        if (a.Get("--residual-init", "") is { Length: > 0 } start) options.ResidualInit = Enum.Parse<ResidualInit>(start, ignoreCase: true);
+        if (a.Get("--init", "") is { Length: > 0 } init) (options.Init, options.ResidualInit) = (Enum.Parse<InitScheme>(init, ignoreCase: true), null); // with its own residual convention, as the CLI's --init
+        if (a.Get("--residual-init", "") is { Length: > 0 } start) options.ResidualInit = Enum.Parse<ResidualInitScheme>(start, ignoreCase: true);
         int block = I("--block", options.ContextLength);
         options.ContextLength = Math.Max(options.ContextLength, block);
 

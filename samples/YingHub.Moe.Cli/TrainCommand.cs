@@ -18,7 +18,7 @@ namespace YingHub.Moe.Cli;
 internal sealed record TrainSettings(
     string Data, string Preset, string? TokenizerKind, int Steps, int Batch, int? Block, double LearningRate, long Seed, string Output, bool Resume = false,
     TrainingPrecision Precision = TrainingPrecision.Fp32, string? InitFrom = null, TrackingSettings? Tracking = null, InitScheme? Init = null,
-    double? Dropout = null, ResidualInit? ResidualInit = null);
+    double? Dropout = null, ResidualInitScheme? ResidualInit = null);
 
 /// <summary>Where the metrics go besides the console: JSON Lines and PNG plots beside the checkpoint, TensorBoard, MLflow.</summary>
 /// <param name="TensorBoard">Write TensorBoard event files.</param>
@@ -76,7 +76,7 @@ internal static class TrainCommand
             {
                 Tracking = new TrackingSettings(parse.GetValue(tensorBoard), parse.GetValue(mlflow) ?? NonEmpty(Environment.GetEnvironmentVariable("MLFLOW_TRACKING_URI")), plotInterval),
                 Init = parse.GetValue(init) switch { "normal" => InitScheme.Normal, "kaiming" => InitScheme.KaimingNormal, "xavier" => InitScheme.Xavier, _ => null },
-                ResidualInit = parse.GetValue(residualInit) switch { "scaled" => ResidualInit.Scaled, "zero" => ResidualInit.Zero, "unscaled" => ResidualInit.Unscaled, _ => null },
+                ResidualInit = parse.GetValue(residualInit) switch { "scaled" => ResidualInitScheme.Scaled, "zero" => ResidualInitScheme.Zero, "unscaled" => ResidualInitScheme.Unscaled, _ => null },
             };
             if ((settings.Init is not null || settings.ResidualInit is not null) && (settings.InitFrom is not null || settings.Resume))
                 throw new CliException($"{(settings.Init is not null ? "--init" : "--residual-init")} sets up a new model's weights; with --init-from or --resume the weights come from the checkpoint.", 2);
@@ -197,7 +197,7 @@ internal static class TrainCommand
         torch.manual_seed(s.Seed);
         var builder = MoeModelBuilder.FromPreset(s.Preset).Vocabulary(tokenizer.VocabSize);
         if (s.Block is { } t) builder.Context(t);
-        if (s.Init is { } scheme) builder.Init(scheme).ResidualInit(s.ResidualInit); // a scheme comes with its own residual convention unless told otherwise
+        if (s.Init is { } scheme) builder.Init(scheme, residual: s.ResidualInit); // a scheme comes with its own residual convention unless told otherwise
         else if (s.ResidualInit is { } start) builder.ResidualInit(start);
         if (s.Dropout is { } p) builder.Dropout(p);
         return (builder.Build(), tokenizer, vocab);

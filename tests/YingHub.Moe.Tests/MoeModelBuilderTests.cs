@@ -30,8 +30,10 @@ public class MoeModelBuilderTests
         Assert.Equal(2, model.Options.NumLayers);
         Assert.Equal(1, model.TopK);
         Assert.Equal(8, model.Options.NumExperts);
-        var exact = MoeModelBuilder.FromPreset("makemoe").ResidualInit(ResidualInit.Unscaled).BuildOptions(); // makeMoE's own init
-        Assert.Equal((InitScheme.KaimingNormal, ResidualInit.Unscaled), (exact.Init, exact.ResidualInit));
+        var exact = MoeModelBuilder.FromPreset("makemoe").ResidualInit(ResidualInitScheme.Unscaled).BuildOptions(); // makeMoE's own init
+        Assert.Equal((InitScheme.KaimingNormal, ResidualInitScheme.Unscaled), (exact.Init, exact.ResidualInit));
+        var gpt2 = MoeModelBuilder.FromPreset("makemoe").Init(InitScheme.Normal).BuildOptions(); // a scheme brings its own residual convention
+        Assert.Equal((InitScheme.Normal, 0.02, (ResidualInitScheme?)null), (gpt2.Init, gpt2.InitStd, gpt2.ResidualInit));
     }
 
     [Fact]

@@ -158,7 +158,7 @@ public sealed class TrainerTests : IDisposable
 
         // a model built with other options than the run's (here only the dropout, which no weight shape shows) is refused
         // before anything loads, naming the option; another initialisation is no difference for a resumed run
-        using (var model = Model(tokenizer.VocabSize, o => { o.Dropout = 0.25; o.Init = InitScheme.Xavier; o.ResidualInit = ResidualInit.Zero; }))
+        using (var model = Model(tokenizer.VocabSize, o => { o.Dropout = 0.25; o.Init = InitScheme.Xavier; o.ResidualInit = ResidualInitScheme.Zero; }))
         {
             var (train, _) = BlockSampler.Split(corpus, 16, seed: 9);
             using var trainer = new Trainer(model, train, null, Options(null));

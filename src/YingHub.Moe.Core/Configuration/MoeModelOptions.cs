@@ -70,13 +70,13 @@ public enum InitScheme
 /// How the projections that write into the residual stream start: the attention output projection and the last
 /// layer of every expert and dense feed-forward block.
 /// </summary>
-[JsonConverter(typeof(JsonStringEnumConverter<ResidualInit>))]
-public enum ResidualInit
+[JsonConverter(typeof(JsonStringEnumConverter<ResidualInitScheme>))]
+public enum ResidualInitScheme
 {
     /// <summary>The scheme's draw divided by √(2 × layers), so the stream's variance at init does not grow with depth (GPT-2, Megatron-LM's output-layer init).</summary>
     Scaled,
 
-    /// <summary>Zero: every block starts as the identity and its projection learns from the first step (ReZero, modded-nanogpt).</summary>
+    /// <summary>Zero: every block starts as the identity and its projection learns from the first step (modded-nanogpt's zero-initialised projections).</summary>
     Zero,
 
     /// <summary>The scheme's draw, as for any other weight (makeMoE's <c>kaiming_init_weights</c>).</summary>
@@ -209,10 +209,10 @@ public sealed partial class MoeModelOptions
 
     /// <summary>
     /// How projections into the residual stream start; null (the default) follows <see cref="Init"/>'s own convention:
-    /// <see cref="ResidualInit.Scaled"/> for <see cref="InitScheme.Normal"/> (GPT-2), <see cref="ResidualInit.Unscaled"/>
+    /// <see cref="ResidualInitScheme.Scaled"/> for <see cref="InitScheme.Normal"/> (GPT-2), <see cref="ResidualInitScheme.Unscaled"/>
     /// for Kaiming and Xavier (PyTorch's functions).
     /// </summary>
-    [JsonPropertyName("residual_init")] public ResidualInit? ResidualInit { get; set; }
+    [JsonPropertyName("residual_init")] public ResidualInitScheme? ResidualInit { get; set; }
 
     /// <summary>Label smoothing of the LM cross-entropy, [0, 1).</summary>
     [JsonPropertyName("label_smoothing")] public double LabelSmoothing { get; set; }

@@ -46,7 +46,7 @@ public sealed partial class MoeModelOptions
         if (!(InitStd > 0 && InitStd <= 1)) yield return Range(nameof(InitStd), InitStd, "(0, 1]");
         if (!Enum.IsDefined(Init)) yield return Range(nameof(Init), Init, string.Join(", ", Enum.GetNames<InitScheme>()));
         if (ResidualInit is { } residual && !Enum.IsDefined(residual))
-            yield return Range(nameof(ResidualInit), residual, string.Join(", ", Enum.GetNames<ResidualInit>()) + ", or null for the scheme's convention");
+            yield return Range(nameof(ResidualInit), residual, string.Join(", ", Enum.GetNames<ResidualInitScheme>()) + ", or null for the scheme's convention");
         if (LabelSmoothing is < 0 or >= 1 || double.IsNaN(LabelSmoothing))
             yield return Range(nameof(LabelSmoothing), LabelSmoothing, "[0, 1)");
     }

@@ -27,14 +27,14 @@ internal static class WeightInit
             return;
         }
 
-        var start = residual ? Residual(options) : ResidualInit.Unscaled;
-        if (start == ResidualInit.Zero)
+        var start = residual ? Residual(options) : ResidualInitScheme.Unscaled;
+        if (start == ResidualInitScheme.Zero)
         {
             weight.zero_();
             return;
         }
 
-        double scale = start == ResidualInit.Scaled ? 1 / Math.Sqrt(2.0 * options.NumLayers) : 1.0;
+        double scale = start == ResidualInitScheme.Scaled ? 1 / Math.Sqrt(2.0 * options.NumLayers) : 1.0;
         switch (options.Init)
         {
             case InitScheme.Normal:
@@ -57,8 +57,8 @@ internal static class WeightInit
     /// How projections into the residual stream start: <see cref="MoeModelOptions.ResidualInit"/>, or the scheme's
     /// convention (GPT-2 scales its normal init; PyTorch's Kaiming and Xavier functions do not).
     /// </summary>
-    public static ResidualInit Residual(MoeModelOptions options) =>
-        options.ResidualInit ?? (options.Init == InitScheme.Normal ? ResidualInit.Scaled : ResidualInit.Unscaled);
+    public static ResidualInitScheme Residual(MoeModelOptions options) =>
+        options.ResidualInit ?? (options.Init == InitScheme.Normal ? ResidualInitScheme.Scaled : ResidualInitScheme.Unscaled);
 
     /// <summary>Initialises a Linear's weight by the scheme and its bias (if any) to zero.</summary>
     public static void Linear(nn.Module<Tensor, Tensor> linear, MoeModelOptions options)

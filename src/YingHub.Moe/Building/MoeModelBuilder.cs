@@ -77,14 +77,18 @@ public sealed class MoeModelBuilder
     /// <summary>Biases in linear layers.</summary>
     public MoeModelBuilder Bias(bool bias) => Set(o => o.Bias = bias);
 
-    /// <summary>Weight initialisation.</summary>
-    public MoeModelBuilder Init(InitScheme scheme, double std = 0.02) => Set(o => { o.Init = scheme; o.InitStd = std; });
+    /// <summary>
+    /// Weight initialisation: the scheme, the standard deviation of <see cref="InitScheme.Normal"/>, and how the
+    /// projections into the residual stream start (null: the scheme's own convention, whatever the preset said).
+    /// </summary>
+    public MoeModelBuilder Init(InitScheme scheme, double std = 0.02, ResidualInitScheme? residual = null) =>
+        Set(o => { o.Init = scheme; o.InitStd = std; o.ResidualInit = residual; });
 
     /// <summary>
     /// How the projections into the residual stream start (<see cref="MoeModelOptions.ResidualInit"/>); null follows the
     /// scheme's convention.
     /// </summary>
-    public MoeModelBuilder ResidualInit(ResidualInit? start) => Set(o => o.ResidualInit = start);
+    public MoeModelBuilder ResidualInit(ResidualInitScheme? start) => Set(o => o.ResidualInit = start);
 
     /// <summary>Label smoothing of the LM loss.</summary>
     public MoeModelBuilder LabelSmoothing(double epsilon) => Set(o => o.LabelSmoothing = epsilon);

@@ -26,7 +26,7 @@ public class MoeModelOptionsTests
             case "EmbeddingDropout": options.EmbeddingDropout = 1; break;
             case "CapacityFactor": options.CapacityFactor = 0; break;
             case "MoeEvery": options.MoeEvery = 3; break;
-            case "ResidualInit": options.ResidualInit = (ResidualInit)7; break;
+            case "ResidualInit": options.ResidualInit = (ResidualInitScheme)7; break;
             case "Init": options.Init = (InitScheme)(-1); break;
         }
 
@@ -51,7 +51,7 @@ public class MoeModelOptionsTests
     [Fact]
     public void Options_round_trip_through_json_with_hugging_face_keys()
     {
-        var options = new MoeModelOptions { NumExperts = 6, TopK = 2, Positions = PositionEncoding.Rope, CapacityFactor = 1.25, ResidualInit = ResidualInit.Zero };
+        var options = new MoeModelOptions { NumExperts = 6, TopK = 2, Positions = PositionEncoding.Rope, CapacityFactor = 1.25, ResidualInit = ResidualInitScheme.Zero };
         string json = System.Text.Json.JsonSerializer.Serialize(options);
         Assert.Contains("\"num_local_experts\":6", json);
         Assert.Contains("\"residual_init\":\"Zero\"", json);
@@ -83,7 +83,7 @@ public class MoePresetsTests
         Assert.Equal((128, 8, 8, 32, 8, 2), (makemoe.HiddenSize, makemoe.NumHeads, makemoe.NumLayers, makemoe.ContextLength, makemoe.NumExperts, makemoe.TopK));
         Assert.Equal((RouterKind.NoisyTopK, ExpertActivation.Relu, InitScheme.KaimingNormal, 0.1, 0.1), (makemoe.Router, makemoe.Activation, makemoe.Init, makemoe.Dropout, makemoe.AttentionDropout));
         Assert.Equal(0.0, makemoe.EmbeddingDropout); // makeMoE adds token and position embeddings without dropout
-        Assert.Equal(ResidualInit.Zero, makemoe.ResidualInit); // the preset's one departure from makeMoE (its init)
+        Assert.Equal(ResidualInitScheme.Zero, makemoe.ResidualInit); // the preset's one departure from makeMoE (its init)
         Assert.Null(MoePresets.Get("yinghub-v2").ResidualInit); // GPT-2's scaled normal init
         var v2 = MoePresets.Get("yinghub-v2");
         Assert.Equal((192, 6, 8, 128, 6, 2, 0.3, 0.1), (v2.HiddenSize, v2.NumHeads, v2.NumLayers, v2.ContextLength, v2.NumExperts, v2.DeepExperts, v2.Dropout, v2.StochasticDepth));
