@@ -37,9 +37,7 @@ internal static class DecodingSpeed
         if (rounds < 1) throw new ArgumentException($"--rounds {rounds}: at least 1.", "--rounds");
 
         torch.manual_seed(0);
-        var options = MoePresets.Get(preset);
-        options.ResidualInit = null; // untrained weights all drawn by the scheme, so every layer acts (a zero start would make each one the identity)
-        using var model = new MoeForCausalLM(options);
+        using var model = UntrainedModel(preset);
         model.eval();
         var generator = new TokenGenerator(model);
         var cached = new SamplingOptions { MaxNewTokens = tokens, Greedy = true };
@@ -97,6 +95,17 @@ internal static class DecodingSpeed
             row_kernel_speedup_median = ab ? Math.Round(Statistics.Median(results.Select(r => r.Libtorch / r.Cached)), 2) : (double?)null,
         }));
         return 0;
+    }
+
+    /// <summary>
+    /// A preset's model with untrained weights all drawn by its scheme, so every layer acts: a zero start of the residual
+    /// projections (the makemoe preset's) would make each layer the identity until trained.
+    /// </summary>
+    internal static MoeForCausalLM UntrainedModel(string preset)
+    {
+        var options = MoePresets.Get(preset);
+        options.ResidualInit = null;
+        return new MoeForCausalLM(options);
     }
 
     private static double Time(Action action)

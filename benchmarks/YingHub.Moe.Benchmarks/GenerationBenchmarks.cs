@@ -25,9 +25,7 @@ public class GenerationBenchmarks
     public void Setup()
     {
         torch.manual_seed(0);
-        var options = MoePresets.Get(Preset);
-        options.ResidualInit = null; // untrained weights all drawn by the scheme, so every layer acts (a zero start would make each one the identity)
-        _model = new MoeForCausalLM(options);
+        _model = DecodingSpeed.UntrainedModel(Preset);
         _model.eval();
     }
 

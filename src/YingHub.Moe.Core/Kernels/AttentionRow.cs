@@ -22,7 +22,7 @@ internal static unsafe class AttentionRow
     /// </summary>
     public static bool Applies(Tensor qkv, Tensor keys, Tensor values, long position, (Tensor Cos, Tensor Sin)? rotary)
     {
-        if (!RowProduct.Runs(qkv) || !IsFloatCpu(keys) || !IsFloatCpu(values) || keys.dim() != 4 || keys.size(0) != 1
+        if (!RowProduct.Runs(qkv) || !RowProduct.IsFloatCpu(keys) || !RowProduct.IsFloatCpu(values) || keys.dim() != 4 || keys.size(0) != 1
             || keys.numel() > int.MaxValue / sizeof(float)) // Tensor.bytes spans at most 2 GB
             return false;
         long heads = keys.size(1), length = keys.size(2), headDim = keys.size(3);
@@ -30,7 +30,7 @@ internal static unsafe class AttentionRow
             || values.size(1) != heads || values.size(2) != length || values.size(3) != headDim)
             return false;
         return rotary is not { } r
-            || (IsFloatCpu(r.Cos) && IsFloatCpu(r.Sin) && r.Cos.size(0) > position && r.Cos.size(1) == headDim && r.Sin.size(0) > position && r.Sin.size(1) == headDim);
+            || (RowProduct.IsFloatCpu(r.Cos) && RowProduct.IsFloatCpu(r.Sin) && r.Cos.size(0) > position && r.Cos.size(1) == headDim && r.Sin.size(0) > position && r.Sin.size(1) == headDim);
     }
 
     /// <summary>
@@ -75,8 +75,6 @@ internal static unsafe class AttentionRow
 
         return y;
     }
-
-    private static bool IsFloatCpu(Tensor t) => t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU && t.is_contiguous();
 
     /// <summary>
     /// destination (hd) = scale · rotary(x): with tables, <c>x · cos + rotate_half(x) · sin</c> (rotate_half = (−x₂, x₁)

@@ -55,7 +55,9 @@ internal static unsafe class ExpertRow
     public static Tensor Combine(Tensor x, IReadOnlyList<ExpertLayer[]> experts, ReadOnlySpan<float> gates, ExpertActivation activation)
     {
         int c = (int)x.size(-1);
-        int widest = experts.SelectMany(layers => layers).Max(layer => (int)layer.Weight.size(1));
+        int widest = 0;
+        foreach (var layers in experts)
+            foreach (var layer in layers) widest = Math.Max(widest, (int)layer.Weight.size(1));
         var y = torch.zeros([1, c], ScalarType.Float32);
         float[] scratch = ArrayPool<float>.Shared.Rent(2 * widest);
         try

@@ -60,14 +60,15 @@ internal static unsafe class RowProduct
     /// float32 row on the CPU (any shape (1, …, 1, in)).
     /// </summary>
     internal static bool Runs(Tensor x) =>
-        Enabled && Supported && !torch.is_grad_enabled()
-        && x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU
-        && x.dim() >= 1 && x.numel() == x.size(-1) && x.is_contiguous();
+        Enabled && Supported && !torch.is_grad_enabled() && IsFloatCpu(x) && x.dim() >= 1 && x.numel() == x.size(-1);
 
     /// <summary>A float32 CPU matrix (contiguity is checked per layout by the caller) and a contiguous float32 CPU bias, if any.</summary>
     internal static bool IsDenseFloat(Tensor weight, Tensor? bias) =>
         weight.dtype == ScalarType.Float32 && weight.device_type == DeviceType.CPU && weight.dim() == 2
-        && (bias is null || (bias.dtype == ScalarType.Float32 && bias.device_type == DeviceType.CPU && bias.dim() == 1 && bias.is_contiguous()));
+        && (bias is null || (IsFloatCpu(bias) && bias.dim() == 1));
+
+    /// <summary>A contiguous float32 CPU tensor: what the kernels read through <see cref="Data"/>.</summary>
+    internal static bool IsFloatCpu(Tensor t) => t.dtype == ScalarType.Float32 && t.device_type == DeviceType.CPU && t.is_contiguous();
 
     /// <summary>The product with a dense weight: (in, out) when <paramref name="inputMajor"/>, else (out, in).</summary>
     private static Tensor? Run(Tensor x, Tensor weight, Tensor? bias, bool inputMajor)

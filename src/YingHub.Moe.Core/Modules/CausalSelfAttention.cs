@@ -43,7 +43,7 @@ internal sealed class CausalSelfAttention : nn.Module
         {
             // one sequence's decoding step (one position) in inference on the CPU: the attention over the cache runs in managed code
             var (keys, values) = cache.Buffers(layer);
-            var tables = rope?.Tables(x.device);
+            var tables = rope?.Tables(x);
             if (AttentionRow.Applies(fused, keys, values, start, tables))
                 return _out.call(AttentionRow.Attend(fused, keys, values, start, tables)).MoveToOuterDisposeScope(); // (1, 1, C); dropout is off in evaluation
         }

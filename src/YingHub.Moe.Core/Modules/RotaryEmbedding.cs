@@ -27,17 +27,17 @@ internal sealed class RotaryEmbedding : IDisposable
         _sin = emb.sin().to(ScalarType.Float32).DetachFromDisposeScope();
     }
 
-    /// <summary>The cos and sin tables (Tmax, hd) on <paramref name="device"/> (moved there on first use).</summary>
-    public (Tensor Cos, Tensor Sin) Tables(Device device)
+    /// <summary>The cos and sin tables (Tmax, hd) on <paramref name="like"/>'s device (moved there on first use).</summary>
+    public (Tensor Cos, Tensor Sin) Tables(Tensor like)
     {
-        if (_cos.device != device) MoveTo(device);
+        FollowDevice(like);
         return (_cos, _sin);
     }
 
     /// <summary>Rotates q or k of shape (B, nh, T, hd) whose first position is <paramref name="start"/>.</summary>
     public Tensor Apply(Tensor x, long start)
     {
-        if (_cos.device != x.device) MoveTo(x.device);
+        FollowDevice(x);
         using var scope = torch.NewDisposeScope();
         long t = x.size(2);
         var cos = _cos.narrow(0, start, t).to(x.dtype); // (T, hd)
@@ -51,6 +51,12 @@ internal sealed class RotaryEmbedding : IDisposable
     {
         _cos.Dispose();
         _sin.Dispose();
+    }
+
+    // by type and index: Tensor.device makes a new Device per call, and Device compares by reference
+    private void FollowDevice(Tensor like)
+    {
+        if (_cos.device_type != like.device_type || _cos.device_index != like.device_index) MoveTo(like.device);
     }
 
     private void MoveTo(Device device)

@@ -101,7 +101,8 @@ internal sealed class SparseMoeBlock : nn.Module
         foreach (long e in chosen) counts[e]++;
         if (!training && InferenceViews.Active) // the kept views exist in inference only
         {
-            var experts = chosen.Select(e => Layers((int)e)).ToArray();
+            var experts = new ExpertLayer[chosen.Length][];
+            for (int j = 0; j < chosen.Length; j++) experts[j] = Layers((int)chosen[j]);
             if (ExpertRow.Applies(flat, experts, _options.Activation))
                 return (ExpertRow.Combine(flat, experts, route.Weights.data<float>().ToArray(), _options.Activation), counts, counts);
         }
