@@ -5,7 +5,10 @@ namespace YingHub.Moe.Core.Losses;
 
 /// <summary>
 /// Router auxiliary losses, as pure functions of one MoE layer's router outputs. Each returns a scalar fp32 tensor
-/// owned by the caller.
+/// owned by the caller. Each takes an optional token mask (N), true for the tokens that count: padding and positions
+/// whose label is the ignore index are left out of every mean and count (Hugging Face's
+/// <c>load_balancing_loss_func</c> takes the attention mask for the same reason, transformers #28505). With no token
+/// counted, a loss is 0.
 /// </summary>
 public static class RouterLosses
 {
@@ -16,21 +19,60 @@ public static class RouterLosses
     /// </summary>
     /// <param name="probs">Router probabilities (N, E).</param>
     /// <param name="indices">Selected experts (N, k), int64.</param>
-    public static Tensor LoadBalancing(Tensor probs, Tensor indices)
+    /// <param name="mask">Tokens that count (N), bool; null counts all.</param>
+    public static Tensor LoadBalancing(Tensor probs, Tensor indices, Tensor? mask = null)
     {
         using var scope = torch.NewDisposeScope();
-        long e = probs.shape[1];
-        var f = indices.reshape(-1).bincount(null, e).to(ScalarType.Float32) / indices.numel(); // (E)
-        var p = probs.to(ScalarType.Float32).mean([0]);                                             // (E)
+        long e = probs.size(1), k = indices.size(1);
+        var counts = Counts(indices, e, mask);                                       // (E)
+        var fp32 = probs.to(ScalarType.Float32);                                     // (N, E)
+        Tensor f, p;
+        if (mask is null)
+        {
+            f = counts / (double)indices.numel();                                    // (E)
+            p = fp32.mean([0]);                                                      // (E)
+        }
+        else
+        {
+            var tokens = Count(mask);                                                // ()
+            f = counts / (tokens * k);                                               // (E)
+            p = Sum(fp32, mask) / tokens;                                            // (E)
+        }
+
         return ((f * p).sum() * e).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Router z-loss (ST-MoE, OpenMoE): <c>mean_n (logsumexp_i logits[n, i])²</c>.</summary>
-    /// <param name="logits">Raw router logits (N, E).</param>
-    public static Tensor ZLoss(Tensor logits)
+    /// <summary>
+    /// Assignments per expert (E), fp32, counting only the tokens of <paramref name="mask"/> (N) when given:
+    /// <c>Σ_n mask_n · Σ_j [indices[n, j] = i]</c>.
+    /// </summary>
+    /// <param name="indices">Selected experts (N, k), int64.</param>
+    /// <param name="experts">E.</param>
+    /// <param name="mask">Tokens that count (N), bool; null counts all.</param>
+    public static Tensor Counts(Tensor indices, long experts, Tensor? mask = null)
     {
         using var scope = torch.NewDisposeScope();
-        return logits.to(ScalarType.Float32).logsumexp(-1).pow(2).mean().MoveToOuterDisposeScope();
+        var weights = mask?.to(ScalarType.Float32).unsqueeze(1).expand(indices.size(0), indices.size(1)).reshape(-1); // (N*k)
+        var counts = indices.reshape(-1).bincount(weights, experts);                                                   // (E)
+        return counts.to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Σ over the counted rows of x (N, E) → (E).</summary>
+    private static Tensor Sum(Tensor x, Tensor? mask) =>
+        mask is null ? x.sum([0]) : (x * mask.to(x.dtype).unsqueeze(1)).sum([0]);
+
+    /// <summary>The number of counted tokens (), at least 1, so an empty mask gives a zero loss rather than NaN.</summary>
+    private static Tensor Count(Tensor mask) => mask.to(ScalarType.Float32).sum().clamp_min(1);
+
+    /// <summary>Router z-loss (ST-MoE, OpenMoE): <c>mean_n (logsumexp_i logits[n, i])²</c>.</summary>
+    /// <param name="logits">Raw router logits (N, E).</param>
+    /// <param name="mask">Tokens that count (N), bool; null counts all.</param>
+    public static Tensor ZLoss(Tensor logits, Tensor? mask = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        var z = logits.to(ScalarType.Float32).logsumexp(-1).pow(2); // (N)
+        var loss = mask is null ? z.mean() : (z * mask.to(z.dtype)).sum() / Count(mask);
+        return loss.MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -43,11 +85,12 @@ public static class RouterLosses
     /// <param name="pastCounts">Assignments per expert over the previous batches of the window (E), no gradient.</param>
     /// <param name="probs">Router probabilities of the current batch (N, E).</param>
     /// <param name="topK">k.</param>
-    public static Tensor WindowKlToUniform(Tensor pastCounts, Tensor probs, int topK)
+    /// <param name="mask">Tokens of the current batch that count (N), bool; null counts all.</param>
+    public static Tensor WindowKlToUniform(Tensor pastCounts, Tensor probs, int topK, Tensor? mask = null)
     {
         using var scope = torch.NewDisposeScope();
-        long n = probs.shape[0], e = probs.shape[1];
-        var load = pastCounts.to(ScalarType.Float32) + probs.to(ScalarType.Float32).mean([0]) * (n * topK); // (E)
+        long e = probs.size(1);
+        var load = pastCounts.to(ScalarType.Float32) + Sum(probs.to(ScalarType.Float32), mask) * topK; // (E): N·k · mean_n probs
         var q = load / load.sum();                                                                           // (E)
         // KL(u ‖ q) = Σ u_i (log u_i − log q_i) with u_i = 1/E
         var kl = -Math.Log(e) - q.clamp_min(1e-12).log().mean();

@@ -67,4 +67,36 @@ public class RouterLossesTests
         Assert.Equal(0.75, RouterLosses.Utilization(torch.tensor(new long[] { 5, 3, 0, 4 }), 0.5).item<float>(), 6);
         Assert.Equal(0.25, RouterLosses.Utilization(torch.tensor(new long[] { 0, 12, 0, 0 }), 0.5).item<float>(), 6);
     }
+
+    [Fact]
+    public void Masked_losses_leave_out_the_masked_tokens_by_hand()
+    {
+        using var scope = torch.NewDisposeScope();
+        // three tokens, the third masked (padding or an ignored label)
+        var probs = torch.tensor(new[] { 0.7f, 0.2f, 0.1f, 0.1f, 0.6f, 0.3f, 0.2f, 0.2f, 0.6f }, 3, 3);
+        var indices = torch.tensor(new long[] { 0, 1, 2 }, 3, 1);
+        var mask = torch.tensor(new[] { true, true, false });
+        // counted: f = [1/2, 1/2, 0], P = [0.4, 0.4, 0.2] → 1.2; all three would give f = P = 1/3 → 1.0
+        Assert.Equal(1.2, RouterLosses.LoadBalancing(probs, indices, mask).item<float>(), 5);
+        Assert.Equal(1.0, RouterLosses.LoadBalancing(probs, indices).item<float>(), 5);
+
+        var logits = torch.tensor(new[] { 1f, 2f, 3f, 0f, 0f, 0f, 5f, 5f, 5f }, 3, 3);
+        double lse1 = Math.Log(Math.Exp(1) + Math.Exp(2) + Math.Exp(3)), lse2 = Math.Log(3);
+        Assert.Equal((lse1 * lse1 + lse2 * lse2) / 2, RouterLosses.ZLoss(logits, mask).item<float>(), 4);
+
+        // window KL: load = past + Σ over counted tokens of probs · k = [3.8, 1.8, 0.4]
+        var past = torch.tensor(new[] { 3f, 1f, 0f });
+        double[] q = [3.8 / 6, 1.8 / 6, 0.4 / 6];
+        double expected = q.Sum(qi => (1.0 / 3) * (Math.Log(1.0 / 3) - Math.Log(qi)));
+        Assert.Equal(expected, RouterLosses.WindowKlToUniform(past, probs, topK: 1, mask).item<float>(), 5);
+
+        // counts of k = 2 choices: rows 0 and 2 counted → expert 0 twice, 1 once, 2 once
+        var pairs = torch.tensor(new long[] { 0, 1, 1, 2, 2, 0 }, 3, 2);
+        Assert.Equal(new[] { 2f, 1f, 1f }, RouterLosses.Counts(pairs, 3, torch.tensor(new[] { true, false, true })).data<float>().ToArray());
+
+        // nothing counted: zero losses, not NaN
+        var none = torch.zeros(3, dtype: ScalarType.Bool);
+        Assert.Equal(0.0, RouterLosses.LoadBalancing(probs, indices, none).item<float>());
+        Assert.Equal(0.0, RouterLosses.ZLoss(logits, none).item<float>());
+    }
 }
