@@ -32,14 +32,18 @@ internal sealed class CausalSelfAttention : nn.Module
         RegisterComponents();
     }
 
-    /// <summary>x: (B, T, C) → (B, T, C). With a cache, T new positions follow the cached ones.</summary>
-    public Tensor Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache, int layer)
+    /// <summary>
+    /// x: (B, T, C) → (B, T, C). With a cache, T new positions follow the cached ones. With <paramref name="padding"/>,
+    /// pad positions attend to nothing (their output is zero) and are attended by nothing, and rotary positions count
+    /// real tokens only; without it, the causal fast path.
+    /// </summary>
+    public Tensor Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache, int layer, PaddingMask? padding = null)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.size(0), t = x.size(1), c = x.size(2);
         long start = cache?.Length ?? 0;
         var fused = _qkv.call(x); // (B, T, 3C)
-        if (cache is not null && !training)
+        if (cache is not null && !training && padding is null)
         {
             // one sequence's decoding step (one position) in inference on the CPU: the attention over the cache runs in managed code
             var (keys, values) = cache.Buffers(layer);
@@ -52,16 +56,16 @@ internal sealed class CausalSelfAttention : nn.Module
         Tensor q = qkv[0], k = qkv[1], v = qkv[2];                                         // (B, nh, T, hd)
         if (rope is not null)
         {
-            q = rope.Apply(q, start);
-            k = rope.Apply(k, start);
+            q = padding is null ? rope.Apply(q, start) : rope.Apply(q, padding.Positions);
+            k = padding is null ? rope.Apply(k, start) : rope.Apply(k, padding.Positions);
         }
 
-        Tensor? mask = null;
-        bool causal = true;
+        Tensor? mask = padding?.Allowed; // (B, 1, T, S)
+        bool causal = padding is null;
         if (cache is not null)
         {
             (k, v) = cache.Append(layer, k, v); // (B, nh, start + T, hd)
-            if (start > 0)
+            if (start > 0 && padding is null)
             {
                 // libtorch's is_causal aligns the mask top-left; with cached keys the queries are the last T positions.
                 causal = false;
@@ -78,8 +82,9 @@ internal sealed class CausalSelfAttention : nn.Module
         // on CPU, libtorch's SDPA with dropout runs unfused math with a slow mask draw (DropoutAttention says more);
         // on other devices its fused kernels apply the dropout themselves
         var y = p > 0 && q.device_type == DeviceType.CPU
-            ? DropoutAttention(q, k, v, start, p)                                              // (B, nh, T, hd)
+            ? DropoutAttention(q, k, v, start, p, padding?.Allowed)                            // (B, nh, T, hd)
             : nn.functional.scaled_dot_product_attention(q, k, v, mask, p, causal && t > 1); // (B, nh, T, hd)
+        if (padding is not null) y = y * padding.QueryReal.to(y.dtype);                       // (B, nh, T, hd): pad queries attend to nothing
         y = y.transpose(1, 2).reshape(b, t, c);                                               // (B, T, C)
         return Regularization.Dropout(_out.call(y), _residDropout, training).MoveToOuterDisposeScope();
     }
@@ -91,16 +96,18 @@ internal sealed class CausalSelfAttention : nn.Module
     /// kernel for this same unfused math, drawing the mask with <c>bernoulli_</c>, the slow part. With the library's
     /// dropout a training step of this attention is about twice as fast (docs/benchmarks.md). The product q kᵀ runs in
     /// the inputs' type (bfloat16 under autocast); the mask, softmax and dropout in fp32. q (B, nh, T, hd), k and v
-    /// (B, nh, S, hd) → (B, nh, T, hd).
+    /// (B, nh, S, hd) → (B, nh, T, hd). With <paramref name="allowed"/> (B, 1, T, S) the bias is −∞ wherever it is
+    /// false instead (a <see cref="PaddingMask"/>).
     /// </summary>
-    internal static Tensor DropoutAttention(Tensor q, Tensor k, Tensor v, long start, double p)
+    internal static Tensor DropoutAttention(Tensor q, Tensor k, Tensor v, long start, double p, Tensor? allowed = null)
     {
         using var scope = torch.NewDisposeScope();
         long t = q.size(2), s = k.size(2);
         var scores = torch.matmul(q * (1.0 / Math.Sqrt(q.size(3))), k.transpose(-2, -1));        // (B, nh, T, S), scaled on the small side
         if (scores.dtype != ScalarType.Float32) scores = scores.to(ScalarType.Float32);
-        var future = torch.arange(s, device: q.device).unsqueeze(0) > torch.arange(start, start + t, device: q.device).unsqueeze(1); // (T, S)
-        var bias = torch.zeros(t, s, device: q.device).masked_fill_(future, double.NegativeInfinity);  // (T, S): 0 or −∞
+        var hidden = allowed?.logical_not()                                                          // (B, 1, T, S)
+            ?? torch.arange(s, device: q.device).unsqueeze(0) > torch.arange(start, start + t, device: q.device).unsqueeze(1); // (T, S): the future
+        var bias = torch.zeros(hidden.shape, device: q.device).masked_fill_(hidden, double.NegativeInfinity); // 0 or −∞
         var probs = Regularization.Dropout(scores.add_(bias).softmax(-1), p, training: true);         // (B, nh, T, S)
         return torch.matmul(probs.to(v.dtype), v).MoveToOuterDisposeScope();                            // (B, nh, T, hd)
     }

@@ -35,15 +35,15 @@ internal sealed class DecoderLayer : nn.Module
     public SparseMoeBlock? Moe => _moe;
 
     /// <summary>
-    /// x: (B, T, C) → (B, T, C), and the MoE block's routing on MoE layers. Runs in the caller's dispose scope (the
-    /// model's forward), which owns the intermediates.
+    /// x: (B, T, C) → (B, T, C), and on MoE layers what the MoE block returns for <paramref name="request"/>. Runs in
+    /// the caller's dispose scope (the model's forward), which owns the intermediates.
     /// </summary>
-    public (Tensor Hidden, MoeBlockOutput? Moe) Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache)
+    public (Tensor Hidden, MoeBlockOutput? Moe) Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache, PaddingMask? padding, MoeBlockRequest request)
     {
-        x = x + DropPath(_attn.Forward(_attnNorm.call(x), rope, cache, _index)); // (B, T, C)
-        var h = _ffnNorm.call(x);                                                 // (B, T, C)
+        x = x + DropPath(_attn.Forward(_attnNorm.call(x), rope, cache, _index, padding)); // (B, T, C)
+        var h = _ffnNorm.call(x);                                                          // (B, T, C)
         if (_moe is null) return (x + DropPath(_mlp!.call(h)), null);
-        var moe = _moe.Forward(h);
+        var moe = _moe.Forward(h, request, _index);
         return (x + DropPath(moe.Hidden), moe);                                   // (B, T, C)
     }
 

@@ -12,6 +12,8 @@ public sealed class KvCache : IDisposable
     private readonly Tensor[] _keys;   // per layer (B, nh, Tmax, hd)
     private readonly Tensor[] _values; // per layer (B, nh, Tmax, hd)
     private readonly (int Layers, int Heads, int HeadDim) _shape;
+    private Tensor? _realKeys;   // (B, Tmax) bool once a padded batch was cached: which cached positions are real tokens
+    private long[]? _realTokens; // (B): real tokens cached per row, with _realKeys
 
     internal KvCache(int layers, long batch, int heads, int maxLength, int headDim, ScalarType dtype, Device device)
     {
@@ -39,7 +41,42 @@ public sealed class KvCache : IDisposable
     public long Batch { get; }
 
     /// <summary>Forgets every cached position (the buffers are reused).</summary>
-    public void Reset() => Length = 0;
+    public void Reset()
+    {
+        Length = 0;
+        _realKeys?.Dispose();
+        _realKeys = null;
+        _realTokens = null;
+    }
+
+    /// <summary>Whether some cached position is padding (an attention mask with zeros was cached).</summary>
+    public bool HasPadding => _realKeys is not null;
+
+    /// <summary>Real tokens cached per row (B): <see cref="Length"/> for every row when nothing is padding.</summary>
+    public long[] RealTokenCounts() => _realTokens?.ToArray() ?? Enumerable.Repeat((long)Length, (int)Batch).ToArray();
+
+    /// <summary>Which cached positions are real tokens (B, Length), bool; a new tensor owned by the caller.</summary>
+    internal Tensor RealKeys(Device device) =>
+        _realKeys?.narrow(1, 0, Length).to(device) ?? torch.ones(Batch, Length, dtype: ScalarType.Bool, device: device);
+
+    /// <summary>
+    /// Records which of the positions about to be appended are real tokens, <paramref name="real"/> (B, T) bool. Called
+    /// for every forward once the cache or the input has padding (the model does this), before <see cref="Advance"/>.
+    /// </summary>
+    internal void RecordRealTokens(Tensor real)
+    {
+        using var scope = torch.NewDisposeScope();
+        long t = real.size(1);
+        if (_realKeys is null)
+        {
+            _realKeys = Owned.Tensor(torch.ones(Batch, Capacity, dtype: ScalarType.Bool, device: real.device));
+            _realTokens = Enumerable.Repeat((long)Length, (int)Batch).ToArray();
+        }
+
+        using (var slot = _realKeys.narrow(1, Length, t)) slot.copy_(real);
+        long[] added = real.to(ScalarType.Int64).sum(1).cpu().data<long>().ToArray(); // (B)
+        for (int b = 0; b < added.Length; b++) _realTokens![b] += added[b];
+    }
 
     /// <summary>
     /// Writes k, v (B, nh, T, hd) of layer <paramref name="layer"/> at positions [Length, Length + T) and returns
@@ -83,5 +120,6 @@ public sealed class KvCache : IDisposable
     {
         foreach (var t in _keys) t.Dispose();
         foreach (var t in _values) t.Dispose();
+        _realKeys?.Dispose();
     }
 }

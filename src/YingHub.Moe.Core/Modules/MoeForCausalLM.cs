@@ -11,7 +11,9 @@ namespace YingHub.Moe.Core.Modules;
 
 /// <summary>Input of <see cref="MoeForCausalLM"/>.</summary>
 /// <param name="InputIds">Token ids (B, T), int64, each in [0, vocab); T ≤ context length (minus cached positions).</param>
-/// <param name="Labels">Target ids (B, T), int64, or null for no loss; -100 marks positions to ignore.</param>
+/// <param name="Labels">
+/// Target ids (B, T), int64, or null for no loss; -100 marks positions to ignore (padding is ignored whatever its label).
+/// </param>
 /// <param name="Cache">A KV cache from <see cref="MoeForCausalLM.CreateCache"/> for incremental decoding, or null.</param>
 /// <param name="RouterStatistics">
 /// Compute the router statistics and every auxiliary loss. When false (training steps between log points, evaluation,
@@ -19,12 +21,38 @@ namespace YingHub.Moe.Core.Modules;
 /// auxiliary losses whose coefficient is not zero (so <see cref="CausalLMOutput.Loss"/> is always the LM loss plus
 /// Σ coefficient × auxiliary loss); the others are zero. In training the utilization window is updated either way.
 /// </param>
-public sealed record CausalLMInput(Tensor InputIds, Tensor? Labels = null, KvCache? Cache = null, bool RouterStatistics = true);
+/// <param name="AttentionMask">
+/// 1 (or true) for real tokens and 0 for padding (B, T), bool or integer, for the T new positions (a cache remembers the
+/// padding of what it holds), as Hugging Face's <c>attention_mask</c>. Pad positions attend to nothing and are attended
+/// by nothing, positions (learned or rotary) count real tokens only, padding runs through no expert, and the LM loss
+/// and router losses skip it: a left-padded row gives the logits of the same row alone at its real positions. Null, or
+/// a mask of ones, is the unpadded fast path.
+/// </param>
+/// <param name="OutputRouterLogits">Return every MoE layer's router logits and choices in <see cref="CausalLMOutput.Routing"/> (Hugging Face's <c>output_router_logits</c>).</param>
+/// <param name="OutputHiddenStates">Return the final hidden states in <see cref="CausalLMOutput.LastHiddenState"/> (e.g. for a value head).</param>
+public sealed record CausalLMInput(Tensor InputIds, Tensor? Labels = null, KvCache? Cache = null, bool RouterStatistics = true,
+    Tensor? AttentionMask = null, bool OutputRouterLogits = false, bool OutputHiddenStates = false);
+
+/// <summary>The router's decision at one MoE layer for the N = B·T tokens of a forward (row-major: token b·T + t). Tensors are owned by the output.</summary>
+/// <param name="Layer">Decoder layer index.</param>
+/// <param name="Logits">Raw router logits (N, E), fp32, before noise.</param>
+/// <param name="SelectedExperts">The k experts chosen per token (N, k), int64, best first (after noise in training).</param>
+/// <param name="Weights">Their gate weights (N, k).</param>
+public sealed record MoeLayerRouting(int Layer, Tensor Logits, Tensor SelectedExperts, Tensor Weights) : IDisposable
+{
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Logits.Dispose();
+        SelectedExperts.Dispose();
+        Weights.Dispose();
+    }
+}
 
 /// <summary>Routing statistics of one MoE layer for one forward pass (for logs and heatmaps). Tensors are owned by the output.</summary>
 /// <param name="Layer">Decoder layer index.</param>
-/// <param name="TokensPerExpert">Assignments routed to each expert (E), int64, before capacity.</param>
-/// <param name="Dropped">Assignments dropped by capacity (E), int64.</param>
+/// <param name="TokensPerExpert">Assignments routed to each expert (E), int64, before capacity, counting real tokens with a label only.</param>
+/// <param name="Dropped">Assignments dropped by capacity (E), int64 (of every real token).</param>
 /// <param name="Utilization">Share of experts at or above the utilization threshold over the sliding window, scalar fp32.</param>
 public sealed record RouterLayerStats(int Layer, Tensor TokensPerExpert, Tensor Dropped, Tensor Utilization);
 
@@ -33,6 +61,15 @@ public sealed record RouterLayerStats(int Layer, Tensor TokensPerExpert, Tensor 
 /// scope collect it). Auxiliary losses are means over MoE layers, reported separately and never folded silently:
 /// <see cref="Loss"/> = <see cref="LmLoss"/> + Σ coefficient × auxiliary loss, with the options' coefficients.
 /// </summary>
+/// <param name="Logits">Next-token logits (B, T, V), float32.</param>
+/// <param name="Loss">LM loss plus the weighted auxiliary losses (), with labels.</param>
+/// <param name="LmLoss">Mean cross-entropy over real, labelled positions (), with labels.</param>
+/// <param name="LoadBalancingLoss">Mean over MoE layers of the Switch load-balancing loss ().</param>
+/// <param name="ZLoss">Mean over MoE layers of the router z-loss ().</param>
+/// <param name="UtilizationKlLoss">Mean over MoE layers of the sliding-window KL to uniform ().</param>
+/// <param name="RouterStats">Per-layer routing statistics, when asked for.</param>
+/// <param name="Routing">Per-MoE-layer router logits and choices, when <see cref="CausalLMInput.OutputRouterLogits"/>; else empty.</param>
+/// <param name="LastHiddenState">The final hidden states (B, T, C) after the final norm, when <see cref="CausalLMInput.OutputHiddenStates"/>.</param>
 public sealed record CausalLMOutput(
     Tensor Logits,
     Tensor? Loss,
@@ -40,7 +77,9 @@ public sealed record CausalLMOutput(
     Tensor LoadBalancingLoss,
     Tensor ZLoss,
     Tensor UtilizationKlLoss,
-    IReadOnlyList<RouterLayerStats> RouterStats) : IDisposable
+    IReadOnlyList<RouterLayerStats> RouterStats,
+    IReadOnlyList<MoeLayerRouting>? Routing = null,
+    Tensor? LastHiddenState = null) : IDisposable
 {
     /// <inheritdoc />
     public void Dispose()
@@ -57,6 +96,9 @@ public sealed record CausalLMOutput(
             s.Dropped.Dispose();
             s.Utilization.Dispose();
         }
+
+        foreach (var r in Routing ?? []) r.Dispose();
+        LastHiddenState?.Dispose();
     }
 }
 
@@ -141,58 +183,43 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     {
         ArgumentNullException.ThrowIfNull(input);
         var ids = input.InputIds;
-        CheckInput(ids, input.Labels, input.Cache);
+        CheckInput(ids, input.Labels, input.Cache, input.AttentionMask);
         using var scope = torch.NewDisposeScope();
         long b = ids.size(0), t = ids.size(1);
         long start = input.Cache?.Length ?? 0;
+        var real = RealTokens(input.AttentionMask);                                            // (B, T) bool, or null: no padding
+        var padding = real is not null || input.Cache?.HasPadding == true
+            ? PaddingMask.Build(real, b, t, input.Cache, ids.device)
+            : null;
+        if (padding is not null) input.Cache?.RecordRealTokens(padding.RealTokens);
+        var labels = input.Labels;
+        if (labels is not null && real is not null) labels = labels.masked_fill(real.logical_not(), IgnoreIndex); // (B, T): padding has no target
+        var request = MoeRequest(input, real, labels);
 
         var x = Embed(ids);                                                                    // (B, T, C)
         if (_embedPositions is not null)
-            x = x + _embedPositions.call(torch.arange(start, start + t, device: ids.device)); // (B, T, C)
+            x = x + _embedPositions.call(padding?.Positions ?? torch.arange(start, start + t, device: ids.device)); // (B, T, C)
         x = Regularization.Dropout(x, _options.EmbeddingDropout ?? _options.Dropout, training);
 
-        var lb = new List<Tensor>();
-        var z = new List<Tensor>();
-        var kl = new List<Tensor>();
-        var stats = new List<RouterLayerStats>();
+        var moeOutputs = new List<MoeBlockOutput>();
         for (int i = 0; i < _layers.Count; i++)
         {
-            (x, var moe) = _layers[i].Forward(x, _rope, input.Cache);
-            if (moe is null) continue;
-            var block = _layers[i].Moe!;
-            bool all = input.RouterStatistics, withLoss = input.Labels is not null;
-            bool needLb = all || (withLoss && _options.LoadBalancingCoef != 0);
-            bool needZ = all || (withLoss && _options.ZLossCoef != 0);
-            bool needKl = all || (withLoss && _options.UtilizationKlCoef != 0);
-            if (!all && !needLb && !needZ && !needKl && !training) continue;
-            var past = all || needKl ? block.Window.Total() : null;                            // (E)
-            if (needLb) lb.Add(RouterLosses.LoadBalancing(moe.Router.Probs, moe.Router.Indices));
-            if (needZ) z.Add(RouterLosses.ZLoss(moe.Router.Logits));
-            if (needKl) kl.Add(RouterLosses.WindowKlToUniform(past!, moe.Router.Probs, block.TopK));
-            var assigned = all || training ? torch.tensor(moe.Assigned, device: ids.device) : null; // (E)
-            if (all)
-            {
-                var dropped = torch.tensor(moe.Assigned.Zip(moe.Kept, (a, k) => a - k).ToArray(), device: ids.device); // (E)
-                var utilization = RouterLosses.Utilization(past! + assigned!, _options.UtilizationThreshold);
-                stats.Add(new RouterLayerStats(i, assigned!.MoveToOuterDisposeScope(), dropped.MoveToOuterDisposeScope(),
-                    utilization.MoveToOuterDisposeScope()));
-            }
-
-            if (training) block.Window.Record(assigned!);
+            (x, var moe) = _layers[i].Forward(x, _rope, input.Cache, padding, request);
+            if (moe is not null) moeOutputs.Add(moe);
         }
 
         input.Cache?.Advance(t);
         var h = _norm.call(x);                                                                 // (B, T, C)
         var logits = Autocast.Linear(h, _lmHead?.weight ?? _embedTokens.weight!);                 // (B, T, V)
         if (logits.dtype != h.dtype) logits = logits.to(h.dtype);                              // float32 logits for the loss and the sampler under autocast
-        var lbLoss = lb.Count > 0 ? torch.stack(lb).mean() : torch.zeros([], device: logits.device);
-        var zLoss = z.Count > 0 ? torch.stack(z).mean() : torch.zeros([], device: logits.device);
-        var klLoss = kl.Count > 0 ? torch.stack(kl).mean() : torch.zeros([], device: logits.device);
+        var lbLoss = MeanOverLayers(moeOutputs.Select(m => m.LoadBalancingLoss), logits.device);
+        var zLoss = MeanOverLayers(moeOutputs.Select(m => m.ZLoss), logits.device);
+        var klLoss = MeanOverLayers(moeOutputs.Select(m => m.UtilizationKlLoss), logits.device);
 
         Tensor? lmLoss = null, loss = null;
-        if (input.Labels is not null)
+        if (labels is not null)
         {
-            lmLoss = CrossEntropy(logits.reshape(b * t, -1), input.Labels.reshape(b * t));
+            lmLoss = CrossEntropy(logits.reshape(b * t, -1), labels.reshape(b * t));
             loss = lmLoss.alias(); // a handle of its own: disposing Loss never frees LmLoss
             if (_options.LoadBalancingCoef != 0) loss = loss + lbLoss * _options.LoadBalancingCoef;
             if (_options.ZLossCoef != 0) loss = loss + zLoss * _options.ZLossCoef;
@@ -200,7 +227,60 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         }
 
         return new CausalLMOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), lmLoss?.MoveToOuterDisposeScope(),
-            lbLoss.MoveToOuterDisposeScope(), zLoss.MoveToOuterDisposeScope(), klLoss.MoveToOuterDisposeScope(), stats);
+            lbLoss.MoveToOuterDisposeScope(), zLoss.MoveToOuterDisposeScope(), klLoss.MoveToOuterDisposeScope(),
+            moeOutputs.Select(m => m.Stats).OfType<RouterLayerStats>().Select(MoveOut).ToList(),
+            input.OutputRouterLogits ? moeOutputs.Select(m => MoveOut(m.Routing!)).ToList() : [],
+            input.OutputHiddenStates ? h.MoveToOuterDisposeScope() : null);
+    }
+
+    /// <summary>
+    /// What every MoE block computes besides its output: the auxiliary losses the loss needs (or all of them, with
+    /// statistics), over the tokens that count (real, labelled), and which tokens run through the experts (real ones).
+    /// </summary>
+    private MoeBlockRequest MoeRequest(CausalLMInput input, Tensor? real, Tensor? labels)
+    {
+        bool all = input.RouterStatistics, withLoss = labels is not null;
+        Tensor? counted = real?.reshape(-1);                                                   // (N)
+        if (labels is not null && (real is not null || labels.eq(IgnoreIndex).any().item<bool>())) // one host read: most batches have every label
+            counted = labels.reshape(-1).ne(IgnoreIndex);                                      // (N): padding is already -100
+        return new MoeBlockRequest(
+            DispatchMask: real?.reshape(-1),
+            LossMask: counted,
+            LoadBalancing: all || (withLoss && _options.LoadBalancingCoef != 0),
+            ZLoss: all || (withLoss && _options.ZLossCoef != 0),
+            UtilizationKl: all || (withLoss && _options.UtilizationKlCoef != 0),
+            Statistics: all,
+            Routing: input.OutputRouterLogits);
+    }
+
+    /// <summary>The real tokens (B, T) bool of an attention mask, or null when there is none or it has no padding (one host read).</summary>
+    private static Tensor? RealTokens(Tensor? attentionMask)
+    {
+        if (attentionMask is null) return null;
+        var real = attentionMask.dtype == ScalarType.Bool ? attentionMask : attentionMask.ne(0); // (B, T)
+        return real.all().item<bool>() ? null : real;
+    }
+
+    private static RouterLayerStats MoveOut(RouterLayerStats s)
+    {
+        s.TokensPerExpert.MoveToOuterDisposeScope();
+        s.Dropped.MoveToOuterDisposeScope();
+        s.Utilization.MoveToOuterDisposeScope();
+        return s;
+    }
+
+    private static MoeLayerRouting MoveOut(MoeLayerRouting r)
+    {
+        r.Logits.MoveToOuterDisposeScope();
+        r.SelectedExperts.MoveToOuterDisposeScope();
+        r.Weights.MoveToOuterDisposeScope();
+        return r;
+    }
+
+    private static Tensor MeanOverLayers(IEnumerable<Tensor?> losses, Device device)
+    {
+        var present = losses.OfType<Tensor>().ToList();
+        return present.Count > 0 ? torch.stack(present).mean() : torch.zeros([], device: device);
     }
 
     /// <inheritdoc />
@@ -220,6 +300,31 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         output.ZLoss.Dispose();
         output.UtilizationKlLoss.Dispose();
         return output.Logits;
+    }
+
+    /// <summary>
+    /// Teacher-forced log-probabilities of each sequence's own tokens: <c>log p(ids[b, t + 1] | ids[b, ..t])</c>
+    /// (B, T − 1), fp32, in one forward (differentiable when gradients are on; the model's training mode is left as it
+    /// is). With <paramref name="attentionMask"/> (left-padded rows) a position counts when both the token and its
+    /// predecessor are real, so a padded row gives the log-probabilities of the same row alone (at its positions), and
+    /// every other position is 0. <see cref="TokenLogProbs.Gather"/> does the same from logits already at hand.
+    /// </summary>
+    /// <param name="inputIds">Token ids (B, T), int64, T ≥ 2.</param>
+    /// <param name="attentionMask">1 for real tokens, 0 for padding (B, T); null: no padding.</param>
+    /// <returns>Log-probabilities (B, T − 1) and the positions that count (B, T − 1), bool; both owned by the caller.</returns>
+    /// <exception cref="ArgumentException">Fewer than two positions, or an input <see cref="forward"/> refuses.</exception>
+    public (Tensor LogProbs, Tensor Mask) SequenceLogProbs(Tensor inputIds, Tensor? attentionMask = null)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        if (inputIds.dim() != 2 || inputIds.size(1) < 2)
+            throw new ArgumentException($"InputIds must be (B, T) with T ≥ 2 (a first token to condition on); got shape [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
+        using var scope = torch.NewDisposeScope();
+        long t = inputIds.size(1);
+        using var output = call(new CausalLMInput(inputIds, RouterStatistics: false, AttentionMask: attentionMask));
+        var real = attentionMask is null ? torch.ones_like(inputIds, dtype: ScalarType.Bool) : attentionMask.ne(0); // (B, T)
+        var counted = real.narrow(1, 0, t - 1) & real.narrow(1, 1, t - 1);                                          // (B, T - 1)
+        var logProbs = TokenLogProbs.Gather(output.Logits.narrow(1, 0, t - 1), inputIds.narrow(1, 1, t - 1), counted); // (B, T - 1)
+        return (logProbs.MoveToOuterDisposeScope(), counted.MoveToOuterDisposeScope());
     }
 
     /// <inheritdoc />
@@ -285,7 +390,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         }
     }
 
-    private void CheckInput(Tensor ids, Tensor? labels, KvCache? cache)
+    private void CheckInput(Tensor ids, Tensor? labels, KvCache? cache, Tensor? attentionMask)
     {
         if (ids.dim() != 2) throw new ArgumentException($"InputIds must be (B, T); got shape [{string.Join(", ", ids.shape)}].", nameof(CausalLMInput.InputIds));
         if (ids.dtype != ScalarType.Int64) throw new ArgumentException($"InputIds must be int64; got {ids.dtype}.", nameof(CausalLMInput.InputIds));
@@ -300,6 +405,18 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
             throw new ArgumentException("A KV cache is for inference: run cached forwards under torch.no_grad() (the cache holds detached copies, so keys and values would get no gradient).", nameof(CausalLMInput.Cache));
         if (labels is not null && !labels.shape.SequenceEqual(ids.shape))
             throw new ArgumentException($"Labels shape [{string.Join(", ", labels.shape)}] differs from InputIds shape [{string.Join(", ", ids.shape)}].", nameof(CausalLMInput.Labels));
+        if (attentionMask is null) return;
+        if (!attentionMask.shape.SequenceEqual(ids.shape))
+            throw new ArgumentException($"AttentionMask shape [{string.Join(", ", attentionMask.shape)}] differs from InputIds shape [{string.Join(", ", ids.shape)}] (it covers the new positions only; a cache remembers the rest).", nameof(CausalLMInput.AttentionMask));
+        if (attentionMask.dtype is not (ScalarType.Bool or ScalarType.Int64 or ScalarType.Int32 or ScalarType.Int8 or ScalarType.Byte))
+            throw new ArgumentException($"AttentionMask must be bool or an integer type; got {attentionMask.dtype}.", nameof(CausalLMInput.AttentionMask));
+        if (attentionMask.dtype != ScalarType.Bool)
+        {
+            using var scope = torch.NewDisposeScope();
+            var bad = attentionMask.masked_select(attentionMask.ne(0) & attentionMask.ne(1));
+            if (bad.numel() > 0)
+                throw new ArgumentException($"AttentionMask value {bad[0].item<long>()} is not 0 (padding) or 1 (a real token).", nameof(CausalLMInput.AttentionMask));
+        }
     }
 
 }

@@ -42,9 +42,27 @@ internal sealed class RotaryEmbedding : IDisposable
         long t = x.size(2);
         var cos = _cos.narrow(0, start, t).to(x.dtype); // (T, hd)
         var sin = _sin.narrow(0, start, t).to(x.dtype); // (T, hd)
+        return Rotate(x, cos, sin).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Rotates q or k of shape (B, nh, T, hd) whose tokens sit at <paramref name="positions"/> (B, T), int64 (padded batches).</summary>
+    public Tensor Apply(Tensor x, Tensor positions)
+    {
+        FollowDevice(x);
+        using var scope = torch.NewDisposeScope();
+        long b = positions.size(0), t = positions.size(1), hd = x.size(3);
+        var flat = positions.reshape(-1);                                         // (B*T)
+        var cos = _cos.index_select(0, flat).view(b, 1, t, hd).to(x.dtype);       // (B, 1, T, hd)
+        var sin = _sin.index_select(0, flat).view(b, 1, t, hd).to(x.dtype);       // (B, 1, T, hd)
+        return Rotate(x, cos, sin).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>x · cos + rotate_half(x) · sin, the tables broadcast over x (B, nh, T, hd).</summary>
+    private static Tensor Rotate(Tensor x, Tensor cos, Tensor sin)
+    {
         long half = x.size(3) / 2;
         var rotated = torch.cat([-x.narrow(3, half, half), x.narrow(3, 0, half)], dim: -1); // (B, nh, T, hd)
-        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+        return x * cos + rotated * sin;
     }
 
     public void Dispose()

@@ -2,19 +2,40 @@ using TorchSharp;
 using TorchSharp.Utils;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Kernels;
+using YingHub.Moe.Core.Losses;
 using YingHub.Moe.Core.Precision;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Modules;
 
+/// <summary>What a caller asks of a sparse MoE block besides its output, and which tokens count.</summary>
+/// <param name="DispatchMask">Tokens (N) that run through the experts, bool; false marks padding. Null runs every token.</param>
+/// <param name="LossMask">
+/// Tokens (N) that count in the auxiliary losses, the statistics and the utilization window, bool: real tokens with a
+/// label (not the ignore index). Null counts every token.
+/// </param>
+/// <param name="LoadBalancing">Compute the Switch load-balancing loss.</param>
+/// <param name="ZLoss">Compute the router z-loss.</param>
+/// <param name="UtilizationKl">Compute the sliding-window KL to uniform.</param>
+/// <param name="Statistics">Compute the layer's <see cref="RouterLayerStats"/>.</param>
+/// <param name="Routing">Return the router's logits and choices (<see cref="MoeLayerRouting"/>).</param>
+internal sealed record MoeBlockRequest(Tensor? DispatchMask = null, Tensor? LossMask = null, bool LoadBalancing = false, bool ZLoss = false,
+    bool UtilizationKl = false, bool Statistics = false, bool Routing = false);
+
 /// <summary>
-/// What a sparse MoE block returns. All tensors belong to the receiver.
+/// What a sparse MoE block returns. All tensors belong to the receiver; the losses, statistics and routing are null
+/// unless the <see cref="MoeBlockRequest"/> asked for them.
 /// </summary>
 /// <param name="Hidden">Output (B, T, C): routed experts (plus the shared expert, if any).</param>
-/// <param name="Router">The router's decision for the B·T tokens.</param>
-/// <param name="Assigned">Assignments routed to each expert before capacity (E), read on the host during dispatch.</param>
+/// <param name="LoadBalancingLoss">Switch load-balancing loss of the layer (), fp32.</param>
+/// <param name="ZLoss">Router z-loss of the layer (), fp32.</param>
+/// <param name="UtilizationKlLoss">Sliding-window KL to uniform of the layer (), fp32.</param>
+/// <param name="Stats">Routing statistics of the layer.</param>
+/// <param name="Routing">The router's logits and choices.</param>
+/// <param name="Assigned">Assignments of dispatched tokens routed to each expert before capacity (E), read on the host during dispatch.</param>
 /// <param name="Kept">Assignments each expert kept after capacity (E).</param>
-internal sealed record MoeBlockOutput(Tensor Hidden, RouterOutput Router, long[] Assigned, long[] Kept);
+internal sealed record MoeBlockOutput(Tensor Hidden, Tensor? LoadBalancingLoss, Tensor? ZLoss, Tensor? UtilizationKlLoss,
+    RouterLayerStats? Stats, MoeLayerRouting? Routing, long[] Assigned, long[] Kept);
 
 /// <summary>
 /// Sparse Mixture-of-Experts feed-forward block with truly sparse dispatch: a (token, expert) pair that was not
@@ -51,10 +72,15 @@ internal sealed class SparseMoeBlock : nn.Module
         set => _router.TopK = value;
     }
 
-    /// <summary>The sliding window of expert loads.</summary>
-    public UtilizationWindow Window => _window;
+    /// <summary>x (B, T, C) → (B, T, C) with nothing else computed (no losses, statistics or routing).</summary>
+    public MoeBlockOutput Forward(Tensor x) => Forward(x, new MoeBlockRequest(), layer: 0);
 
-    public MoeBlockOutput Forward(Tensor x) // (B, T, C)
+    /// <summary>
+    /// x (B, T, C) → (B, T, C), and what <paramref name="request"/> asks for, computed here where routing is decided:
+    /// the auxiliary losses and statistics over the tokens of its loss mask, and (in training) the expert loads of those
+    /// tokens recorded into the utilization window.
+    /// </summary>
+    public MoeBlockOutput Forward(Tensor x, MoeBlockRequest request, int layer)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.size(0), t = x.size(1), c = x.size(2), n = b * t;
@@ -62,23 +88,43 @@ internal sealed class SparseMoeBlock : nn.Module
         var route = _router.call(flat);                              // (N, E) logits/probs, (N, k) weights/indices
 
         // capacity binds in training only: evaluation and decoding are dropless, so a cached decode equals a full forward
-        long? capacity = training && _options.CapacityFactor is { } cf ? Capacity(cf, n) : null;
-        var (y, assignedCounts, keptCounts) = n == 1 ? SingleToken(flat, route) : Dispatch(flat, route, capacity, b);
+        long? capacity = training && _options.CapacityFactor is { } cf
+            ? Capacity(cf, request.DispatchMask is { } d ? d.sum().item<long>() : n) // padding takes no capacity
+            : null;
+        var (y, assigned, kept) = n == 1 ? SingleToken(flat, route) : Dispatch(flat, route, capacity, b, request.DispatchMask);
         if (_shared is not null) y = y + _shared.call(flat);
 
-        return new MoeBlockOutput(y.reshape(b, t, c).MoveToOuterDisposeScope(),
-            new RouterOutput(route.Logits.MoveToOuterDisposeScope(), route.Probs.MoveToOuterDisposeScope(),
-                route.Weights.MoveToOuterDisposeScope(), route.Indices.MoveToOuterDisposeScope()),
-            assignedCounts, keptCounts);
+        var mask = request.LossMask;
+        var past = request.Statistics || request.UtilizationKl ? _window.Total() : null;                    // (E)
+        var lb = request.LoadBalancing ? RouterLosses.LoadBalancing(route.Probs, route.Indices, mask) : null;  // ()
+        var z = request.ZLoss ? RouterLosses.ZLoss(route.Logits, mask) : null;                                 // ()
+        var kl = request.UtilizationKl ? RouterLosses.WindowKlToUniform(past!, route.Probs, TopK, mask) : null; // ()
+        Tensor? load = null;                                                                                  // (E) int64: counted assignments
+        if (request.Statistics || training)
+            load = mask is null ? torch.tensor(assigned, device: x.device) : RouterLosses.Counts(route.Indices, NumExperts, mask).to(ScalarType.Int64);
+        RouterLayerStats? stats = null;
+        if (request.Statistics)
+        {
+            var dropped = torch.tensor(assigned.Zip(kept, (a, k) => a - k).ToArray(), device: x.device);       // (E)
+            var utilization = RouterLosses.Utilization(past! + load!, _options.UtilizationThreshold);            // ()
+            stats = new RouterLayerStats(layer, load!.MoveToOuterDisposeScope(), dropped.MoveToOuterDisposeScope(), utilization.MoveToOuterDisposeScope());
+        }
+
+        if (training) _window.Record(load!);
+        var routing = request.Routing
+            ? new MoeLayerRouting(layer, route.Logits.MoveToOuterDisposeScope(), route.Indices.MoveToOuterDisposeScope(), route.Weights.MoveToOuterDisposeScope())
+            : null;
+        return new MoeBlockOutput(y.reshape(b, t, c).MoveToOuterDisposeScope(), lb?.MoveToOuterDisposeScope(), z?.MoveToOuterDisposeScope(),
+            kl?.MoveToOuterDisposeScope(), stats, routing, assigned, kept);
     }
 
     /// <summary>
     /// The sparse path: plan (sort by expert, capacity), run each expert once on its contiguous slice, combine.
     /// Returns (N, C) and the assignments per expert before and after capacity.
     /// </summary>
-    private (Tensor Output, long[] Assigned, long[] Kept) Dispatch(Tensor flat, RouterOutput route, long? capacity, long batch)
+    private (Tensor Output, long[] Assigned, long[] Kept) Dispatch(Tensor flat, RouterOutput route, long? capacity, long batch, Tensor? dispatchMask)
     {
-        using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity, batch);
+        using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity, batch, dispatchMask);
         var routed = Autocast.CastFloat(flat.index_select(0, plan.TokenIndex)); // (M, C), grouped by expert (cast once under autocast)
         // one split into per-expert slices (its backward is one cat); experts with no tokens get null and cost nothing
         var pieces = routed.split(plan.Kept).Select((t, e) => plan.Kept[e] > 0 ? t : null).ToArray(); // E × (kept_e, C)

@@ -58,7 +58,12 @@ internal static class TokenDispatch
     /// <param name="experts">E.</param>
     /// <param name="capacity">Assignments an expert may keep, or null for dropless.</param>
     /// <param name="batch">B, the rows of the flattened tokens (for the capacity priority).</param>
-    public static DispatchPlan Plan(Tensor indices, Tensor weights, int experts, long? capacity, long batch = 1)
+    /// <param name="tokenMask">
+    /// Tokens to dispatch (N), bool, or null for all. The others (padding) go to no expert, take no capacity and
+    /// contribute nothing: their assignments get the sentinel expert E, so the stable sort puts them last, where the
+    /// plan cuts them off.
+    /// </param>
+    public static DispatchPlan Plan(Tensor indices, Tensor weights, int experts, long? capacity, long batch = 1, Tensor? tokenMask = null)
     {
         using var scope = torch.NewDisposeScope();
         long n = indices.size(0), k = indices.size(1);
@@ -66,9 +71,22 @@ internal static class TokenDispatch
         Tensor? timeMajor = capacity is null ? null : torch.arange(n, device: indices.device).view(batch, n / batch).t().reshape(-1); // (N)
         var flatExpert = (timeMajor is null ? indices : indices.index_select(0, timeMajor)).reshape(-1); // (N*k)
         var flatWeight = (timeMajor is null ? weights : weights.index_select(0, timeMajor)).reshape(-1); // (N*k)
+        if (tokenMask is not null)
+        {
+            var dispatched = (timeMajor is null ? tokenMask : tokenMask.index_select(0, timeMajor)).unsqueeze(1).expand(n, k).reshape(-1); // (N*k)
+            flatExpert = flatExpert.masked_fill(dispatched.logical_not(), experts);                   // (N*k): padding → sentinel E
+        }
+
         var (sortedExpert, order) = flatExpert.sort(dim: 0, descending: false, stable: true); // (N*k), (N*k)
-        var counts = flatExpert.bincount(null, experts);                                       // (E)
+        var counts = flatExpert.bincount(null, experts + (tokenMask is null ? 0 : 1));           // (E) or (E + 1) with the sentinel
         long[] assigned = counts.cpu().data<long>().ToArray();                                // the one host read of the layer
+        if (tokenMask is not null)
+        {
+            assigned = assigned[..experts];
+            long real = assigned.Sum();
+            (sortedExpert, order, counts) = (sortedExpert.narrow(0, 0, real), order.narrow(0, 0, real), counts.narrow(0, 0, experts)); // drop the sentinel's tail
+        }
+
         long[] kept = assigned;
 
         if (capacity is { } cap && assigned.Max() > cap)
