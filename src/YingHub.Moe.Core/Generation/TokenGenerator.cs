@@ -39,10 +39,13 @@ public sealed class TokenGenerator
     }
 
     /// <summary>
-    /// Generates for a batch of prompts of equal length (e.g. RL rollouts from one prompt). A sequence that produces a
-    /// stop sequence stops there; the others go on. Returns each sequence's new tokens.
+    /// Generates for a batch of prompts (e.g. RL rollouts), of equal or different lengths: shorter prompts are
+    /// left-padded and masked (<see cref="CausalLMInput.AttentionMask"/>), so with greedy decoding each row gets the
+    /// tokens it gets when generated alone (within the context length; past it the padded batch slides together). A
+    /// sequence that produces a stop sequence stops there and its row stops changing; the others go on. Returns each
+    /// sequence's new tokens.
     /// </summary>
-    /// <exception cref="ArgumentException">No prompts, prompts of different lengths, a bad token id, or invalid options.</exception>
+    /// <exception cref="ArgumentException">No prompts, an empty prompt, a bad token id, or invalid options.</exception>
     public long[][] GenerateBatch(IReadOnlyList<IReadOnlyList<long>> prompts, SamplingOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompts);
@@ -65,9 +68,7 @@ public sealed class TokenGenerator
         for (int b = 0; b < prompts.Count; b++)
         {
             var p = prompts[b] ?? throw new ArgumentException($"Prompt {b} is null.", nameof(prompts));
-            if (p.Count == 0) throw new ArgumentException("A prompt needs at least one token.", nameof(prompts));
-            if (p.Count != prompts[0].Count)
-                throw new ArgumentException($"Batched prompts must have equal lengths; prompt {b} has {p.Count} tokens, prompt 0 has {prompts[0].Count}.", nameof(prompts));
+            if (p.Count == 0) throw new ArgumentException($"Prompt {b} is empty: a prompt needs at least one token.", nameof(prompts));
             foreach (long id in p)
                 if (id < 0 || id >= vocab) throw new ArgumentException($"Prompt token id {id} is outside the vocabulary [0, {vocab}).", nameof(prompts));
         }
@@ -152,14 +153,39 @@ public sealed class TokenGenerator
         return false;
     }
 
-    /// <summary>Logits (B, V) after feeding each sequence's last <paramref name="count"/> tokens (appended to the cache when given).</summary>
+    /// <summary>
+    /// Logits (B, V) after feeding each sequence's last <paramref name="count"/> tokens (appended to the cache when
+    /// given); sequences with fewer tokens are left-padded and masked.
+    /// </summary>
     private Tensor Forward(List<long>[] tokens, int count, KvCache? cache)
     {
-        int take = Math.Min(count, tokens[0].Count);
-        var ids = new long[tokens.Length * take];
-        for (int b = 0; b < tokens.Length; b++) tokens[b].CopyTo(tokens[b].Count - take, ids, b * take, take);
-        using var output = _model.call(new CausalLMInput(torch.tensor(ids, tokens.Length, take, device: _model.Device), Cache: cache, RouterStatistics: false));
-        return output.Logits[.., -1].to(ScalarType.Float32); // (B, V)
+        int batch = tokens.Length, take = tokens.Max(t => Math.Min(count, t.Count));
+        var ids = new long[batch * take];          // padding: id 0, masked out
+        var real = new bool[batch * take];
+        bool padded = false;
+        for (int b = 0; b < batch; b++)
+        {
+            int own = Math.Min(count, tokens[b].Count), pad = take - own;
+            tokens[b].CopyTo(tokens[b].Count - own, ids, b * take + pad, own);
+            Array.Fill(real, true, b * take + pad, own);
+            padded |= pad > 0;
+        }
+
+        var device = _model.Device;
+        var mask = padded ? torch.tensor(real, batch, take, device: device) : null; // (B, T)
+        using var output = _model.call(new CausalLMInput(torch.tensor(ids, batch, take, device: device), Cache: cache, RouterStatistics: false, AttentionMask: mask));
+        return output.Logits[.., -1].to(ScalarType.Float32); // (B, V): the last position is real in every row
+    }
+
+    /// <summary>The repetition, presence and frequency penalties over each row's last tokens; rows of equal length.</summary>
+    private static Tensor Penalise(Tensor logits, List<long>[] tokens, SamplingOptions options)
+    {
+        int w = Math.Min(options.RepetitionWindow, tokens[0].Count);
+        var recentIds = new long[tokens.Length * w];
+        for (int b = 0; b < tokens.Length; b++) tokens[b].CopyTo(tokens[b].Count - w, recentIds, b * w, w);
+        var recent = torch.tensor(recentIds, tokens.Length, w, device: logits.device); // (B, W)
+        logits = LogitsProcessors.RepetitionPenalty(logits, recent, options.RepetitionPenalty);
+        return LogitsProcessors.PresenceFrequencyPenalty(logits, recent, options.PresencePenalty, options.FrequencyPenalty);
     }
 
     private static long[] Sample(Tensor logits, List<long>[] tokens, SamplingOptions options, int i, torch.Generator? generator)
@@ -167,14 +193,14 @@ public sealed class TokenGenerator
         foreach (var processor in options.LogitsProcessors)
             logits = processor(logits, tokens) ?? throw new InvalidOperationException("A logits processor returned null.");
         bool penalise = options.RepetitionPenalty != 1.0 || options.PresencePenalty != 0 || options.FrequencyPenalty != 0;
-        if (penalise)
+        if (penalise && tokens.All(t => t.Count == tokens[0].Count))
         {
-            int w = Math.Min(options.RepetitionWindow, tokens[0].Count);
-            var recentIds = new long[tokens.Length * w];
-            for (int b = 0; b < tokens.Length; b++) tokens[b].CopyTo(tokens[b].Count - w, recentIds, b * w, w);
-            var recent = torch.tensor(recentIds, tokens.Length, w, device: logits.device); // (B, W)
-            logits = LogitsProcessors.RepetitionPenalty(logits, recent, options.RepetitionPenalty);
-            logits = LogitsProcessors.PresenceFrequencyPenalty(logits, recent, options.PresencePenalty, options.FrequencyPenalty);
+            logits = Penalise(logits, tokens, options);
+        }
+        else if (penalise)
+        {
+            // rows of different lengths (padded prompts) look back over windows of different lengths: one row at a time
+            logits = torch.cat(tokens.Select((t, b) => Penalise(logits.narrow(0, b, 1), [t], options)).ToList(), 0); // (B, V)
         }
 
         Tensor chosen;

@@ -136,7 +136,26 @@ public class TokenGeneratorTests
         var two = generator.Generate(prompts[1], new SamplingOptions { Greedy = true, MaxNewTokens = 20, StopSequences = [pair] });
         Assert.Equal(pair, two[^2..]);
         Assert.True(two.Length <= 7);
-        Assert.Throws<ArgumentException>(() => generator.GenerateBatch([[1, 2], [3]], greedy));
+        Assert.Throws<ArgumentException>(() => generator.GenerateBatch([[1, 2], []], greedy));
+    }
+
+    [Theory]
+    [InlineData(PositionEncoding.Learned, false)]
+    [InlineData(PositionEncoding.Rope, false)]
+    [InlineData(PositionEncoding.Rope, true)]
+    public void Prompts_of_different_lengths_decode_each_as_alone(PositionEncoding positions, bool penalties)
+    {
+        torch.manual_seed(25);
+        using var model = new MoeForCausalLM(Tiny.Options(o => { o.ContextLength = 24; o.Positions = positions; }));
+        var generator = new TokenGenerator(model);
+        long[][] prompts = [[1, 2, 3, 4, 5, 6], [5], [7, 7, 3]];
+        var greedy = new SamplingOptions { Greedy = true, MaxNewTokens = 12, RepetitionPenalty = penalties ? 1.5 : 1, FrequencyPenalty = penalties ? 0.5 : 0 };
+        var singles = prompts.Select(p => generator.Generate(p, greedy)).ToArray();
+        var batch = generator.GenerateBatch(prompts, greedy);
+        for (int b = 0; b < 3; b++) Assert.Equal(singles[b], batch[b]);
+        var recomputed = generator.GenerateBatch(prompts, new SamplingOptions { Greedy = true, MaxNewTokens = 12, UseCache = false,
+            RepetitionPenalty = greedy.RepetitionPenalty, FrequencyPenalty = greedy.FrequencyPenalty });
+        for (int b = 0; b < 3; b++) Assert.Equal(singles[b], recomputed[b]);
     }
 
     [Fact]
