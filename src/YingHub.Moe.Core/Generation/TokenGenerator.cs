@@ -74,7 +74,10 @@ public sealed class TokenGenerator
         }
     }
 
-    /// <summary>Yields, per step, each sequence's new token, or -1 for a sequence that has already stopped.</summary>
+    /// <summary>
+    /// Yields, per step, each sequence's new token, or -1 for a sequence that has already stopped. A stopped sequence
+    /// leaves the batch: its cache row is freed and later steps run only the sequences still generating.
+    /// </summary>
     private IEnumerable<long[]> Decode(IReadOnlyList<IReadOnlyList<long>> prompts, SamplingOptions options, CancellationToken cancellationToken)
     {
         bool wasTraining = _model.training;
@@ -82,51 +85,61 @@ public sealed class TokenGenerator
         int batch = prompts.Count, window = _model.Options.ContextLength;
         int keep = Math.Max(1, (int)(options.SlideKeep * window));
         var tokens = prompts.Select(p => new List<long>(p)).ToArray();
-        var done = new bool[batch];
+        var active = Enumerable.Range(0, batch).ToList(); // the sequences still generating, in the cache's row order
         using var generator = options.Seed is { } seed ? new torch.Generator((ulong)seed, _model.Device) : null;
         using var cache = options.UseCache ? _model.CreateCache(batch) : null;
-        Tensor? next = null; // logits (B, V) of the next tokens
+        Tensor? next = null; // logits (active, V) of the next tokens
         try
         {
             bool filled = false;
-            for (int i = 0; i < options.MaxNewTokens && !done.All(d => d); i++)
+            for (int i = 0; i < options.MaxNewTokens && active.Count > 0; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                long[] sampled;
+                var step = new long[batch];
+                Array.Fill(step, -1L);
                 using (torch.NewDisposeScope())
                 using (torch.inference_mode()) // no autograd, and no view tracking or version counters: less work per op than no_grad
                 {
+                    var live = active.Select(b => tokens[b]).ToArray();
                     if (cache is null)
                     {
                         next?.Dispose();
-                        next = Forward(tokens, window, null); // recompute the whole window every token
+                        next = Forward(live, window, null); // recompute the whole window every token
                     }
                     else if (next is null)
                     {
                         // fill the cache with the prompts, or after a slide with the kept tails, in one forward
                         cache.Reset();
-                        next = Forward(tokens, filled ? keep : window, cache);
+                        next = Forward(live, filled ? keep : window, cache);
                         filled = true;
                     }
 
-                    sampled = Sample(next, tokens, options, i, generator);
-                    for (int b = 0; b < batch; b++) tokens[b].Add(sampled[b]); // stopped sequences go on being fed (their output is dropped)
+                    long[] sampled = Sample(next, live, options, i, generator);
+                    var still = new List<long>(active.Count); // rows (of the current batch) that go on
+                    for (int j = 0; j < active.Count; j++)
+                    {
+                        int b = active[j];
+                        tokens[b].Add(sampled[j]);
+                        step[b] = sampled[j];
+                        if (!EndsWithStop(tokens[b], prompts[b].Count, options.StopSequences)) still.Add(j);
+                    }
+
+                    if (still.Count < active.Count)
+                    {
+                        active = still.Select(j => active[(int)j]).ToList();
+                        if (cache is not null && still.Count > 0) cache.KeepRows(still); // stopped sequences cost no more decoding
+                        live = active.Select(b => tokens[b]).ToArray();
+                    }
+
                     if (cache is not null)
                     {
                         next.Dispose();
-                        next = cache.Length == window || i + 1 == options.MaxNewTokens
+                        next = cache.Length == window || i + 1 == options.MaxNewTokens || active.Count == 0
                             ? null
-                            : Forward(tokens, 1, cache);
+                            : Forward(live, 1, cache);
                     }
 
                     next?.DetachFromDisposeScope(); // ours until the next step, whatever scope the caller has open
-                }
-
-                var step = new long[batch];
-                for (int b = 0; b < batch; b++)
-                {
-                    step[b] = done[b] ? -1 : sampled[b];
-                    if (!done[b] && EndsWithStop(tokens[b], prompts[b].Count, options.StopSequences)) done[b] = true;
                 }
 
                 yield return step;

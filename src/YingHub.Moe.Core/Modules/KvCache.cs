@@ -37,8 +37,8 @@ public sealed class KvCache : IDisposable
     /// <summary>Maximum positions the cache holds (the model's context length).</summary>
     public int Capacity { get; }
 
-    /// <summary>Batch size the cache was made for.</summary>
-    public long Batch { get; }
+    /// <summary>Batch size the cache holds (the size it was made for, less the rows <see cref="KeepRows"/> let go).</summary>
+    public long Batch { get; private set; }
 
     /// <summary>Forgets every cached position (the buffers are reused).</summary>
     public void Reset()
@@ -47,6 +47,36 @@ public sealed class KvCache : IDisposable
         _realKeys?.Dispose();
         _realKeys = null;
         _realTokens = null;
+    }
+
+    /// <summary>
+    /// Keeps only the given rows (indices into the current batch, in the order given) and frees the others, e.g. the
+    /// sequences of a batch that are still generating: later forwards take that many rows. Copies the kept rows once.
+    /// </summary>
+    /// <exception cref="ArgumentException">No row, or a row outside [0, <see cref="Batch"/>).</exception>
+    public void KeepRows(IReadOnlyList<long> rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        if (rows.Count == 0 || rows.Any(r => r < 0 || r >= Batch))
+            throw new ArgumentException($"Rows to keep must be a non-empty list of indices in [0, {Batch}); got [{string.Join(", ", rows)}].", nameof(rows));
+        var index = torch.tensor(rows.ToArray(), device: _keys[0].device);
+        for (int i = 0; i < _keys.Length; i++)
+        {
+            (_keys[i], var oldKeys) = (Owned.Tensor(_keys[i].index_select(0, index)), _keys[i]);
+            (_values[i], var oldValues) = (Owned.Tensor(_values[i].index_select(0, index)), _values[i]);
+            oldKeys.Dispose();
+            oldValues.Dispose();
+        }
+
+        if (_realKeys is not null)
+        {
+            (_realKeys, var old) = (Owned.Tensor(_realKeys.index_select(0, index)), _realKeys);
+            old.Dispose();
+            _realTokens = rows.Select(r => _realTokens![r]).ToArray();
+        }
+
+        index.Dispose();
+        Batch = rows.Count;
     }
 
     /// <summary>Whether some cached position is padding (an attention mask with zeros was cached).</summary>

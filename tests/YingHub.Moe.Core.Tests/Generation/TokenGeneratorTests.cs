@@ -131,6 +131,25 @@ public class TokenGeneratorTests
             Assert.Equal(at < 0 ? singles[b] : singles[b][..(at + 1)], stopped[b]);
         }
 
+        // a stopped sequence leaves the batch: later steps decode only the others. A processor makes sequence 0 (the one
+        // whose prompt starts with 1) produce token 18 at its 4th step and bans 18 everywhere else.
+        var rows = new List<long>();
+        var forced = new SamplingOptions { Greedy = true, MaxNewTokens = 20, StopSequences = [[18]] };
+        forced.LogitsProcessors.Add((logits, seqs) =>
+        {
+            rows.Add(logits.size(0));
+            Assert.Equal(logits.size(0), seqs.Count);
+            for (int r = 0; r < seqs.Count; r++)
+                logits[r, 18] = torch.tensor(seqs[r][0] == 1 && seqs[r].Count == 2 + 3 ? 1e9f : float.NegativeInfinity);
+            return logits;
+        });
+        var alone = prompts.Select(p => generator.Generate(p, forced)).ToArray();
+        rows.Clear();
+        var compacted = generator.GenerateBatch(prompts, forced);
+        for (int b = 0; b < 3; b++) Assert.Equal(alone[b], compacted[b]);
+        Assert.Equal(4, compacted[0].Length);
+        Assert.Equal(Enumerable.Repeat(3L, 4).Concat(Enumerable.Repeat(2L, 16)), rows); // 3 rows for 4 steps, then 2
+
         // a two-token stop sequence
         var pair = new[] { singles[1][5], singles[1][6] };
         var two = generator.Generate(prompts[1], new SamplingOptions { Greedy = true, MaxNewTokens = 20, StopSequences = [pair] });
