@@ -36,6 +36,17 @@ public static class ParameterNamePatterns
     /// <summary>Normalisation layers (<c>input_layernorm</c>, <c>post_attention_layernorm</c>, final <c>norm</c>), which get no weight decay.</summary>
     public static IReadOnlyList<string> Norms { get; } = ["norm"];
 
+    /// <summary>
+    /// True when <paramref name="name"/> is a bias: its last segment is <c>bias</c>. Shape cannot tell: stacked expert
+    /// and FFN biases are (count, out), two dimensions like a matrix.
+    /// </summary>
+    /// <param name="name">A parameter name.</param>
+    public static bool IsBias(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return name == "bias" || name.EndsWith(".bias", StringComparison.Ordinal);
+    }
+
     /// <summary>True when <paramref name="name"/> contains any of <paramref name="patterns"/>.</summary>
     /// <param name="name">A parameter name.</param>
     /// <param name="patterns">Name fragments.</param>
