@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace YingHub.Moe.Core.Tests.Generation;
 
 /// <summary>
-/// The sampler's wiring in <see cref="TokenGenerator"/>: temperature,
+/// The sampler's wiring in <see cref="TokenGenerator"/>: temperature (plain and cosine-annealed with its floor),
 /// top-k and top-p, against an independent reference that computes each step's distribution on the host in doubles
 /// from a plain full forward and draws from it with an identically seeded generator.
 /// </summary>
@@ -92,5 +92,50 @@ public class SamplerWiringTests
         var options = new SamplingOptions { MaxNewTokens = N, Temperature = temperature, TopK = topK, TopP = topP, Seed = (long)Seed, UseCache = false };
         long[] actual = new TokenGenerator(model).Generate(prompt, options);
         Assert.Equal(Reference(model, prompt, N, _ => temperature, topK, topP), actual);
+    }
+
+    [Theory]
+    [InlineData(2.0, null)]   // default floor: 0.1 · T
+    [InlineData(2.0, 0.9)]
+    public void Annealed_temperature_matches_the_reference_schedule_with_its_floor(double temperature, double? minTemperature)
+    {
+        using var model = Model();
+        long[] prompt = [7, 2];
+        const int N = 16;
+        double floor = minTemperature ?? 0.1 * temperature;
+        var options = new SamplingOptions
+        {
+            MaxNewTokens = N, Temperature = temperature, AnnealTemperature = true, MinTemperature = minTemperature, Seed = (long)Seed, UseCache = false,
+        };
+        long[] actual = new TokenGenerator(model).Generate(prompt, options);
+        Assert.Equal(Reference(model, prompt, N, i => floor + (temperature - floor) * (0.5 + 0.5 * Math.Cos(Math.PI * i / N)), null, null), actual);
+    }
+
+    [Fact]
+    public void The_annealed_temperature_ends_near_its_floor_not_near_zero()
+    {
+        var byDefault = new SamplingOptions { Temperature = 0.8, AnnealTemperature = true };
+        Assert.Equal(0.08, byDefault.EffectiveMinTemperature, 12);
+        Assert.Equal(0.8, byDefault.TemperatureAt(0, 100), 12);
+        Assert.Equal(0.08 + 0.72 * (0.5 + 0.5 * Math.Cos(Math.PI * 99 / 100)), byDefault.TemperatureAt(99, 100), 12); // ≈ 0.0802
+        Assert.True(byDefault.TemperatureAt(99, 100) >= 0.08);
+
+        var floored = new SamplingOptions { Temperature = 1.0, AnnealTemperature = true, MinTemperature = 0.5 };
+        Assert.Equal(0.75, floored.TemperatureAt(5, 10), 12);
+        Assert.Equal(0.5, floored.TemperatureAt(10, 10), 12);
+        Assert.Equal(1.0, new SamplingOptions { Temperature = 1.0, MinTemperature = 0.5 }.TemperatureAt(9, 10)); // no annealing: T
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(-0.1)]
+    [InlineData(1.5)]
+    [InlineData(double.NaN)]
+    public void A_floor_outside_zero_to_T_is_named(double minTemperature)
+    {
+        var options = new SamplingOptions { Temperature = 1.2, AnnealTemperature = true, MinTemperature = minTemperature };
+        string error = Assert.Single(options.Validate());
+        Assert.StartsWith($"MinTemperature = {minTemperature} is outside the allowed range (0, Temperature = 1.2]", error);
+        Assert.Empty(new SamplingOptions { Temperature = 1.2, MinTemperature = 1.2 }.Validate());
     }
 }
