@@ -62,6 +62,24 @@ public sealed class ShakespeareRewardTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AOneTokenTextIsScoredWithTheVocabularySizeAsItsPerplexity()
+    {
+        // a real scorer over a real model: "L" is one character token, so nothing is predicted and the perplexity is
+        // the model's vocabulary size, 100, halfway between the default anchors 10 and 1000 in log space
+        var tokenizer = YingHub.Moe.Core.Tokenizers.CharTokenizer.FromCorpus("abcdefghLo \n");
+        TorchSharp.torch.manual_seed(3);
+        using var model = new YingHub.Moe.Core.Modules.MoeForCausalLM(new YingHub.Moe.Core.Configuration.MoeModelOptions
+            { VocabSize = 100, ContextLength = 8, HiddenSize = 8, NumHeads = 2, NumLayers = 1, NumExperts = 2, TopK = 1 });
+        model.eval();
+        var reward = new ShakespeareReward(PronunciationLexicon.Empty, null, new YingHub.Moe.Rewards.LanguageModels.CausalLMPerplexityScorer(model, tokenizer));
+
+        Assert.Equal(0.5, reward.Score("L").Components["coherence"], 12);
+        IReadOnlyList<RewardResult> batch = reward.ScoreBatch(["L", "a bad"]);
+        Assert.Equal(0.5, batch[0].Components["coherence"], 12);
+        Assert.InRange(batch[1].Components["coherence"], 0.0, 1.0);
+    }
+
+    [Fact]
     public void CoherenceNeedsAScorerAndAWeight()
     {
         Assert.DoesNotContain("coherence", new ShakespeareReward(PronunciationLexicon.Empty).Score("Thou art").Components.Keys);
