@@ -61,10 +61,28 @@ public sealed class PronunciationLexiconTests(ITestOutputHelper output)
     [Fact]
     public void RejectsUnknownPhonemesNamingTheLine()
     {
-        var stream = new MemoryStream(Encoding.UTF8.GetBytes("day D EY1\nbad B QQ1 D\n"));
-        FormatException error = Assert.Throws<FormatException>(() => PronunciationLexicon.Load(stream));
-        Assert.Contains("line 2", error.Message);
-        Assert.Contains("QQ1", error.Message);
+        var stream = new MemoryStream(Encoding.UTF8.GetBytes("day D EY1\r\nbad B QQ1 D # a comment\r\n"));
+        var error = Assert.Throws<PronunciationDictionaryFormatException>(() => PronunciationLexicon.Load(stream));
+        Assert.Equal("stream: line 2: unknown phoneme 'QQ1' in \"bad B QQ1 D # a comment\".", error.Message);
+        Assert.Equal(("stream", 2, "bad B QQ1 D # a comment"), (error.File, error.LineNumber, error.Line));
+        Assert.IsAssignableFrom<FormatException>(error);
+    }
+
+    [Fact]
+    public void RejectsAWordWithoutPhonemesNamingTheFileAndTheLine()
+    {
+        string path = Path.Combine(Directory.CreateTempSubdirectory("lexicon").FullName, "bad.dict");
+        try
+        {
+            File.WriteAllText(path, ";;; header\nday D EY1\n\nlonely\n");
+            var error = Assert.Throws<PronunciationDictionaryFormatException>(() => PronunciationLexicon.Load(path));
+            Assert.Equal($"{path}: line 4: a word without phonemes in \"lonely\".", error.Message);
+            Assert.DoesNotContain('\n', error.Message);
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
+        }
     }
 
     [Fact]
