@@ -77,7 +77,7 @@ public class SamplerWiringTests
     {
         { 0.6, null, null },
         { 1.7, null, null },
-        { 0.8, 6, null },
+        { 1.7, 3, null },
         { 1.3, null, 0.7 },
         { 0.9, 8, 0.8 },
     };
