@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Training.Optimization;
 using YingHub.Moe.Training.Schedules;
