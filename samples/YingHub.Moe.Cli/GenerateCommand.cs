@@ -29,7 +29,9 @@ internal static class GenerateCommand
         var prompt = new Option<string>("--prompt") { Description = "Text to continue (default: a newline).", DefaultValueFactory = _ => "\n" };
         var tokens = new Option<int>("--tokens") { Description = "New tokens to generate.", DefaultValueFactory = _ => 300 };
         var temperature = new Option<double>("--temperature") { Description = "Sampling temperature.", DefaultValueFactory = _ => 0.8 };
-        var anneal = new Option<bool>("--anneal") { Description = "Cosine-anneal the temperature over the generated length." };
+        var anneal = new Option<bool>("--anneal") { Description = "Cosine-anneal the temperature over the generated length, from --temperature down to --min-temperature." };
+        var minTemperature = new Option<double?>("--min-temperature")
+            { Description = $"Floor of the annealed temperature, in (0, --temperature] (default: {SamplingOptions.DefaultMinTemperatureRatio} x --temperature)." };
         var topK = new Option<int?>("--top-k") { Description = "Keep the k most likely tokens." };
         var topP = new Option<double?>("--top-p") { Description = "Nucleus sampling mass." };
         var repetition = new Option<double>("--repetition-penalty") { Description = "CTRL repetition penalty (1 = off).", DefaultValueFactory = _ => 1.0 };
@@ -38,10 +40,11 @@ internal static class GenerateCommand
         var output = new Option<string?>("--out") { Description = "Also write the generated text to this file." };
         var json = new Option<bool>("--json") { Description = "End with one JSON object line: text, tokens, tokens_per_s." };
         var command = new Command(name, description)
-            { checkpoint, prompt, tokens, temperature, anneal, topK, topP, repetition, seed, noCache, output, json };
+            { checkpoint, prompt, tokens, temperature, anneal, minTemperature, topK, topP, repetition, seed, noCache, output, json };
         command.SetAction(parse => Cli.Run(() => Run(RequireCheckpoint(parse.GetValue(checkpoint)!, defaultCheckpoint), parse.GetValue(prompt)!, new SamplingOptions
         {
             MaxNewTokens = parse.GetValue(tokens), Temperature = parse.GetValue(temperature), AnnealTemperature = parse.GetValue(anneal),
+            MinTemperature = parse.GetValue(minTemperature),
             TopK = parse.GetValue(topK), TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(repetition),
             Seed = parse.GetValue(seed), UseCache = !parse.GetValue(noCache),
         }, parse.GetValue(output), parse.GetValue(json))));

@@ -41,7 +41,7 @@ internal static class ScoreCommand
         }
 
         options.ThrowIfInvalid("--reward");
-        var scorer = new ShakespeareReward(PronunciationLexicon.Load(DataFiles.Locate(lexiconPath, "cmudict.dict")), options);
+        var scorer = new ShakespeareReward(LoadLexicon(DataFiles.Locate(lexiconPath, "cmudict.dict")), options);
         var analysis = scorer.Analyze(input);
 
         Console.WriteLine($"total {analysis.Reward.Total:F3}");
@@ -65,5 +65,18 @@ internal static class ScoreCommand
         }
 
         return 0;
+    }
+
+    /// <summary>The lexicon at <paramref name="path"/>; a malformed line becomes one line naming the file, the line number and the line.</summary>
+    private static PronunciationLexicon LoadLexicon(string path)
+    {
+        try
+        {
+            return PronunciationLexicon.Load(path);
+        }
+        catch (PronunciationDictionaryFormatException ex)
+        {
+            throw new CliException($"The pronunciation dictionary is malformed: {ex.Message}");
+        }
     }
 }

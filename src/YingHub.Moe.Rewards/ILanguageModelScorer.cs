@@ -8,7 +8,8 @@ public interface ILanguageModelScorer
 {
     /// <summary>
     /// The perplexity of <paramref name="text"/>: exp(mean negative log-likelihood per predicted token), so ≥ 1,
-    /// lower for more fluent text.
+    /// lower for more fluent text. A text too short to predict any token (one token, no begin token) must still get a
+    /// perplexity ≥ 1, not an exception: <see cref="LanguageModels.CausalLMPerplexityScorer"/> gives the vocabulary size.
     /// </summary>
     /// <param name="text">A non-empty text.</param>
     double Perplexity(string text);

@@ -11,9 +11,27 @@ public sealed class SamplingOptions
 
     /// <summary>
     /// Cosine temperature annealing over the generated length (YingHub-v2): step i of n uses
-    /// <c>T · (0.5 + 0.5 · cos(π · i / n))</c>: from T at the first token towards 0 at the last, more adventurous early and more conservative late.
+    /// <c>T_min + (T − T_min) · (0.5 + 0.5 · cos(π · i / n))</c>, with T_min = <see cref="EffectiveMinTemperature"/>:
+    /// from T at the first token towards T_min at the last, more adventurous early and more conservative late (the
+    /// shape of a cosine learning-rate decay to a minimum rate).
     /// </summary>
     public bool AnnealTemperature { get; set; }
+
+    /// <summary>
+    /// The floor of the annealed temperature (<see cref="AnnealTemperature"/>), (0, <see cref="Temperature"/>]; null
+    /// (the default) is <see cref="DefaultMinTemperatureRatio"/> × <see cref="Temperature"/>. Without a floor the last
+    /// tokens are sampled at a temperature near zero, which is greedy decoding with its loops. The default is relative
+    /// to T because the temperature is a scale on the logits the user already chose: 0.1 · T sharpens the end of the
+    /// text tenfold relative to its start whatever T is, where an absolute floor would exceed a small T. Ignored
+    /// without annealing.
+    /// </summary>
+    public double? MinTemperature { get; set; }
+
+    /// <summary>The default floor of the annealed temperature as a share of <see cref="Temperature"/>.</summary>
+    public const double DefaultMinTemperatureRatio = 0.1;
+
+    /// <summary>The floor the annealing uses: <see cref="MinTemperature"/>, or <see cref="DefaultMinTemperatureRatio"/> × <see cref="Temperature"/>.</summary>
+    public double EffectiveMinTemperature => MinTemperature ?? DefaultMinTemperatureRatio * Temperature;
 
     /// <summary>Always take the most likely token.</summary>
     public bool Greedy { get; set; }
@@ -73,6 +91,8 @@ public sealed class SamplingOptions
     {
         if (MaxNewTokens is < 0 or > 1_000_000) yield return $"MaxNewTokens = {MaxNewTokens} is outside the allowed range [0, 1000000].";
         if (!(Temperature > 0 && Temperature <= 100)) yield return $"Temperature = {Temperature} is outside the allowed range (0, 100].";
+        if (MinTemperature is { } tMin && !(tMin > 0 && tMin <= Temperature))
+            yield return $"MinTemperature = {tMin} is outside the allowed range (0, Temperature = {Temperature}] (or null for {DefaultMinTemperatureRatio} × Temperature).";
         if (TopK is < 1) yield return $"TopK = {TopK} is outside the allowed range [1, vocab] (or null).";
         if (TopP is { } p && !(p > 0 && p <= 1)) yield return $"TopP = {p} is outside the allowed range (0, 1] (or null).";
         if (MinP is { } m && !(m > 0 && m <= 1)) yield return $"MinP = {m} is outside the allowed range (0, 1] (or null).";
@@ -92,7 +112,11 @@ public sealed class SamplingOptions
         if (errors.Length > 0) throw new ArgumentException("Invalid sampling options: " + string.Join(" ", errors), paramName);
     }
 
-    /// <summary>The temperature of generated token <paramref name="i"/> of <paramref name="n"/>.</summary>
-    public double TemperatureAt(int i, int n) =>
-        AnnealTemperature && n > 0 ? Temperature * (0.5 + 0.5 * Math.Cos(Math.PI * i / n)) : Temperature;
+    /// <summary>The temperature of generated token <paramref name="i"/> (0-based) of <paramref name="n"/> (see <see cref="AnnealTemperature"/>).</summary>
+    public double TemperatureAt(int i, int n)
+    {
+        if (!AnnealTemperature || n <= 0) return Temperature;
+        double floor = EffectiveMinTemperature;
+        return floor + (Temperature - floor) * (0.5 + 0.5 * Math.Cos(Math.PI * i / n));
+    }
 }

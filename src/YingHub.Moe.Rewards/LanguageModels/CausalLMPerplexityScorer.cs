@@ -10,6 +10,12 @@ namespace YingHub.Moe.Rewards.LanguageModels;
 /// files): <c>exp(mean over predicted tokens of −log p(token | previous tokens))</c>. A text longer than the context is
 /// scored in consecutive windows of the context length, each predicting its own tokens from the ones before it in that
 /// window. With a begin token (GPT-2's <c>&lt;|endoftext|&gt;</c>), the text's first token is predicted too.
+/// <para>
+/// A text of one token and no begin token leaves nothing to predict. It scores the model's vocabulary size V: the
+/// perplexity of a model that knows nothing (every token 1/V), as if its one token were guessed without context. The
+/// text then gets no credit for fluency it has not shown (for a GPT-2-sized vocabulary that is far past the reward's
+/// zero-coherence point), and a batch of texts still gets a finite score for each.
+/// </para>
 /// </summary>
 public sealed class CausalLMPerplexityScorer : ILanguageModelScorer
 {
@@ -36,14 +42,17 @@ public sealed class CausalLMPerplexityScorer : ILanguageModelScorer
     }
 
     /// <inheritdoc />
-    /// <exception cref="ArgumentException">The text has fewer tokens than one prediction needs, or holds text the tokenizer cannot encode.</exception>
+    /// <returns>The perplexity, ≥ 1; the model's vocabulary size for a one-token text without a begin token (see the class remarks).</returns>
+    /// <exception cref="ArgumentException">The text encodes to no token, or holds text the tokenizer cannot encode.</exception>
     public double Perplexity(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
         var ids = new List<long>();
         if (_beginToken is { } b) ids.Add(b);
+        int before = ids.Count;
         ids.AddRange(_tokenizer.Encode(text).Select(i => (long)i));
-        if (ids.Count < 2) throw new ArgumentException($"Perplexity needs at least one predicted token; the text gives {ids.Count} token(s).", nameof(text));
+        if (ids.Count == before) throw new ArgumentException("The text encodes to no token; perplexity needs at least one.", nameof(text));
+        if (ids.Count == 1) return _model.VocabSize; // nothing to predict: the uninformed model's perplexity
 
         double nll = 0;
         long predicted = 0;

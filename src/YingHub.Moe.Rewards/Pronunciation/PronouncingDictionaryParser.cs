@@ -33,6 +33,7 @@ internal static class PronouncingDictionaryParser
             lineNumber++;
             int end = data.IndexOf((byte)'\n');
             ReadOnlySpan<byte> line = end < 0 ? data : data[..end];
+            ReadOnlySpan<byte> raw = line.TrimEnd("\r"u8);
             data = end < 0 ? default : data[(end + 1)..];
 
             int comment = line.IndexOf((byte)'#');
@@ -41,14 +42,15 @@ internal static class PronouncingDictionaryParser
             if (line.IsEmpty || line.StartsWith(";;;"u8)) continue;
 
             int space = line.IndexOfAny(" \t"u8);
-            if (space < 0) throw Error(source, lineNumber, "a word without phonemes");
+            if (space < 0) throw Error(source, lineNumber, raw, "a word without phonemes");
             ReadOnlySpan<byte> word = StripAlternateSuffix(line[..space]);
             ReadOnlySpan<byte> phonemes = line[(space + 1)..];
 
             int variant = next.Count;
             int before = pool.Count;
-            ParsePhonemes(phonemes, pool, source, lineNumber);
-            if (pool.Count == before) throw Error(source, lineNumber, "a word without phonemes");
+            string? problem = ParsePhonemes(phonemes, pool);
+            if (problem is not null) throw Error(source, lineNumber, raw, problem);
+            if (pool.Count == before) throw Error(source, lineNumber, raw, "a word without phonemes");
             starts.Add(pool.Count);
             next.Add(-1);
             tails.Add(-1);
@@ -84,12 +86,13 @@ internal static class PronouncingDictionaryParser
         return word[..open];
     }
 
-    private static void ParsePhonemes(ReadOnlySpan<byte> text, List<byte> pool, string source, int lineNumber)
+    /// <summary>Appends the packed phonemes of <paramref name="text"/> to <paramref name="pool"/>; returns the problem, or null.</summary>
+    private static string? ParsePhonemes(ReadOnlySpan<byte> text, List<byte> pool)
     {
         while (true)
         {
             text = text.TrimStart(" \t"u8);
-            if (text.IsEmpty) return;
+            if (text.IsEmpty) return null;
             int space = text.IndexOfAny(" \t"u8);
             ReadOnlySpan<byte> token = space < 0 ? text : text[..space];
             text = space < 0 ? default : text[space..];
@@ -106,7 +109,7 @@ internal static class PronouncingDictionaryParser
             bool isVowel = symbol >= 0 && symbol < Arpabet.VowelCount;
             if (symbol < 0 || isVowel != (stress != Arpabet.NoStress))
             {
-                throw Error(source, lineNumber, $"unknown phoneme '{Encoding.UTF8.GetString(token)}'");
+                return $"unknown phoneme '{Encoding.UTF8.GetString(token)}'";
             }
 
             pool.Add(Arpabet.Pack(symbol, stress));
@@ -136,6 +139,6 @@ internal static class PronouncingDictionaryParser
         return table;
     }
 
-    private static FormatException Error(string source, int lineNumber, string problem) =>
-        new($"{source}: line {lineNumber}: {problem}.");
+    private static PronunciationDictionaryFormatException Error(string source, int lineNumber, ReadOnlySpan<byte> line, string problem) =>
+        new(source, lineNumber, Encoding.UTF8.GetString(line), problem);
 }

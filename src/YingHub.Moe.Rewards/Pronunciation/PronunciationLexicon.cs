@@ -46,7 +46,7 @@ public sealed class PronunciationLexicon
     /// <param name="path">The dictionary file, e.g. <c>cmudict.dict</c>.</param>
     /// <exception cref="ArgumentException"><paramref name="path"/> is null or empty.</exception>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="FormatException">A line holds an unknown phoneme or no phonemes; the message names the line.</exception>
+    /// <exception cref="PronunciationDictionaryFormatException">A line holds an unknown phoneme or no phonemes; the one-line message names the file, the line number and the line.</exception>
     public static PronunciationLexicon Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -56,7 +56,7 @@ public sealed class PronunciationLexicon
     /// <summary>Loads a lexicon in the CMU Pronouncing Dictionary format from a stream (read to its end, not closed).</summary>
     /// <param name="stream">A readable stream of UTF-8 or ASCII text.</param>
     /// <exception cref="ArgumentNullException"><paramref name="stream"/> is null.</exception>
-    /// <exception cref="FormatException">A line holds an unknown phoneme or no phonemes; the message names the line.</exception>
+    /// <exception cref="PronunciationDictionaryFormatException">A line holds an unknown phoneme or no phonemes; the one-line message names the file, the line number and the line.</exception>
     public static PronunciationLexicon Load(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);

@@ -35,7 +35,8 @@ public sealed class AdamWGroupOptions : IValidatableOptions
 
     /// <summary>
     /// Name fragments of parameters that never get weight decay even when they are matrices: embeddings and norms.
-    /// Parameters with fewer than 2 dimensions (biases, norm weights) never get decay either.
+    /// Biases (<see cref="ParameterNamePatterns.IsBias"/>, stacked ones included) and parameters with fewer than 2
+    /// dimensions (norm weights, the router's noise temperature) never get decay either.
     /// </summary>
     public List<string> NoDecayNameContains { get; set; } = [.. ParameterNamePatterns.Embeddings, .. ParameterNamePatterns.Norms];
 

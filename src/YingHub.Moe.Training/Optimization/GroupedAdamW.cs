@@ -4,7 +4,9 @@ namespace YingHub.Moe.Training.Optimization;
 
 /// <summary>
 /// A TorchSharp <see cref="AdamW"/> with parameter groups, and the description of those groups. Weight decay applies
-/// only to matrices (dim ≥ 2) that are not embeddings or norms; biases, norm weights and embeddings get none. Router
+/// only to weight matrices (dim ≥ 2, stacked expert weights included) that are not embeddings or norms; biases (named
+/// <c>….bias</c>, whatever their shape: stacked biases are (count, out), see <see cref="ParameterNamePatterns.IsBias"/>),
+/// norm weights, scalars and embeddings get none. Router
 /// parameters form their own groups (decay / no decay) with <see cref="AdamWGroupOptions.RouterLearningRateMultiplier"/>.
 /// Empty groups are left out; parameters with <c>requires_grad = false</c> are left out (frozen).
 /// </summary>
@@ -76,7 +78,8 @@ public sealed class GroupedAdamW : IDisposable
         {
             (Parameter p, List<string> names) = byHandle[handle];
             bool router = names.Any(n => ParameterNamePatterns.MatchesAny(n, options.RouterNameContains));
-            bool decay = p.dim() >= MatrixRank && !names.Any(n => ParameterNamePatterns.MatchesAny(n, options.NoDecayNameContains));
+            bool decay = p.dim() >= MatrixRank
+                && !names.Any(n => ParameterNamePatterns.IsBias(n) || ParameterNamePatterns.MatchesAny(n, options.NoDecayNameContains));
             string group = (router, decay) switch
             {
                 (false, true) => DecayGroup,

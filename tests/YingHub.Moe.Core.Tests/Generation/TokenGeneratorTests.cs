@@ -249,12 +249,12 @@ public class LogitsProcessorsTests
     }
 
     [Fact]
-    public void Cosine_annealing_goes_from_T_towards_zero()
+    public void Cosine_annealing_goes_from_T_towards_its_floor()
     {
-        var options = new SamplingOptions { Temperature = 0.8, AnnealTemperature = true };
+        var options = new SamplingOptions { Temperature = 0.8, AnnealTemperature = true }; // floor 0.1 · 0.8 = 0.08
         Assert.Equal(0.8, options.TemperatureAt(0, 10), 12);
-        Assert.Equal(0.4, options.TemperatureAt(5, 10), 12);
-        Assert.Equal(0.8 * (0.5 + 0.5 * Math.Cos(Math.PI * 0.9)), options.TemperatureAt(9, 10), 12);
+        Assert.Equal(0.44, options.TemperatureAt(5, 10), 12);
+        Assert.Equal(0.08 + 0.72 * (0.5 + 0.5 * Math.Cos(Math.PI * 0.9)), options.TemperatureAt(9, 10), 12);
     }
 }
 

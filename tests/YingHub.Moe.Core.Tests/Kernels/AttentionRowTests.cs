@@ -1,12 +1,13 @@
 using TorchSharp;
 using YingHub.Moe.Core.Kernels;
+using YingHub.Moe.Testing;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Tests.Kernels;
 
 public class AttentionRowTests
 {
-    [Theory]
+    [SimdKernelTheory]
     [InlineData(0, false)] // the first position attends to itself only
     [InlineData(3, false)]
     [InlineData(6, false)] // the last slot of the cache
@@ -14,7 +15,6 @@ public class AttentionRowTests
     [InlineData(4, true)]
     public void One_step_equals_naive_attention_in_doubles_and_writes_its_key_and_value(int position, bool rotary)
     {
-        if (!RowProduct.Supported) return;
         using var scope = torch.NewDisposeScope();
         const int heads = 3, hd = 10, length = 7, c = heads * hd; // hd = 10: vector blocks and scalar tails
         torch.manual_seed(position * 2 + (rotary ? 1 : 0));
@@ -54,10 +54,9 @@ public class AttentionRowTests
         }
     }
 
-    [Fact]
+    [SimdKernelFact]
     public void Several_rows_another_type_or_a_full_cache_are_left_to_libtorch()
     {
-        if (!RowProduct.Supported) return;
         using var scope = torch.NewDisposeScope();
         var keys = torch.zeros(1, 2, 4, 8);
         var values = torch.zeros(1, 2, 4, 8);

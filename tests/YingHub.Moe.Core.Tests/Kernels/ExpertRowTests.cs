@@ -1,18 +1,17 @@
-using System.Runtime.Intrinsics;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Kernels;
+using YingHub.Moe.Testing;
 
 namespace YingHub.Moe.Core.Tests.Kernels;
 
 public class ExpertRowTests
 {
-    [Theory]
+    [SimdKernelTheory]
     [InlineData(ExpertActivation.Relu)]
     [InlineData(ExpertActivation.Gelu)]
     [InlineData(ExpertActivation.SwiGlu)]
     public unsafe void Activations_in_place_equal_their_formulas_in_doubles_including_saturated_inputs(ExpertActivation activation)
     {
-        if (!Vector256.IsHardwareAccelerated) return; // the managed path runs only with AVX2 (RowProduct.Supported)
         // 8-wide blocks and a scalar tail; values from the saturated ends (exp overflows to ∞ or underflows to 0) to tiny ones
         float[] values = [-100f, -30f, -9.5f, -3f, -1f, -0.25f, -1e-4f, 0f, 1e-4f, 0.3f, 1f, 2.5f, 7f, 12f, 30f, 100f, -0.7f, 0.9f, -5f, 4f, 60f];
         int m = activation == ExpertActivation.SwiGlu ? 2 * values.Length : values.Length;

@@ -3,6 +3,7 @@ using System.Runtime.Intrinsics;
 using TorchSharp;
 using YingHub.Moe.Core.Kernels;
 using YingHub.Moe.Core.Precision;
+using YingHub.Moe.Testing;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Tests.Kernels;
@@ -19,11 +20,14 @@ public class RowProductTests
     /// <summary>The vector widths this machine runs: 256-bit, and 512-bit with AVX-512.</summary>
     private static bool[] Widths() => Vector512.IsHardwareAccelerated ? [false, true] : [false];
 
-    [Theory]
+    [Fact]
+    public void The_kernel_tests_skip_exactly_when_the_kernels_are_unsupported() =>
+        Assert.Equal(RowProduct.Supported, Platform.SimdKernels);
+
+    [SimdKernelTheory]
     [MemberData(nameof(Shapes))]
     public unsafe void Kernels_equal_a_naive_double_product_at_both_widths(int n, int m, bool bias)
     {
-        if (!Vector256.IsHardwareAccelerated) return; // the kernels are never used without AVX2 (RowProduct.Supported)
         var (x, w, b) = Data(n, m, bias, seed: n * 1000 + m);
         foreach (bool inputMajor in new[] { true, false })
         foreach (bool wide in Widths())
@@ -50,10 +54,9 @@ public class RowProductTests
         }
     }
 
-    [Fact]
+    [SimdKernelFact]
     public void Autocast_products_of_one_row_in_inference_use_the_kernel_for_every_weight_layout()
     {
-        if (!RowProduct.Supported) return;
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(5);
         var x = torch.randn(1, 1, 40);             // (B=1, T=1, in): a decoding step's hidden state
@@ -78,10 +81,9 @@ public class RowProductTests
         AssertClose(expectedOut, Autocast.Linear(x, outputMajor, bias));
     }
 
-    [Fact]
+    [SimdKernelFact]
     public void Anything_but_one_float32_row_without_autograd_is_left_to_libtorch()
     {
-        if (!RowProduct.Supported) return;
         using var scope = torch.NewDisposeScope();
         var w = torch.randn(8, 24, requires_grad: true); // (in, out)
         var row = torch.randn(1, 8);

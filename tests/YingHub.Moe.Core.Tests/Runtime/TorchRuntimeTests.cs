@@ -1,7 +1,7 @@
-using System.Runtime.InteropServices;
 using TorchSharp;
 using YingHub.Moe.Build;
 using YingHub.Moe.Core.Runtime;
+using YingHub.Moe.Testing;
 
 namespace YingHub.Moe.Core.Tests.Runtime;
 
@@ -32,10 +32,9 @@ public class TorchRuntimeTests
         }
     }
 
-    [Fact]
+    [LinuxFact]
     public void Build_output_copies_of_the_native_library_load_on_this_system()
     {
-        if (!RuntimeInformation.IsOSPlatform(OSPlatform.Linux)) return;
         string? libstdcxx = ElfVersions.FindSystemLibstdcxx();
         Assert.NotNull(libstdcxx);
         HashSet<string> defined = ElfVersions.ReadDefinitions(libstdcxx!);
@@ -54,10 +53,9 @@ public class TorchRuntimeTests
         }
     }
 
-    [Fact]
+    [LinuxFact]
     public void MarkWeak_sets_only_the_weak_flag_of_the_named_requirement_and_is_idempotent()
     {
-        if (!RuntimeInformation.IsOSPlatform(OSPlatform.Linux)) return;
         string source = Directory.EnumerateFiles(AppContext.BaseDirectory, "libLibTorchSharp.so", SearchOption.AllDirectories).First();
         string dir = Directory.CreateTempSubdirectory("yinghub-elf-").FullName;
         try

@@ -47,8 +47,23 @@ public class CausalLMPerplexityScorerTests
             Assert.Equal(expected, scorer.Perplexity(text), expected * 1e-4);
         }
 
-        Assert.Throws<ArgumentException>(() => scorer.Perplexity("a"));
         Assert.True(new CausalLMPerplexityScorer(model, tokenizer, beginToken: 0).Perplexity("a") >= 1);
+    }
+
+    [Fact]
+    public void A_one_token_text_scores_the_vocabulary_size_and_an_empty_one_is_refused()
+    {
+        var tokenizer = CharTokenizer.FromCorpus("abcdefgh ");
+        using var model = Model(vocab: 12, context: 8); // a model vocabulary larger than the tokenizer's 9
+        var scorer = new CausalLMPerplexityScorer(model, tokenizer);
+        Assert.Equal(12.0, scorer.Perplexity("a"));
+        Assert.Equal([12.0, 12.0], ((ILanguageModelScorer)scorer).Perplexities(["b", "h"]));
+        Assert.Equal("text", Assert.Throws<ArgumentException>(() => scorer.Perplexity("")).ParamName);
+        // with a begin token the one token is predicted from it: exp(−log p(a | begin))
+        var withBegin = new CausalLMPerplexityScorer(model, tokenizer, beginToken: 0);
+        double expected = NaivePerplexity(model, [0, tokenizer.Encode("a")[0]], window: 8);
+        Assert.Equal(expected, withBegin.Perplexity("a"), expected * 1e-4);
+        Assert.Equal("text", Assert.Throws<ArgumentException>(() => withBegin.Perplexity("")).ParamName);
     }
 
     [Fact]

@@ -1,6 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
+using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Training.Optimization;
 using YingHub.Moe.Training.Schedules;
 using static TorchSharp.torch;
@@ -9,75 +9,58 @@ namespace YingHub.Moe.Training.Tests.Optimization;
 
 public class GroupedAdamWTests
 {
-    private sealed class Attention : nn.Module
-    {
-        [ComponentName(Name = "qkv_proj")] private readonly Linear _qkv = nn.Linear(4, 12);
-
-        public Attention() : base(nameof(Attention)) => RegisterComponents();
-    }
-
-    private sealed class SparseMoe : nn.Module
-    {
-        [ComponentName(Name = "gate")] private readonly Linear _gate = nn.Linear(4, 2, hasBias: false);
-        [ComponentName(Name = "experts")] private readonly ModuleList<Linear> _experts = nn.ModuleList(nn.Linear(4, 4), nn.Linear(4, 4));
-
-        public SparseMoe() : base(nameof(SparseMoe)) => RegisterComponents();
-    }
-
-    private sealed class Layer : nn.Module
-    {
-        [ComponentName(Name = "self_attn")] private readonly Attention _attn = new();
-        [ComponentName(Name = "input_layernorm")] private readonly LayerNorm _norm = nn.LayerNorm(4);
-        [ComponentName(Name = "block_sparse_moe")] private readonly SparseMoe _moe = new();
-
-        public Layer() : base(nameof(Layer)) => RegisterComponents();
-    }
-
-    /// <summary>A tiny module tree with the project's key vocabulary.</summary>
-    private sealed class TinyModel : nn.Module
-    {
-        [ComponentName(Name = "embed_tokens")] private readonly Embedding _embed = nn.Embedding(10, 4);
-        [ComponentName(Name = "layers")] private readonly ModuleList<Layer> _layers = nn.ModuleList(new Layer());
-
-        public TinyModel() : base(nameof(TinyModel)) => RegisterComponents();
-    }
-
     [Fact]
-    public void GroupMembership()
+    public void GroupMembershipOfARealModel()
     {
-        using var model = new TinyModel();
-        var names = model.named_parameters().Select(p => p.name).ToArray();
-        Assert.Contains("embed_tokens.weight", names);
-        Assert.Contains("layers.0.self_attn.qkv_proj.weight", names);
-        Assert.Contains("layers.0.block_sparse_moe.gate.weight", names);
+        using var model = new MoeForCausalLM(RealModel.Options());
+        RealModel.AssertTableCoversModel(model);
 
         using var adamw = GroupedAdamW.Create(model.named_parameters(), new AdamWGroupOptions { WeightDecay = 0.1, RouterLearningRateMultiplier = 0.5 });
+        Assert.Equal(["decay", "no_decay", "router_decay", "router_no_decay"], adamw.Groups.Select(g => g.Name));
+        foreach (var group in adamw.Groups)
+            Assert.Equal(RealModel.Expected(g => g.AdamW, group.Name), group.ParameterNames.Order(StringComparer.Ordinal));
+
         var groups = adamw.Groups.ToDictionary(g => g.Name);
-        Assert.Equal(["decay", "no_decay", "router_decay"], adamw.Groups.Select(g => g.Name));
-        Assert.Equal(
-            ["layers.0.self_attn.qkv_proj.weight", "layers.0.block_sparse_moe.experts.0.weight", "layers.0.block_sparse_moe.experts.1.weight"],
-            groups["decay"].ParameterNames);
-        Assert.Equal(
-            ["embed_tokens.weight", "layers.0.self_attn.qkv_proj.bias", "layers.0.input_layernorm.weight", "layers.0.input_layernorm.bias",
-             "layers.0.block_sparse_moe.experts.0.bias", "layers.0.block_sparse_moe.experts.1.bias"],
-            groups["no_decay"].ParameterNames);
-        Assert.Equal(["layers.0.block_sparse_moe.gate.weight"], groups["router_decay"].ParameterNames);
         Assert.Equal(0.1, groups["decay"].WeightDecay);
         Assert.Equal(0.0, groups["no_decay"].WeightDecay);
+        Assert.Equal(0.1, groups["router_decay"].WeightDecay);
+        Assert.Equal(0.0, groups["router_no_decay"].WeightDecay);
         Assert.Equal(0.5, groups["router_decay"].LearningRateMultiplier);
-        Assert.Equal([1.0, 1.0, 0.5], adamw.LearningRateMultipliers);
-        Assert.Equal(names.Length, adamw.Groups.Sum(g => g.ParameterNames.Count));
-        Assert.Equal(8, groups["router_decay"].ElementCount);
+        Assert.Equal([1.0, 1.0, 0.5, 0.5], adamw.LearningRateMultipliers);
+        Assert.Equal(2 * 3 * 8, groups["router_decay"].ElementCount); // gate (E, C) and noise (E, C)
+        Assert.Equal(3 + 3 + 1, groups["router_no_decay"].ElementCount); // gate bias (E), noise bias (E), temperature ()
         Assert.Contains("router_decay: weight_decay=0.1, lr_multiplier=0.5", adamw.Describe());
 
         // The optimizer's own groups carry the same decay and learning rates.
         var optGroups = adamw.Optimizer.ParamGroups.Cast<AdamW.ParamGroup>().ToArray();
-        Assert.Equal([0.1, 0.0, 0.1], optGroups.Select(g => g.Options.weight_decay!.Value));
-        Assert.Equal([1e-3, 1e-3, 5e-4], optGroups.Select(g => g.LearningRate));
+        Assert.Equal([0.1, 0.0, 0.1, 0.0], optGroups.Select(g => g.Options.weight_decay!.Value));
+        Assert.Equal([1e-3, 1e-3, 5e-4, 5e-4], optGroups.Select(g => g.LearningRate));
 
         // The applier drives the groups with the multipliers.
         new LearningRateApplier(adamw.Optimizer, new ConstantSchedule(2e-3), adamw.LearningRateMultipliers).Apply(0);
-        Assert.Equal([2e-3, 2e-3, 1e-3], optGroups.Select(g => g.LearningRate));
+        Assert.Equal([2e-3, 2e-3, 1e-3, 1e-3], optGroups.Select(g => g.LearningRate));
+    }
+
+    /// <summary>A decayed step leaves a stacked (count, out) expert bias untouched when its gradient is zero: biases are not decayed.</summary>
+    [Fact]
+    public void StackedBiasesAreNotDecayed()
+    {
+        using var model = new MoeForCausalLM(RealModel.Options());
+        var named = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var bias = named["layers.1.block_sparse_moe.experts.fc1.bias"];
+        var weight = named["layers.1.block_sparse_moe.experts.fc1.weight"];
+        Assert.Equal(2, bias.dim()); // (2 simple experts, H): shaped like a matrix
+        using (no_grad())
+        {
+            bias.fill_(1f);
+            weight.fill_(1f);
+        }
+
+        using var adamw = GroupedAdamW.Create(model.named_parameters(), new AdamWGroupOptions { LearningRate = 0.1, WeightDecay = 0.5 });
+        foreach (var p in model.parameters()) p.grad = zeros_like(p);
+        adamw.Optimizer.step();
+        Assert.All(bias.data<float>().ToArray(), x => Assert.Equal(1f, x));          // no decay
+        Assert.All(weight.data<float>().ToArray(), x => Assert.Equal(0.95f, x, 1e-6f)); // 1 × (1 − lr · wd)
     }
 
     [Fact]
@@ -160,8 +143,8 @@ public class GroupedAdamWTests
     [Fact]
     public void FusedMatchesPerParameterAdamWAcrossSaveAndLoad()
     {
-        using var a = new TinyModel();
-        using var b = new TinyModel();
+        using var a = new MoeForCausalLM(RealModel.Options());
+        using var b = new MoeForCausalLM(RealModel.Options());
         using (no_grad())
         {
             foreach (var (pa, pb) in a.parameters().Zip(b.parameters())) pb.copy_(pa);
@@ -177,7 +160,7 @@ public class GroupedAdamWTests
         {
             foreach (var ((name, pa), pb) in a.named_parameters().Zip(b.parameters()))
             {
-                if (name.Contains("experts.1") && t % 2 == 1)
+                if (name.Contains("deep_experts") && t % 2 == 1)
                 {
                     pa.grad = null; // an expert without tokens this step: skipped by both
                     pb.grad = null;
