@@ -135,7 +135,9 @@ public class MlflowTrackerTests
         var log = new FailureSignal();
         using var tracker = new MlflowTracker(Options(stub), logger: log);
         tracker.SetTags(new Dictionary<string, string> { ["a"] = "b" });
-        log.Failed.Wait(); // the background sender has recorded the 403 (no deadline: a loaded machine only makes it later)
+        // the background sender has recorded the 403; the bound is a liveness guard (a sender that never logs would hang
+        // the suite), minutes beyond any loaded machine's delay, not a speed check
+        Assert.True(log.Failed.Wait(TimeSpan.FromMinutes(5)), "the tracker never logged the failed request");
         var e = Assert.Throws<InvalidOperationException>(() => tracker.LogMetrics(2, new Dictionary<string, double> { ["lr"] = 1e-3 }));
         Assert.Contains("runs/set-tag", e.Message);
         Assert.Contains("403", e.Message);
