@@ -66,7 +66,9 @@ public sealed class SamplingOptions
     /// <summary>
     /// Custom logits processors (as Hugging Face's <c>LogitsProcessor</c>), applied in order before the built-in
     /// penalties and samplers: each receives the next-token logits (B, V) float32 and the tokens of each sequence so far
-    /// (prompt included) and returns the logits to use (a new tensor or the same one). They run under
+    /// (prompt included) and returns the logits to use (a new tensor or the same one). B counts the sequences still
+    /// generating: in a batch, a sequence that produced a stop sequence leaves it, so row r is the r-th sequence still
+    /// running, not always prompt r (tell sequences apart by their tokens, e.g. the prompt). They run under
     /// <c>torch.inference_mode()</c>, like the whole decoding step: a tensor a processor makes there and keeps for later
     /// cannot take part in autograd or be modified in place outside inference mode. Empty by default; not serialized.
     /// </summary>

@@ -190,10 +190,10 @@ public sealed class TokenGenerator
         return output.Logits[.., -1].to(ScalarType.Float32); // (B, V): the last position is real in every row
     }
 
-    /// <summary>The repetition, presence and frequency penalties over each row's last tokens; rows of equal length.</summary>
+    /// <summary>The repetition, presence and frequency penalties over each row's last tokens; rows whose windows have equal lengths.</summary>
     private static Tensor Penalise(Tensor logits, List<long>[] tokens, SamplingOptions options)
     {
-        int w = Math.Min(options.RepetitionWindow, tokens[0].Count);
+        int w = Math.Min(options.RepetitionWindow, tokens.Min(t => t.Count));
         var recentIds = new long[tokens.Length * w];
         for (int b = 0; b < tokens.Length; b++) tokens[b].CopyTo(tokens[b].Count - w, recentIds, b * w, w);
         var recent = torch.tensor(recentIds, tokens.Length, w, device: logits.device); // (B, W)
@@ -206,13 +206,14 @@ public sealed class TokenGenerator
         foreach (var processor in options.LogitsProcessors)
             logits = processor(logits, tokens) ?? throw new InvalidOperationException("A logits processor returned null.");
         bool penalise = options.RepetitionPenalty != 1.0 || options.PresencePenalty != 0 || options.FrequencyPenalty != 0;
-        if (penalise && tokens.All(t => t.Count == tokens[0].Count))
+        int look = Math.Min(options.RepetitionWindow, tokens[0].Count);
+        if (penalise && tokens.All(t => Math.Min(options.RepetitionWindow, t.Count) == look))
         {
             logits = Penalise(logits, tokens, options);
         }
         else if (penalise)
         {
-            // rows of different lengths (padded prompts) look back over windows of different lengths: one row at a time
+            // rows shorter than the window (padded prompts) look back over windows of different lengths: one row at a time
             logits = torch.cat(tokens.Select((t, b) => Penalise(logits.narrow(0, b, 1), [t], options)).ToList(), 0); // (B, V)
         }
 

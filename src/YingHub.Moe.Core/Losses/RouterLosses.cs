@@ -59,7 +59,7 @@ public static class RouterLosses
 
     /// <summary>Σ over the counted rows of x (N, E) → (E).</summary>
     private static Tensor Sum(Tensor x, Tensor? mask) =>
-        mask is null ? x.sum([0]) : (x * mask.to(x.dtype).unsqueeze(1)).sum([0]);
+        mask is null ? x.sum([0]) : x.masked_fill(mask.logical_not().unsqueeze(1), 0).sum([0]); // a fill, not a product: inf · 0 would be NaN
 
     /// <summary>The number of counted tokens (), at least 1, so an empty mask gives a zero loss rather than NaN.</summary>
     private static Tensor Count(Tensor mask) => mask.to(ScalarType.Float32).sum().clamp_min(1);
@@ -71,7 +71,7 @@ public static class RouterLosses
     {
         using var scope = torch.NewDisposeScope();
         var z = logits.to(ScalarType.Float32).logsumexp(-1).pow(2); // (N)
-        var loss = mask is null ? z.mean() : (z * mask.to(z.dtype)).sum() / Count(mask);
+        var loss = mask is null ? z.mean() : z.masked_fill(mask.logical_not(), 0).sum() / Count(mask);
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -91,10 +91,11 @@ public static class RouterLosses
         using var scope = torch.NewDisposeScope();
         long e = probs.size(1);
         var load = pastCounts.to(ScalarType.Float32) + Sum(probs.to(ScalarType.Float32), mask) * topK; // (E): N·k · mean_n probs
-        var q = load / load.sum();                                                                           // (E)
-        // KL(u ‖ q) = Σ u_i (log u_i − log q_i) with u_i = 1/E
+        var total = load.sum();                                                                              // ()
+        var q = load / total.clamp_min(1e-12);                                                               // (E)
+        // KL(u ‖ q) = Σ u_i (log u_i − log q_i) with u_i = 1/E; no load at all (an empty window, nothing counted) is 0
         var kl = -Math.Log(e) - q.clamp_min(1e-12).log().mean();
-        return kl.MoveToOuterDisposeScope();
+        return torch.where(total > 0, kl, torch.zeros_like(kl)).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -84,7 +84,7 @@ internal sealed class CausalSelfAttention : nn.Module
         var y = p > 0 && q.device_type == DeviceType.CPU
             ? DropoutAttention(q, k, v, start, p, padding?.Allowed)                            // (B, nh, T, hd)
             : nn.functional.scaled_dot_product_attention(q, k, v, mask, p, causal && t > 1); // (B, nh, T, hd)
-        if (padding is not null) y = y * padding.QueryReal.to(y.dtype);                       // (B, nh, T, hd): pad queries attend to nothing
+        if (padding is not null) y = y * (y.dtype == ScalarType.Float32 ? padding.QueryReal : padding.QueryReal.to(y.dtype)); // (B, nh, T, hd): pad queries attend to nothing
         y = y.transpose(1, 2).reshape(b, t, c);                                               // (B, T, C)
         return Regularization.Dropout(_out.call(y), _residDropout, training).MoveToOuterDisposeScope();
     }

@@ -59,6 +59,7 @@ public sealed class KvCache : IDisposable
         ArgumentNullException.ThrowIfNull(rows);
         if (rows.Count == 0 || rows.Any(r => r < 0 || r >= Batch))
             throw new ArgumentException($"Rows to keep must be a non-empty list of indices in [0, {Batch}); got [{string.Join(", ", rows)}].", nameof(rows));
+        using var normal = torch.inference_mode(false); // new buffers must not be inference tensors: later writes may run under no_grad
         var index = torch.tensor(rows.ToArray(), device: _keys[0].device);
         for (int i = 0; i < _keys.Length; i++)
         {
@@ -90,20 +91,27 @@ public sealed class KvCache : IDisposable
         _realKeys?.narrow(1, 0, Length).to(device) ?? torch.ones(Batch, Length, dtype: ScalarType.Bool, device: device);
 
     /// <summary>
-    /// Records which of the positions about to be appended are real tokens, <paramref name="real"/> (B, T) bool. Called
-    /// for every forward once the cache or the input has padding (the model does this), before <see cref="Advance"/>.
+    /// Records which of the <paramref name="newTokens"/> positions just appended are real tokens: <paramref name="real"/>
+    /// (B, T) bool, or null when all are. Called for every forward once the cache or the input has padding (the model
+    /// does this), before <see cref="Advance"/>.
     /// </summary>
-    internal void RecordRealTokens(Tensor real)
+    internal void RecordRealTokens(Tensor? real, long newTokens)
     {
+        using var normal = torch.inference_mode(false); // the cache's own state outlives a decoding step's inference mode
         using var scope = torch.NewDisposeScope();
-        long t = real.size(1);
         if (_realKeys is null)
         {
-            _realKeys = Owned.Tensor(torch.ones(Batch, Capacity, dtype: ScalarType.Bool, device: real.device));
+            _realKeys = Owned.Tensor(torch.ones(Batch, Capacity, dtype: ScalarType.Bool, device: _keys[0].device)); // positions ≥ Length stay true until written
             _realTokens = Enumerable.Repeat((long)Length, (int)Batch).ToArray();
         }
 
-        using (var slot = _realKeys.narrow(1, Length, t)) slot.copy_(real);
+        if (real is null)
+        {
+            for (int b = 0; b < _realTokens!.Length; b++) _realTokens[b] += newTokens; // all real: nothing to write
+            return;
+        }
+
+        using (var slot = _realKeys.narrow(1, Length, newTokens)) slot.copy_(real);
         long[] added = real.to(ScalarType.Int64).sum(1).cpu().data<long>().ToArray(); // (B)
         for (int b = 0; b < added.Length; b++) _realTokens![b] += added[b];
     }

@@ -22,11 +22,12 @@ namespace YingHub.Moe.Core.Modules;
 /// Σ coefficient × auxiliary loss); the others are zero. In training the utilization window is updated either way.
 /// </param>
 /// <param name="AttentionMask">
-/// 1 (or true) for real tokens and 0 for padding (B, T), bool or integer, for the T new positions (a cache remembers the
-/// padding of what it holds), as Hugging Face's <c>attention_mask</c>. Pad positions attend to nothing and are attended
-/// by nothing, positions (learned or rotary) count real tokens only, padding runs through no expert, and the LM loss
-/// and router losses skip it: a left-padded row gives the logits of the same row alone at its real positions. Null, or
-/// a mask of ones, is the unpadded fast path.
+/// 1 (or true) for real tokens and 0 for padding (B, T), bool or integer, on the input's device, for the T new positions
+/// (a cache remembers the padding of what it holds), as Hugging Face's <c>attention_mask</c>. Pad positions attend to
+/// nothing and are attended by nothing, positions (learned or rotary) count real tokens only, padding runs through no
+/// routed expert and takes no capacity (the shared expert and dense layers still compute on it; nothing reads the
+/// result), and the LM loss and router losses skip it: a left-padded row gives the logits of the same row alone at its
+/// real positions. Null, or a mask of ones, is the unpadded fast path.
 /// </param>
 /// <param name="OutputRouterLogits">Return every MoE layer's router logits and choices in <see cref="CausalLMOutput.Routing"/> (Hugging Face's <c>output_router_logits</c>).</param>
 /// <param name="OutputHiddenStates">Return the final hidden states in <see cref="CausalLMOutput.LastHiddenState"/> (e.g. for a value head).</param>
@@ -51,8 +52,8 @@ public sealed record MoeLayerRouting(int Layer, Tensor Logits, Tensor SelectedEx
 
 /// <summary>Routing statistics of one MoE layer for one forward pass (for logs and heatmaps). Tensors are owned by the output.</summary>
 /// <param name="Layer">Decoder layer index.</param>
-/// <param name="TokensPerExpert">Assignments routed to each expert (E), int64, before capacity, counting real tokens with a label only.</param>
-/// <param name="Dropped">Assignments dropped by capacity (E), int64 (of every real token).</param>
+/// <param name="TokensPerExpert">Assignments routed to each expert (E), int64, before capacity, counting the tokens router losses count (real, with a label).</param>
+/// <param name="Dropped">Assignments dropped by capacity (E), int64, among every real token (capacity acts on all of them, labelled or not).</param>
 /// <param name="Utilization">Share of experts at or above the utilization threshold over the sliding window, scalar fp32.</param>
 public sealed record RouterLayerStats(int Layer, Tensor TokensPerExpert, Tensor Dropped, Tensor Utilization);
 
@@ -191,7 +192,6 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         var padding = real is not null || input.Cache?.HasPadding == true
             ? PaddingMask.Build(real, b, t, input.Cache, ids.device)
             : null;
-        if (padding is not null) input.Cache?.RecordRealTokens(padding.RealTokens);
         var labels = input.Labels;
         if (labels is not null && real is not null) labels = labels.masked_fill(real.logical_not(), IgnoreIndex); // (B, T): padding has no target
         var request = MoeRequest(input, real, labels);
@@ -208,6 +208,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
             if (moe is not null) moeOutputs.Add(moe);
         }
 
+        if (padding is not null) input.Cache?.RecordRealTokens(real, t); // after the layers: a forward that throws leaves the cache as it was
         input.Cache?.Advance(t);
         var h = _norm.call(x);                                                                 // (B, T, C)
         var logits = Autocast.Linear(h, _lmHead?.weight ?? _embedTokens.weight!);                 // (B, T, V)
@@ -240,17 +241,17 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     private MoeBlockRequest MoeRequest(CausalLMInput input, Tensor? real, Tensor? labels)
     {
         bool all = input.RouterStatistics, withLoss = labels is not null;
+        bool lb = all || (withLoss && _options.LoadBalancingCoef != 0);
+        bool z = all || (withLoss && _options.ZLossCoef != 0);
+        bool kl = all || (withLoss && _options.UtilizationKlCoef != 0);
         Tensor? counted = real?.reshape(-1);                                                   // (N)
-        if (labels is not null && (real is not null || labels.eq(IgnoreIndex).any().item<bool>())) // one host read: most batches have every label
+        bool counts = lb || z || kl || training;                                               // anything that counts tokens (training: the window)
+        if (counts && labels is not null && (real is not null || labels.eq(IgnoreIndex).any().item<bool>())) // one host read: most batches have every label
             counted = labels.reshape(-1).ne(IgnoreIndex);                                      // (N): padding is already -100
-        return new MoeBlockRequest(
-            DispatchMask: real?.reshape(-1),
-            LossMask: counted,
-            LoadBalancing: all || (withLoss && _options.LoadBalancingCoef != 0),
-            ZLoss: all || (withLoss && _options.ZLossCoef != 0),
-            UtilizationKl: all || (withLoss && _options.UtilizationKlCoef != 0),
-            Statistics: all,
-            Routing: input.OutputRouterLogits);
+        long? dispatched = real is not null && training && _options.CapacityFactor is not null
+            ? real.sum().item<long>()                                                          // once per forward, for every layer's capacity
+            : null;
+        return new MoeBlockRequest(real?.reshape(-1), counted, lb, z, kl, Statistics: all, Routing: input.OutputRouterLogits, DispatchedTokens: dispatched);
     }
 
     /// <summary>The real tokens (B, T) bool of an attention mask, or null when there is none or it has no padding (one host read).</summary>
@@ -307,7 +308,9 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     /// (B, T − 1), fp32, in one forward (differentiable when gradients are on; the model's training mode is left as it
     /// is). With <paramref name="attentionMask"/> (left-padded rows) a position counts when both the token and its
     /// predecessor are real, so a padded row gives the log-probabilities of the same row alone (at its positions), and
-    /// every other position is 0. <see cref="TokenLogProbs.Gather"/> does the same from logits already at hand.
+    /// every other position is 0. <see cref="TokenLogProbs.Gather"/> does the same from logits already at hand. In
+    /// training mode this is a training forward (dropout, router noise, and the utilization window records the tokens):
+    /// call <c>eval()</c> first for the log-probabilities of a frozen policy or reference.
     /// </summary>
     /// <param name="inputIds">Token ids (B, T), int64, T ≥ 2.</param>
     /// <param name="attentionMask">1 for real tokens, 0 for padding (B, T); null: no padding.</param>
@@ -408,6 +411,8 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         if (attentionMask is null) return;
         if (!attentionMask.shape.SequenceEqual(ids.shape))
             throw new ArgumentException($"AttentionMask shape [{string.Join(", ", attentionMask.shape)}] differs from InputIds shape [{string.Join(", ", ids.shape)}] (it covers the new positions only; a cache remembers the rest).", nameof(CausalLMInput.AttentionMask));
+        if (attentionMask.device_type != ids.device_type || attentionMask.device_index != ids.device_index)
+            throw new ArgumentException($"AttentionMask is on {attentionMask.device}, InputIds on {ids.device}: put both on the model's device.", nameof(CausalLMInput.AttentionMask));
         if (attentionMask.dtype is not (ScalarType.Bool or ScalarType.Int64 or ScalarType.Int32 or ScalarType.Int8 or ScalarType.Byte))
             throw new ArgumentException($"AttentionMask must be bool or an integer type; got {attentionMask.dtype}.", nameof(CausalLMInput.AttentionMask));
         if (attentionMask.dtype != ScalarType.Bool)

@@ -19,8 +19,9 @@ namespace YingHub.Moe.Core.Modules;
 /// <param name="UtilizationKl">Compute the sliding-window KL to uniform.</param>
 /// <param name="Statistics">Compute the layer's <see cref="RouterLayerStats"/>.</param>
 /// <param name="Routing">Return the router's logits and choices (<see cref="MoeLayerRouting"/>).</param>
+/// <param name="DispatchedTokens">The number of true entries of <paramref name="DispatchMask"/>, when capacity needs it (counted once per forward).</param>
 internal sealed record MoeBlockRequest(Tensor? DispatchMask = null, Tensor? LossMask = null, bool LoadBalancing = false, bool ZLoss = false,
-    bool UtilizationKl = false, bool Statistics = false, bool Routing = false);
+    bool UtilizationKl = false, bool Statistics = false, bool Routing = false, long? DispatchedTokens = null);
 
 /// <summary>
 /// What a sparse MoE block returns. All tensors belong to the receiver; the losses, statistics and routing are null
@@ -89,7 +90,7 @@ internal sealed class SparseMoeBlock : nn.Module
 
         // capacity binds in training only: evaluation and decoding are dropless, so a cached decode equals a full forward
         long? capacity = training && _options.CapacityFactor is { } cf
-            ? Capacity(cf, request.DispatchMask is { } d ? d.sum().item<long>() : n) // padding takes no capacity
+            ? Capacity(cf, request.DispatchMask is { } d ? request.DispatchedTokens ?? d.sum().item<long>() : n) // padding takes no capacity
             : null;
         var (y, assigned, kept) = n == 1 ? SingleToken(flat, route) : Dispatch(flat, route, capacity, b, request.DispatchMask);
         if (_shared is not null) y = y + _shared.call(flat);

@@ -178,6 +178,27 @@ public class TokenGeneratorTests
     }
 
     [Fact]
+    public void A_padded_sequence_that_stops_leaves_the_batch_and_the_others_go_on_as_alone()
+    {
+        torch.manual_seed(26);
+        using var model = new MoeForCausalLM(Tiny.Options(o => { o.ContextLength = 24; o.Positions = PositionEncoding.Rope; }));
+        var generator = new TokenGenerator(model);
+        long[][] prompts = [[1, 2, 3, 4, 5, 6], [5], [7, 7, 3]];
+        // the shortest (most padded) sequence, the one whose prompt is [5], is made to produce 18 at its 3rd step; 18 is banned elsewhere
+        var options = new SamplingOptions { Greedy = true, MaxNewTokens = 10, StopSequences = [[18]] };
+        options.LogitsProcessors.Add((logits, seqs) =>
+        {
+            for (int r = 0; r < seqs.Count; r++)
+                logits[r, 18] = torch.tensor(seqs[r][0] == 5 && seqs[r].Count == 1 + 2 ? 1e9f : float.NegativeInfinity);
+            return logits;
+        });
+        var alone = prompts.Select(p => generator.Generate(p, options)).ToArray();
+        var batch = generator.GenerateBatch(prompts, options);
+        Assert.Equal(3, alone[1].Length);
+        for (int b = 0; b < 3; b++) Assert.Equal(alone[b], batch[b]);
+    }
+
+    [Fact]
     public void Bad_prompts_and_options_are_rejected_with_the_value()
     {
         using var model = new MoeForCausalLM(Tiny.Options());

@@ -98,5 +98,10 @@ public class RouterLossesTests
         var none = torch.zeros(3, dtype: ScalarType.Bool);
         Assert.Equal(0.0, RouterLosses.LoadBalancing(probs, indices, none).item<float>());
         Assert.Equal(0.0, RouterLosses.ZLoss(logits, none).item<float>());
+        Assert.Equal(0.0, RouterLosses.WindowKlToUniform(torch.zeros(3), probs, topK: 1, none).item<float>());
+
+        // a masked token's non-finite value does not leak into the loss (a fill, not a product with 0)
+        var withInf = torch.tensor(new[] { 1f, 2f, 3f, 0f, 0f, 0f, float.PositiveInfinity, 5f, 5f }, 3, 3);
+        Assert.Equal((lse1 * lse1 + lse2 * lse2) / 2, RouterLosses.ZLoss(withInf, mask).item<float>(), 4);
     }
 }

@@ -67,6 +67,11 @@ public class PaddingTests
         var rows = new List<long>[] { [.. Short], [.. Long] };
         Tiny.AssertClose(Alone(model, Short)[-1], prefill[0, -1], atol: 1e-5);
 
+        // a forward that fails (a token outside the vocabulary) leaves the cache as it was
+        Assert.Throws<ArgumentException>(() => model.call(new CausalLMInput(torch.tensor(new long[] { 9, 99 }, 2, 1), Cache: cache)));
+        Assert.Equal(new long[] { 5, 8 }, cache.RealTokenCounts());
+        Assert.Equal(8, cache.Length);
+
         long[][] next = [[9, 6], [2, 13], [17, 1]]; // one new token per row per step, no mask: both real
         foreach (long[] step in next)
         {
