@@ -66,6 +66,22 @@ public sealed class CustomLoopExampleTests : IDisposable
     // ---- end docs/training.md example ----
 
     [Fact]
+    public void Docs_training_md_shows_this_example_verbatim()
+    {
+        string source = File.ReadAllText(SourcePath());
+        int begin = source.IndexOf("// ---- begin docs/training.md example ----", StringComparison.Ordinal);
+        begin = source.IndexOf('\n', begin) + 1;
+        int end = source.IndexOf("    // ---- end docs/training.md example ----", begin, StringComparison.Ordinal);
+        string example = string.Join('\n', source[begin..end].TrimEnd().Split('\n').Select(l => l.StartsWith("    ", StringComparison.Ordinal) ? l[4..] : l));
+        string root = Path.GetDirectoryName(SourcePath())!;
+        while (!File.Exists(Path.Combine(root, "docs", "training.md"))) root = Path.GetDirectoryName(root)!;
+        string docs = File.ReadAllText(Path.Combine(root, "docs", "training.md")).Replace("\r\n", "\n", StringComparison.Ordinal);
+        Assert.Contains(example.Replace("\r", "", StringComparison.Ordinal), docs);
+    }
+
+    private static string SourcePath([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
+
+    [Fact]
     public void The_documented_loop_trains_saves_and_resumes()
     {
         string text = string.Concat(Enumerable.Repeat("a loop of your own. ", 200));
