@@ -1,6 +1,7 @@
 using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
+using YingHub.Moe.Training.Checkpointing;
 
 namespace YingHub.Moe.Cli;
 
@@ -9,6 +10,12 @@ internal static class CheckpointLoader
 {
     public static (MoeForCausalLM Model, ITextTokenizer Tokenizer) Load(string directory)
     {
+        if (!File.Exists(Path.Combine(directory, MoeCheckpoint.ConfigFile)) && Interrupted(directory) is { } newest)
+        {
+            Console.Error.WriteLine($"'{directory}' is incomplete (a save was interrupted); loading the run's newest complete checkpoint '{newest}'.");
+            directory = newest;
+        }
+
         if (!Directory.Exists(directory)) throw new CliException($"Checkpoint directory '{directory}' does not exist.");
         try
         {
@@ -25,6 +32,19 @@ internal static class CheckpointLoader
         catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
         {
             throw new CliException($"Checkpoint '{directory}': {Cli.MessageOf(ex)}");
+        }
+    }
+
+    /// <summary>The newest complete checkpoint of a training run whose directory a killed save left without one, or null.</summary>
+    private static string? Interrupted(string directory)
+    {
+        try
+        {
+            return CheckpointStore.FindNewestComplete(directory);
+        }
+        catch (InvalidDataException)
+        {
+            return null;
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using YingHub.Moe.Core.Runtime;
 
 namespace YingHub.Moe.Cli;
@@ -105,5 +106,50 @@ internal static class Cli
         if ((text is null) == (file is null)) throw new CliException("Give exactly one of --text TEXT or --file FILE.", 2);
         if (file is not null && !File.Exists(file)) throw new CliException($"File '{file}' does not exist.");
         return text ?? File.ReadAllText(file!);
+    }
+}
+
+/// <summary>
+/// Turns SIGINT (Ctrl-C) and SIGTERM (docker stop, systemd) into a cancellation, so a command can finish its step,
+/// save and say so instead of dying on the spot; a second signal terminates at once. Exit codes follow the shell's
+/// 128 + signal convention (130, 143).
+/// </summary>
+internal sealed class StopSignals : IDisposable
+{
+    private readonly CancellationTokenSource _cancel = new();
+    private readonly PosixSignalRegistration[] _registrations;
+
+    public StopSignals()
+    {
+        _registrations = [PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle), PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle)];
+    }
+
+    /// <summary>Cancelled by the first signal.</summary>
+    public CancellationToken Token => _cancel.Token;
+
+    /// <summary>The first signal received, if any.</summary>
+    public PosixSignal? Received { get; private set; }
+
+    /// <summary>128 + the signal's number.</summary>
+    public static int ExitCode(PosixSignal signal) => signal switch
+    {
+        PosixSignal.SIGINT => 130,
+        PosixSignal.SIGTERM => 143,
+        _ => 1,
+    };
+
+    private void Handle(PosixSignalContext context)
+    {
+        if (Received is not null) return; // the second one: let it terminate the process
+        context.Cancel = true;
+        Received = context.Signal;
+        Console.Error.WriteLine($"{context.Signal}: finishing the current step and saving (send it again to stop at once).");
+        _cancel.Cancel();
+    }
+
+    public void Dispose()
+    {
+        foreach (var r in _registrations) r.Dispose();
+        _cancel.Dispose();
     }
 }

@@ -6,6 +6,7 @@ using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
 using YingHub.Moe.Training;
+using YingHub.Moe.Training.Checkpointing;
 using YingHub.Moe.Training.Data;
 using YingHub.Moe.Training.FineTuning;
 using YingHub.Moe.Training.Tracking;
@@ -15,10 +16,14 @@ namespace YingHub.Moe.Cli;
 /// <summary>What a training run needs, merged from the command line, a <c>--config</c> file and the defaults (<see cref="TrainConfig"/>).</summary>
 /// <param name="TokenizerKind">char, gpt2, cl100k or o200k; null with <paramref name="InitFrom"/> to keep the checkpoint's.</param>
 /// <param name="InitFrom">A checkpoint directory to fine-tune from: its options, weights and tokenizer, with a fresh optimizer and schedule.</param>
+/// <param name="SaveEvery">Save a resumable checkpoint every N steps (0: only at the end and when stopped).</param>
+/// <param name="SaveEveryMinutes">Also save when this many minutes have passed since the last save (0: no time interval).</param>
+/// <param name="Freeze">Parameters to freeze (parts or name globs); null: none, or on --resume the run's.</param>
 internal sealed record TrainSettings(
     string Data, string Preset, string? TokenizerKind, int Steps, int Batch, int? Block, double LearningRate, long Seed, string Output, bool Resume = false,
     TrainingPrecision Precision = TrainingPrecision.Fp32, string? InitFrom = null, TrackingSettings? Tracking = null, InitScheme? Init = null,
-    double? Dropout = null, ResidualInitScheme? ResidualInit = null);
+    double? Dropout = null, ResidualInitScheme? ResidualInit = null, int SaveEvery = TrainConfig.DefaultSaveEvery,
+    double SaveEveryMinutes = TrainConfig.DefaultSaveEveryMinutes, IReadOnlyList<string>? Freeze = null);
 
 /// <summary>Where the metrics go besides the console: JSON Lines and PNG plots beside the checkpoint, TensorBoard, MLflow.</summary>
 /// <param name="TensorBoard">Write TensorBoard event files.</param>
@@ -58,9 +63,16 @@ internal static class TrainCommand
         };
         residualInit.AcceptOnlyFromAmong("scaled", "zero", "unscaled");
         var dropout = Cli.OptionalDouble("--dropout", "Dropout probability of a new model, in [0, 1), on embeddings, hidden states, expert outputs and attention weights. Default: the preset's.");
+        var saveEvery = Cli.OptionalInt("--save-every", $"Save a resumable checkpoint every N steps (the previous one stays until the new one is complete); 0: off. Default: {TrainConfig.DefaultSaveEvery}.");
+        var saveEveryMinutes = Cli.OptionalDouble("--save-every-minutes", $"Also save when this many minutes have passed since the last save, whichever comes first; 0: off. Default: {TrainConfig.DefaultSaveEveryMinutes}.");
+        var freeze = new Option<string[]>("--freeze")
+        {
+            Description = "Freeze parameters (repeatable): embeddings, blocks:N (the first N layers), attention, routers, experts, lm_head, or a glob over parameter names (e.g. 'layers.0.*'). With --resume: the run's, by default.",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var plots = Cli.OptionalInt("--plots", "Redraw the PNG plots (loss, learning rate, expert-load heatmap in {out}.cache/plots) every N metric points; 0: none. Default: 10.");
         var command = new Command("train", "Train a sparse MoE preset on a text corpus (or fine-tune a checkpoint on one) and save a checkpoint.")
-            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json, tensorBoard, mlflow, plots, init, residualInit, dropout };
+            { config, data, preset, tokenizer, steps, batch, block, lr, seed, amp, output, initFrom, resume, json, tensorBoard, mlflow, plots, init, residualInit, dropout, saveEvery, saveEveryMinutes, freeze };
         command.SetAction(parse => Cli.Run(() =>
         {
             var given = new TrainArguments
@@ -68,6 +80,7 @@ internal static class TrainCommand
                 Data = parse.GetValue(data), Preset = parse.GetValue(preset), Tokenizer = parse.GetValue(tokenizer), Steps = parse.GetValue(steps),
                 Batch = parse.GetValue(batch), Block = parse.GetValue(block), LearningRate = parse.GetValue(lr), Seed = parse.GetValue(seed),
                 Output = parse.GetValue(output), Amp = parse.GetValue(amp), InitFrom = parse.GetValue(initFrom), Dropout = parse.GetValue(dropout),
+                SaveEvery = parse.GetValue(saveEvery), SaveEveryMinutes = parse.GetValue(saveEveryMinutes), Freeze = parse.GetValue(freeze) is { Length: > 0 } f ? f : null,
             };
             var file = parse.GetValue(config) is { } path ? TrainConfig.Read(path) : null;
             int plotInterval = parse.GetValue(plots) ?? 10;
@@ -81,26 +94,36 @@ internal static class TrainCommand
             if ((settings.Init is not null || settings.ResidualInit is not null) && (settings.InitFrom is not null || settings.Resume))
                 throw new CliException($"{(settings.Init is not null ? "--init" : "--residual-init")} sets up a new model's weights; with --init-from or --resume the weights come from the checkpoint.", 2);
             bool asJson = parse.GetValue(json);
-            var (model, _, result) = Train(settings, TrainingProgressView.UseBar(asJson));
+            using var stop = new StopSignals();
+            var (model, _, result) = Train(settings, TrainingProgressView.UseBar(asJson), stop.Token);
             using (model)
             {
                 if (asJson)
                 {
                     Console.WriteLine(JsonSerializer.Serialize(new
                     {
-                        steps = result.Steps, train_loss = result.TrainLoss, val_loss = result.ValidationLoss, tokens_per_s = Math.Round(result.TokensPerSecond, 1),
+                        steps = result.Steps, train_loss = Finite(result.TrainLoss), val_loss = Finite(result.ValidationLoss), tokens_per_s = Math.Round(result.TokensPerSecond, 1),
                         params_total = model.ParameterCount, params_active = model.ActiveParameterCount, checkpoint = Path.GetFullPath(settings.Output),
                     }));
                 }
             }
 
-            return 0;
+            if (stop.Received is not { } signal) return 0;
+            Console.Error.WriteLine(result.Steps > 0
+                ? $"{signal}: stopped at step {result.Steps}; checkpoint saved to {Path.GetFullPath(settings.Output)} (continue with --resume)."
+                : $"{signal}: stopped before training; nothing to save.");
+            return StopSignals.ExitCode(signal);
         }));
         return command;
     }
 
-    /// <summary>Trains as <paramref name="s"/> says, printing progress (a bar with <paramref name="progressBar"/>), and saves the checkpoint. The caller owns the model.</summary>
-    public static (MoeForCausalLM Model, ITextTokenizer Tokenizer, TrainingResult Result) Train(TrainSettings s, bool progressBar = false)
+    private static double? Finite(double? value) => value is { } v && double.IsFinite(v) ? v : null;
+
+    /// <summary>
+    /// Trains as <paramref name="s"/> says, printing progress (a bar with <paramref name="progressBar"/>), and saves the
+    /// checkpoint (periodically, at the end, and when <paramref name="stop"/> is cancelled). The caller owns the model.
+    /// </summary>
+    public static (MoeForCausalLM Model, ITextTokenizer Tokenizer, TrainingResult Result) Train(TrainSettings s, bool progressBar = false, CancellationToken stop = default)
     {
         string path = DataFiles.Corpus(s.Data);
         Cli.RequireTorch();
@@ -125,22 +148,37 @@ internal static class TrainCommand
             }
 
             int interval = Math.Min(100, s.Steps);
+            IReadOnlyList<string>? freeze = s.Freeze;
+            string? checkpoint = null;
+            if (s.Resume)
+            {
+                checkpoint = NewestCheckpoint(s.Output);
+                var saved = TokenizerFiles.Load(checkpoint);
+                if (TokenizerCompatibility.Difference(saved, tokenizer) is { } difference)
+                    throw new CliException($"--resume: the run in '{s.Output}' does not match this tokenizer: {difference}.");
+                freeze ??= CheckpointStore.ReadState(checkpoint).Frozen; // the run's frozen parameters, by exact name
+            }
+
             using var trainer = new Trainer(model, train, validation, new TrainerOptions
             {
                 Steps = s.Steps, BatchSize = s.Batch, LearningRate = s.LearningRate, MinLearningRate = s.LearningRate / 10,
                 WarmupSteps = Math.Max(1, s.Steps / 20), EvalInterval = interval, EvalBatches = 8, Seed = s.Seed,
                 LogInterval = progressBar ? Math.Clamp(s.Steps / 100, 1, 10) : Math.Min(10, s.Steps), // the bar moves at log points; plain lines show the last one's ms/step and MFU
-                CheckpointDirectory = s.Output, CheckpointInterval = Math.Min(500, s.Steps), Precision = s.Precision,
+                CheckpointDirectory = s.Output, Precision = s.Precision, Freeze = [.. freeze ?? []],
+                CheckpointInterval = s.SaveEvery > 0 ? Math.Min(s.SaveEvery, s.Steps) : null,
+                CheckpointIntervalMinutes = s.SaveEveryMinutes > 0 ? s.SaveEveryMinutes : null,
             });
             trainer.CheckpointExtras = staging => TokenizerFiles.Save(tokenizer, staging, vocab);
-            if (s.Resume)
+            if (checkpoint is not null)
             {
-                if (!Directory.Exists(s.Output)) throw new CliException($"--resume: there is no run in '{s.Output}' to continue.");
-                var saved = TokenizerFiles.Load(s.Output);
-                if (TokenizerCompatibility.Difference(saved, tokenizer) is { } difference)
-                    throw new CliException($"--resume: the run in '{s.Output}' does not match this tokenizer: {difference}.");
                 trainer.Resume(s.Output); // refuses a model built with other options than the run's (e.g. a missing --dropout), naming each
-                Console.WriteLine($"resumed at step {trainer.Step}");
+                Console.WriteLine($"resumed at step {trainer.Step} from {checkpoint}");
+                if (trainer.IsComplete)
+                {
+                    var done = trainer.Run(); // returns at once with the run's last evaluation
+                    Console.WriteLine($"the run in {s.Output} is already complete at step {trainer.Step} of {s.Steps}: nothing to train.");
+                    return (model, tokenizer, done);
+                }
             }
 
             using var tracker = CreateTracker(s);
@@ -148,7 +186,7 @@ internal static class TrainCommand
             var result = TrainingProgressView.Run(progressBar, trainer.Step, s.Steps, report =>
             {
                 trainer.Progress += report;
-                return trainer.Run();
+                return trainer.Run(stop);
             });
             Console.WriteLine($"saved {s.Output} ({result.Steps} steps, {result.TokensPerSecond:N0} tokens/s); metrics and plots in {Path.GetFullPath(RunDirectory(s))}");
             return (model, tokenizer, result);
@@ -157,6 +195,19 @@ internal static class TrainCommand
         {
             model.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>The newest complete checkpoint of the run in <paramref name="output"/> (a save a kill interrupted leaves the previous one).</summary>
+    private static string NewestCheckpoint(string output)
+    {
+        try
+        {
+            return CheckpointStore.FindNewestComplete(output);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new CliException($"--resume: there is no complete run in '{output}' to continue: {ex.Message}");
         }
     }
 

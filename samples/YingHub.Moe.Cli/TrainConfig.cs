@@ -23,6 +23,9 @@ internal sealed record TrainArguments
     public string? Amp { get; init; }
     public string? InitFrom { get; init; }
     public double? Dropout { get; init; }
+    public int? SaveEvery { get; init; }
+    public double? SaveEveryMinutes { get; init; }
+    public IReadOnlyList<string>? Freeze { get; init; }
 
     /// <summary>Each setting of this, or else of <paramref name="fallback"/> (this overrides it).</summary>
     public TrainArguments Over(TrainArguments fallback) => new()
@@ -31,6 +34,7 @@ internal sealed record TrainArguments
         Steps = Steps ?? fallback.Steps, Batch = Batch ?? fallback.Batch, Block = Block ?? fallback.Block,
         LearningRate = LearningRate ?? fallback.LearningRate, Seed = Seed ?? fallback.Seed, Output = Output ?? fallback.Output,
         Amp = Amp ?? fallback.Amp, InitFrom = InitFrom ?? fallback.InitFrom, Dropout = Dropout ?? fallback.Dropout,
+        SaveEvery = SaveEvery ?? fallback.SaveEvery, SaveEveryMinutes = SaveEveryMinutes ?? fallback.SaveEveryMinutes, Freeze = Freeze ?? fallback.Freeze,
     };
 }
 
@@ -49,13 +53,15 @@ internal static class TrainConfig
     public const double DefaultLearningRate = 2e-3;
     public const long DefaultSeed = 1337;
     public const string DefaultAmp = "none";
+    public const int DefaultSaveEvery = 500;
+    public const double DefaultSaveEveryMinutes = 10;
     public static readonly string DefaultOutput = Path.Combine("runs", "train");
 
     public static readonly IReadOnlyList<string> Tokenizers = ["char", "gpt2", "cl100k", "o200k"];
     public static readonly IReadOnlyList<string> AmpModes = ["none", "bf16", "fp16"];
 
     /// <summary>The keys a config file may hold.</summary>
-    public static readonly IReadOnlyList<string> Keys = ["steps", "batch", "block", "lr", "preset", "tokenizer", "amp", "seed", "out", "data", "init_from", "dropout"];
+    public static readonly IReadOnlyList<string> Keys = ["steps", "batch", "block", "lr", "preset", "tokenizer", "amp", "seed", "out", "data", "init_from", "dropout", "save_every", "save_every_minutes", "freeze"];
 
     /// <summary>Reads the config file at <paramref name="path"/>.</summary>
     /// <exception cref="CliException">The file is missing, unreadable, not JSON, or holds an unknown key or a value of the wrong type.</exception>
@@ -113,6 +119,9 @@ internal static class TrainConfig
                     "data" => result with { Data = Text(source, key, value) },
                     "init_from" => result with { InitFrom = Text(source, key, value) },
                     "dropout" => result with { Dropout = Number(source, key, value) },
+                    "save_every" => result with { SaveEvery = Int(source, key, value) },
+                    "save_every_minutes" => result with { SaveEveryMinutes = Number(source, key, value) },
+                    "freeze" => result with { Freeze = Texts(source, key, value) },
                     _ => throw new CliException($"--config '{source}': unknown key '{key}'; the allowed keys are {string.Join(", ", Keys)}.", 2),
                 };
             }
@@ -135,6 +144,10 @@ internal static class TrainConfig
         if (batch < 1) problems.Add($"batch must be at least 1 (got {batch}).");
         if (a.Block is < 1) problems.Add($"block must be at least 1 (got {a.Block}).");
         if (!(lr > 0 && lr <= 10)) problems.Add($"lr must be in (0, 10] (got {lr.ToString(CultureInfo.InvariantCulture)}).");
+        if (a.SaveEvery is < 0) problems.Add($"save_every must be 0 (off) or a number of steps (got {a.SaveEvery}).");
+        if (a.SaveEveryMinutes is { } minutes && !(minutes >= 0 && minutes <= 525_600))
+            problems.Add($"save_every_minutes must be 0 (off) or in (0, 525600] (got {minutes.ToString(CultureInfo.InvariantCulture)}).");
+        if (a.Freeze is { } freeze && freeze.Any(string.IsNullOrWhiteSpace)) problems.Add("freeze patterns must not be empty.");
         if (a.Dropout is { } p && !(p >= 0 && p < 1)) problems.Add($"dropout must be in [0, 1) (got {p.ToString(CultureInfo.InvariantCulture)}).");
         if (a.Dropout is not null && a.InitFrom is not null)
             problems.Add("dropout sets up a new model; with --init-from the model options come from the checkpoint.");
@@ -158,7 +171,8 @@ internal static class TrainConfig
         if (problems.Count > 0) throw new CliException(string.Join(" ", problems), 2);
         return new TrainSettings(
             a.Data ?? DefaultData, preset, a.InitFrom is null ? a.Tokenizer ?? DefaultTokenizer : a.Tokenizer, steps, batch, a.Block, lr,
-            a.Seed ?? DefaultSeed, a.Output ?? DefaultOutput, resume, Precision(amp), a.InitFrom, Dropout: a.Dropout);
+            a.Seed ?? DefaultSeed, a.Output ?? DefaultOutput, resume, Precision(amp), a.InitFrom, Dropout: a.Dropout,
+            SaveEvery: a.SaveEvery ?? DefaultSaveEvery, SaveEveryMinutes: a.SaveEveryMinutes ?? DefaultSaveEveryMinutes, Freeze: a.Freeze is { Count: > 0 } f ? f : null);
     }
 
     /// <summary>The trainer's precision for an <c>--amp</c> value.</summary>
@@ -181,6 +195,11 @@ internal static class TrainConfig
 
     private static string Text(string source, string key, JsonElement value) =>
         value.ValueKind == JsonValueKind.String ? value.GetString()! : throw WrongType(source, key, value, "a string");
+
+    private static IReadOnlyList<string> Texts(string source, string key, JsonElement value) =>
+        value.ValueKind == JsonValueKind.Array && value.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String)
+            ? value.EnumerateArray().Select(e => e.GetString()!).ToArray()
+            : throw WrongType(source, key, value, "an array of strings");
 
     private static CliException WrongType(string source, string key, JsonElement value, string expected) =>
         new($"--config '{source}': '{key}' must be {expected}; got {value.GetRawText()}.", 2);

@@ -1,16 +1,16 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
-using TorchSharp.Modules;
 using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
-using YingHub.Moe.Core.Precision;
+using YingHub.Moe.Training.Checkpointing;
 using YingHub.Moe.Training.Diagnostics;
 using YingHub.Moe.Training.Data;
+using YingHub.Moe.Training.Evaluation;
+using YingHub.Moe.Training.Freezing;
 using YingHub.Moe.Training.Optimization;
 using YingHub.Moe.Training.Routing;
 using YingHub.Moe.Training.Schedules;
@@ -19,75 +19,44 @@ using static TorchSharp.torch;
 
 namespace YingHub.Moe.Training;
 
-/// <summary>One evaluation or log point of a training run.</summary>
-/// <param name="Step">Optimizer steps done.</param>
-/// <param name="TrainLoss">LM loss on training batches (the last micro-batch at a log point; a mean of batches at an evaluation).</param>
-/// <param name="ValidationLoss">Mean LM loss on validation batches, at evaluations (null at log points, or without validation data).</param>
-/// <param name="LearningRate">The learning rate of the step.</param>
-/// <param name="TokensPerSecond">Training tokens per second since the start of the run.</param>
-/// <param name="Metrics">
-/// Everything measured at this point, by metric name (<c>train/loss</c>, <c>val/loss</c>, <c>lr</c>,
-/// <c>grad_norm/global</c>, <c>grad_norm/{group}</c> before clipping, <c>aux/load_balancing</c>, <c>aux/z_loss</c>,
-/// <c>utilization</c>, <c>top_k</c>, <c>tokens_per_s</c>, <c>ms_per_step</c>, <c>mfu</c>, <c>loss_scale</c>,
-/// <c>expert_load/{layer}/{expert}</c>, ...); empty when the point was made by hand.
-/// </param>
-public sealed record TrainingProgress(long Step, double TrainLoss, double? ValidationLoss, double LearningRate, double TokensPerSecond,
-    IReadOnlyDictionary<string, double>? Metrics = null);
-
-/// <summary>The outcome of <see cref="Trainer.Run"/>.</summary>
-/// <param name="Steps">Optimizer steps done (fewer than asked when cancelled or stopped early).</param>
-/// <param name="TrainLoss">Mean LM loss on training batches at the last evaluation.</param>
-/// <param name="ValidationLoss">Mean LM loss on validation batches at the last evaluation, if there was validation data.</param>
-/// <param name="TokensPerSecond">Training throughput over the run.</param>
-/// <param name="Cancelled">Whether the run stopped early on cancellation.</param>
-/// <param name="StoppedEarly">Whether early stopping ended the run (see <see cref="TrainerOptions.EarlyStopping"/>).</param>
-/// <param name="BestStep">The step of the best validation loss, when early stopping is on.</param>
-/// <param name="SkippedSteps">Steps skipped by float16 loss scaling because of inf/NaN gradients.</param>
-public sealed record TrainingResult(long Steps, double TrainLoss, double? ValidationLoss, double TokensPerSecond, bool Cancelled,
-    bool StoppedEarly = false, long? BestStep = null, long SkippedSteps = 0);
-
 /// <summary>
-/// Trains a <see cref="MoeForCausalLM"/> on random blocks of a token corpus: AdamW with weight decay on weight matrices
-/// only (not on biases, norms or embeddings) and an optional router learning-rate multiplier, any learning-rate
-/// schedule (default: linear warmup then cosine decay), gradient accumulation, per-module (router / experts / other)
-/// and global gradient clipping (the global norm may follow a schedule), mixed precision (bf16/fp16 autocast over
-/// float32 master weights, dynamic loss scaling for fp16), dynamic input-token masking, utilization-driven top-k,
-/// periodic evaluation in evaluation mode without gradients, early stopping with the best weights restored, and
-/// resumable checkpoints. The model's auxiliary router losses are added with their configured coefficients.
+/// Pre-trains a <see cref="MoeForCausalLM"/> on random blocks of a token corpus, as nanoGPT's <c>train.py</c> loop:
+/// each step draws micro-batches, runs the <see cref="OptimizerStep"/> (schedule, accumulation, mixed precision, loss
+/// scaling, per-module and global clipping, grouped AdamW), logs <see cref="StepMetrics"/>, adapts top-k, evaluates
+/// with <see cref="LossEvaluator"/>, checks early stopping and saves to a <see cref="CheckpointStore"/> (every N
+/// steps and every M minutes, at the end and on cancellation). Custom loops (PPO, UL2) use the same parts; see
+/// docs/training.md.
 /// <para>
-/// Every step runs in its own dispose scope, so memory stays flat; gradients are reset to none after each step
-/// (parameters that get no gradient are skipped by AdamW; the experts of a bank share one stacked parameter, so an
-/// expert that received no tokens in a step still gets the bank's weight decay and momentum). The host reads tensors
-/// only at log points and evaluations (and once per step for fp16's overflow check). Cancellation stops at a step
-/// boundary and saves a checkpoint.
+/// Every step runs in its own dispose scope, so memory stays flat. The host reads tensors only at log points and
+/// evaluations (and once per step for fp16's overflow check). Cancellation stops at a step boundary and saves.
 /// </para>
 /// </summary>
 public sealed class Trainer : IDisposable
 {
-    private const string OptimizerFile = "optimizer.bin";
-    private const string RngFile = "rng_state.bin";
-    private const string StateFile = "trainer_state.json";
+    private const string BestWeightsFile = "best_model.safetensors";
 
-    private readonly GroupedAdamW _grouped;
-    private readonly AdamW _optimizer;
-    private readonly GroupedGradientClipper _clipper;
-    private readonly TopKController? _topK;
-    private readonly ILearningRateSchedule _schedule;
-    private readonly DynamicLossScaler? _scaler;
-    private readonly DynamicTokenMasker? _masker;
-    private readonly EarlyStopping? _earlyStopping;
-    private readonly ScalarType? _autocast;
-    private long _step;
-    private bool _seeded;
-    private Dictionary<string, Tensor>? _bestWeights; // detached copies, outside any dispose scope
     private readonly MoeForCausalLM _model;
     private readonly BlockSampler _train;
     private readonly BlockSampler? _validation;
     private readonly TrainerOptions _options;
     private readonly ILogger _logger;
+    private readonly OptimizerStep _optimizer;
+    private readonly ILearningRateSchedule _schedule;
+    private readonly TopKController? _topK;
+    private readonly DynamicTokenMasker? _masker;
+    private readonly EarlyStopping? _earlyStopping;
+    private readonly CheckpointStore? _store;
+    private Dictionary<string, Tensor>? _bestWeights; // detached copies, outside any dispose scope
+    private (double Train, double? Validation) _last = (double.NaN, null);
+    private long _step;
+    private bool _seeded;
 
-    /// <summary>A trainer of <paramref name="model"/> on <paramref name="train"/> (and <paramref name="validation"/> for evaluations).</summary>
-    /// <exception cref="ArgumentException">Invalid options, blocks longer than the model's context, or a mask token outside the vocabulary.</exception>
+    /// <summary>
+    /// A trainer of <paramref name="model"/> on <paramref name="train"/> (and <paramref name="validation"/> for
+    /// evaluations). Freezes the parameters <see cref="TrainerOptions.Freeze"/> names before building the optimizer.
+    /// </summary>
+    /// <exception cref="ArgumentException">Invalid options, blocks longer than the model's context, a mask token outside
+    /// the vocabulary, a freeze pattern that selects nothing, or adaptive top-k down to 1 with renormalised top-k weights.</exception>
     public Trainer(MoeForCausalLM model, BlockSampler train, BlockSampler? validation, TrainerOptions options, ILogger<Trainer>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -104,65 +73,49 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException($"TokenMasking.MaskTokenId = {masking.MaskTokenId} is outside the model's vocabulary [0, {model.Options.VocabSize}).", nameof(options));
         if (options.EarlyStopping is not null && validation is null)
             throw new ArgumentException("EarlyStopping needs validation data: pass a validation sampler.", nameof(validation));
+        if (options.AdaptiveTopK is { } adaptive)
+        {
+            if (adaptive.MaxK > model.Options.NumExperts)
+                throw new ArgumentException($"AdaptiveTopK.MaxK = {adaptive.MaxK} exceeds the model's {model.Options.NumExperts} experts.", nameof(options));
+            if (adaptive.MinK == 1 && model.Options.NormalizeTopKWeights)
+                throw new ArgumentException("AdaptiveTopK.MinK = 1 with MoeModelOptions.NormalizeTopKWeights = true (norm_topk_prob): at k = 1 the renormalised " +
+                    "gate weight is identically 1, which cuts the router off from the LM loss. Use MinK >= 2, or a model without top-k renormalisation.", nameof(options));
+            _topK = new TopKController(adaptive);
+        }
 
         _model = model;
         _train = train;
         _validation = validation;
         _options = options;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _grouped = GroupedAdamW.Create(model.named_parameters(), new AdamWGroupOptions
+        if (options.Freeze.Count > 0)
         {
-            LearningRate = options.LearningRate, Beta1 = options.Beta1, Beta2 = options.Beta2, WeightDecay = options.WeightDecay,
-            RouterLearningRateMultiplier = options.RouterLearningRateMultiplier, Fused = options.FusedAdamW,
-        });
-        _optimizer = _grouped.Optimizer;
-        _logger.LogInformation("AdamW ({Kind}), groups:{NewLine}{Groups}", _grouped.IsFused ? "fused kernel" : "per parameter", Environment.NewLine, _grouped.Describe());
-        _schedule = options.CreateSchedule();
-        // without per-module limits the groups still exist (with no limit) so their norms are logged
-        _clipper = new GroupedGradientClipper(model.named_parameters(), options.ModuleGradientClip ?? Unlimited());
-        if (options.AdaptiveTopK is { } adaptive)
-        {
-            if (adaptive.MaxK > model.Options.NumExperts)
-                throw new ArgumentException($"AdaptiveTopK.MaxK = {adaptive.MaxK} exceeds the model's {model.Options.NumExperts} experts.", nameof(options));
-            _topK = new TopKController(adaptive);
+            var frozen = ParameterFreezing.Freeze(model, options.Freeze);
+            _logger.LogInformation("frozen ({Count} tensors): {Names}", frozen.Count, string.Join(", ", frozen));
         }
 
-        _autocast = options.Precision switch
-        {
-            TrainingPrecision.Bf16 => ScalarType.BFloat16,
-            TrainingPrecision.Fp16 => ScalarType.Float16,
-            _ => null,
-        };
-        if (options.Precision == TrainingPrecision.Fp16) _scaler = new DynamicLossScaler(options.LossScaling);
+        _optimizer = new OptimizerStep(model, OptimizerStepOptions.FromTrainerOptions(options));
+        _logger.LogInformation("AdamW ({Kind}), groups:{NewLine}{Groups}", _optimizer.Optimizer.IsFused ? "fused kernel" : "per parameter", Environment.NewLine, _optimizer.Optimizer.Describe());
+        _schedule = options.CreateSchedule();
         if (options.TokenMasking is { } m) _masker = new DynamicTokenMasker(m);
         if (options.EarlyStopping is { } e) _earlyStopping = new EarlyStopping(e);
-        if (model.parameters().Any(p => p.dtype != ScalarType.Float32) && _autocast is not null)
-            throw new ArgumentException($"Precision = {options.Precision} needs float32 master weights; the model holds {model.parameters().First(p => p.dtype != ScalarType.Float32).dtype} parameters.", nameof(model));
-    }
-
-    private static GradientClipOptions Unlimited()
-    {
-        var limits = new GradientClipOptions { OtherMaxNorm = double.PositiveInfinity };
-        foreach (var group in limits.Groups) group.MaxNorm = double.PositiveInfinity;
-        return limits;
+        if (options.CheckpointDirectory is { } dir) _store = new CheckpointStore(dir, options.KeepCheckpoints);
     }
 
     /// <summary>Optimizer steps done (including those of a resumed run).</summary>
     public long Step => _step;
 
+    /// <summary>Whether the run has nothing left to do: all steps done, or early stopping ended it.</summary>
+    public bool IsComplete => _step >= _options.Steps || (_earlyStopping?.ShouldStop ?? false);
+
     /// <summary>The fp16 loss scaler (null in other precisions).</summary>
-    public DynamicLossScaler? LossScaler => _scaler;
+    public DynamicLossScaler? LossScaler => _optimizer.LossScaler;
+
+    /// <summary>The optimizer step the trainer runs (its groups, norms' labels, state).</summary>
+    public OptimizerStep OptimizerStep => _optimizer;
 
     /// <summary>Adds files (e.g. the tokenizer) to every checkpoint; it receives the staging directory.</summary>
     public Action<string>? CheckpointExtras { get; set; }
-
-    /// <inheritdoc />
-    public void Dispose()
-    {
-        _clipper.Dispose();
-        _grouped.Dispose();
-        DisposeBestWeights();
-    }
 
     /// <summary>Called at every log point and evaluation (for progress bars, metric files, trackers).</summary>
     public event Action<TrainingProgress>? Progress;
@@ -175,10 +128,11 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public ITrainingTracker? Tracker { get; set; }
 
-    private void Report(TrainingProgress progress)
+    /// <inheritdoc />
+    public void Dispose()
     {
-        if (progress.Metrics is { } metrics) Tracker?.LogMetrics(progress.Step, metrics);
-        Progress?.Invoke(progress);
+        _optimizer.Dispose();
+        DisposeBestWeights();
     }
 
     /// <summary>The run's hyperparameters as flat strings (<c>trainer.*</c>, <c>model.*</c> in the options' JSON names).</summary>
@@ -206,7 +160,7 @@ public sealed class Trainer : IDisposable
         return result;
     }
 
-    /// <summary>Runs the configured number of steps (or until cancelled, or until early stopping).</summary>
+    /// <summary>Runs the configured number of steps (or until cancelled, or until early stopping); returns at once when <see cref="IsComplete"/>.</summary>
     public TrainingResult Run(CancellationToken cancellationToken = default)
     {
         Tracker?.LogParameters(Hyperparameters());
@@ -234,12 +188,11 @@ public sealed class Trainer : IDisposable
         double flopsPerStep = ModelFlops.TrainingFlopsPerToken(_model, _train.BlockSize) * tokensPerStep;
         var clock = Stopwatch.StartNew();
         var sinceLog = Stopwatch.StartNew();
+        var sinceSave = Stopwatch.StartNew();
         long firstStep = _step, lastLogStep = _step;
-        (double Train, double? Validation) last = (double.NaN, null);
-        long step = _step;
-        bool cancelled = false, stoppedEarly = false;
+        bool cancelled = false, stoppedEarly = _earlyStopping?.ShouldStop ?? false;
         _model.train();
-        while (step < o.Steps)
+        while (_step < o.Steps && !stoppedEarly)
         {
             if (cancellationToken.IsCancellationRequested)
             {
@@ -247,52 +200,44 @@ public sealed class Trainer : IDisposable
                 break;
             }
 
-            step++;
-            double lr = _schedule.At(step - 1); // step counts from 1; schedules from 0
-            var multipliers = _grouped.LearningRateMultipliers;
-            int g = 0;
-            foreach (var group in _optimizer.ParamGroups) group.LearningRate = lr * multipliers[g++];
+            long step = _step + 1; // steps count from 1; schedules from 0
             bool logPoint = step % o.LogInterval == 0;
+            bool evalPoint = step % o.EvalInterval == 0 || step == o.Steps;
+            double lr;
+            Dictionary<string, double>? metrics = null;
             using (torch.NewDisposeScope())
             {
-                var (output, norms, finite) = TrainStep(step, routerStatistics: logPoint);
-                if (_topK is not null && logPoint && output.RouterStats.Count > 0)
+                SeedCuda(step);
+                CausalLMOutput? output = null;
+                var taken = _optimizer.Step(step - 1, micro => (output = Forward(step, micro, logPoint && micro == o.GradientAccumulation - 1)).Loss!);
+                lr = taken.LearningRate;
+                if (!taken.Taken) _logger.LogWarning("step {Step}: inf/NaN gradients, step skipped; loss scale now {Scale}", step, _optimizer.LossScaler!.Scale);
+                if (logPoint)
                 {
-                    double utilization = output.RouterStats.Average(s => (double)s.Utilization.item<float>()); // host read at log points only
-                    if (_topK.Update(step, utilization, _model.TopK) is { } k)
-                    {
-                        _logger.LogInformation("step {Step}: utilization {Utilization:F2}, top-k {Old} -> {New}", step, utilization, _model.TopK, k);
-                        _model.TopK = k;
-                    }
-                }
-
-                if (!finite) _logger.LogWarning("step {Step}: inf/NaN gradients, step skipped; loss scale now {Scale}", step, _scaler!.Scale);
-                if (logPoint && step % o.EvalInterval != 0)
-                {
-                    double seconds = sinceLog.Elapsed.TotalSeconds;
-                    var metrics = StepMetrics(output, norms, lr, (step - firstStep) * tokensPerStep / clock.Elapsed.TotalSeconds,
-                        seconds / (step - lastLogStep), flopsPerStep, step);
+                    metrics = StepMetrics.Collect(output!, taken.Norms, _optimizer.NormLabels);
+                    AdaptTopK(step, metrics);
+                    AddRunMetrics(metrics, step, lr, (step - firstStep) * tokensPerStep / clock.Elapsed.TotalSeconds,
+                        sinceLog.Elapsed.TotalSeconds / (step - lastLogStep), flopsPerStep);
                     lastLogStep = step;
                     sinceLog.Restart();
-                    double loss = metrics[MetricNames.TrainLoss];
-                    _logger.LogInformation("step {Step}/{Steps}: loss {Loss:F4}, lr {LearningRate:G3}, {TokensPerSecond:N0} tokens/s, {MsPerStep:F1} ms/step, MFU {Mfu:P1}",
-                        step, o.Steps, loss, lr, metrics[MetricNames.TokensPerSecond], metrics[MetricNames.MillisecondsPerStep], metrics.GetValueOrDefault(MetricNames.Mfu));
-                    Report(new TrainingProgress(step, loss, null, lr, metrics[MetricNames.TokensPerSecond], metrics));
                 }
             }
 
             _step = step;
-            if (step % o.EvalInterval == 0 || step == o.Steps)
+            double tokensPerSecond = (step - firstStep) * tokensPerStep / clock.Elapsed.TotalSeconds;
+            if (evalPoint) _last = Evaluate(step, lr, tokensPerSecond, metrics);
+            else if (metrics is not null) LogStep(step, lr, metrics);
+            if (evalPoint && _earlyStopping is not null && _last.Validation is { } validation) stoppedEarly = CheckEarlyStopping(step, validation);
+            if (stoppedEarly) break;
+            bool save = step == o.Steps || (o.CheckpointInterval is { } every && step % every == 0)
+                        || (o.CheckpointIntervalMinutes is { } minutes && sinceSave.Elapsed.TotalMinutes >= minutes);
+            if (save && _store is not null)
             {
-                last = Evaluate(step, lr, (step - firstStep) * tokensPerStep / clock.Elapsed.TotalSeconds);
-                if (_earlyStopping is not null && last.Validation is { } val && CheckEarlyStopping(step, val)) stoppedEarly = true;
+                SaveCheckpoint();
+                sinceSave.Restart();
             }
 
-            bool end = step == o.Steps || stoppedEarly;
-            bool save = o.CheckpointDirectory is not null && (end || (o.CheckpointInterval is { } every && step % every == 0));
-            if (save) SaveCheckpoint(o.CheckpointDirectory!);
-            if (stoppedEarly) break;
-            if (save || step % o.EvalInterval == 0)
+            if (evalPoint || save)
             {
                 // ms_per_step measures training steps: evaluations and checkpoints are not counted in the next interval
                 lastLogStep = step;
@@ -300,109 +245,111 @@ public sealed class Trainer : IDisposable
             }
         }
 
-        double throughput = (step - firstStep) * tokensPerStep / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
-        if (cancelled && step > firstStep)
+        double throughput = (_step - firstStep) * tokensPerStep / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+        if (cancelled && _step > firstStep)
         {
             // save before the final evaluation draws batches, so a resumed run continues exactly where training stopped
-            if (o.CheckpointDirectory is { } dir) SaveCheckpoint(dir);
-            last = Evaluate(step, _schedule.At(step - 1), throughput);
+            if (_store is not null) SaveCheckpoint();
+            _last = Evaluate(_step, _schedule.At(_step - 1), throughput, null);
         }
 
-        if (stoppedEarly && _bestWeights is not null && o.EarlyStopping!.RestoreBestWeights)
+        if (stoppedEarly && _step > firstStep)
         {
-            RestoreBestWeights();
-            _logger.LogInformation("restored the weights of step {Step} (validation loss {Loss:F4})", _earlyStopping!.State.BestStep, _earlyStopping.State.BestLoss);
-            last = (EvaluateLoss(_train), _validation is null ? null : EvaluateLoss(_validation));
+            if (_bestWeights is not null && o.EarlyStopping!.RestoreBestWeights)
+            {
+                RestoreBestWeights();
+                _logger.LogInformation("restored the weights of step {Step} (validation loss {Loss:F4})", _earlyStopping!.State.BestStep, _earlyStopping.State.BestLoss);
+                _last = (EvaluateLoss(_train), _validation is null ? null : EvaluateLoss(_validation));
+            }
+
+            if (_store is not null) SaveCheckpoint(); // after the restore: the saved model is the returned one
         }
 
         _model.train();
-        return new TrainingResult(step, last.Train, last.Validation, throughput, cancelled, stoppedEarly, _earlyStopping?.State.BestStep, _scaler?.State.SkippedSteps ?? 0);
+        return new TrainingResult(_step, _last.Train, _last.Validation, throughput, cancelled, stoppedEarly, _earlyStopping?.State.BestStep,
+            _optimizer.LossScaler?.State.SkippedSteps ?? 0);
+    }
+
+    /// <summary>One micro-batch's forward pass (masked inputs, real targets); router statistics only where they are logged.</summary>
+    private CausalLMOutput Forward(long step, int micro, bool statistics)
+    {
+        var (x, y) = _train.Next(_options.BatchSize, _model.Device);                 // (B, T), (B, T)
+        if (_masker is not null) x = _masker.Mask(x, step - 1, _options.Steps, null); // inputs only: the targets stay real
+        return _model.call(new CausalLMInput(x, y, RouterStatistics: statistics));
     }
 
     /// <summary>
-    /// Forward and backward over the micro-batches, then (unless fp16 overflowed) clip and step. Returns the last
-    /// micro-batch's output (with router statistics when <paramref name="routerStatistics"/>), the pre-clip gradient norms (see <see cref="GroupedGradientClipper.NormLabels"/>), and
-    /// whether the step was taken. Everything belongs to the caller's dispose scope.
+    /// libtorch in TorchSharp 0.107 cannot read or restore the CUDA generator's state, so on a GPU the trainer seeds it
+    /// from (seed, step) before every step instead: a resumed run then draws the same dropout and noise.
     /// </summary>
-    private (CausalLMOutput Output, Tensor Norms, bool Finite) TrainStep(long step, bool routerStatistics)
+    private void SeedCuda(long step)
     {
-        var o = _options;
-        CausalLMOutput? output = null;
-        for (int micro = 0; micro < o.GradientAccumulation; micro++)
-        {
-            var (x, y) = _train.Next(o.BatchSize, _model.Device);
-            if (_masker is not null) x = _masker.Mask(x, step - 1, o.Steps, null); // inputs only: the targets stay real
-            // statistics (and aux losses with a zero coefficient) only where they are logged: the last micro-batch of a log point
-            bool statistics = routerStatistics && micro == o.GradientAccumulation - 1;
-            using (_autocast is { } dtype ? Autocast.Enable(dtype) : null) output = _model.call(new CausalLMInput(x, y, RouterStatistics: statistics));
-            var loss = output.Loss! / o.GradientAccumulation;
-            (_scaler is null ? loss : _scaler.ScaleLoss(loss)).backward();
-        }
-
-        bool finite = _scaler?.UnscaleGradients(_model.parameters()) ?? true;
-        Tensor norms;
-        if (finite)
-        {
-            double globalClip = o.GradientClipSchedule?.AtStep(step - 1, o.Steps) ?? o.GradientClip ?? double.PositiveInfinity;
-            norms = _clipper.ClipGradients(globalClip); // per module, then global
-            _optimizer.step();
-        }
-        else
-        {
-            norms = torch.full(_clipper.NormLabels.Count, float.NaN);
-        }
-
-        _scaler?.Update(finite);
-        _model.zero_grad(); // set to none
-        return (output!, norms, finite);
+        if (_model.Device.type == DeviceType.CUDA) torch.cuda.manual_seed_all(_options.Seed * 1_000_003 + step);
     }
 
-    /// <summary>The metrics of a log point (host reads: one per tensor read here).</summary>
-    private Dictionary<string, double> StepMetrics(CausalLMOutput output, Tensor norms, double lr, double tokensPerSecond, double secondsPerStep, double flopsPerStep, long step)
+    private void AdaptTopK(long step, Dictionary<string, double> metrics)
     {
-        var metrics = new Dictionary<string, double>(StringComparer.Ordinal)
-        {
-            [MetricNames.TrainLoss] = output.LmLoss!.item<float>(),
-            [MetricNames.LearningRate] = lr,
-            [MetricNames.TokensPerSecond] = tokensPerSecond,
-            [MetricNames.MillisecondsPerStep] = secondsPerStep * 1000,
-            [MetricNames.LoadBalancingLoss] = output.LoadBalancingLoss.item<float>(),
-            [MetricNames.ZLoss] = output.ZLoss.item<float>(),
-            [MetricNames.UtilizationKlLoss] = output.UtilizationKlLoss.item<float>(),
-            [MetricNames.TopK] = _model.TopK,
-        };
-        float[] n = norms.data<float>().ToArray();
-        for (int i = 0; i < n.Length; i++) metrics[MetricNames.GradNormPrefix + _clipper.NormLabels[i]] = n[i];
-        double peak = _options.PeakFlopsPerSecond ?? ModelFlops.MeasureMatmulPeak(_autocast ?? ScalarType.Float32, _model.Device);
+        if (_topK is null || !metrics.TryGetValue(MetricNames.Utilization, out double utilization)) return;
+        if (_topK.Update(step, utilization, _model.TopK) is not { } k) return;
+        _logger.LogInformation("step {Step}: utilization {Utilization:F2}, top-k {Old} -> {New}", step, utilization, _model.TopK, k);
+        _model.TopK = k;
+    }
+
+    private void AddRunMetrics(Dictionary<string, double> metrics, long step, double lr, double tokensPerSecond, double secondsPerStep, double flopsPerStep)
+    {
+        metrics[MetricNames.LearningRate] = lr;
+        metrics[MetricNames.TokensPerSecond] = tokensPerSecond;
+        metrics[MetricNames.MillisecondsPerStep] = secondsPerStep * 1000;
+        metrics[MetricNames.TopK] = _model.TopK;
+        double peak = _options.PeakFlopsPerSecond ?? ModelFlops.MeasureMatmulPeak(_optimizer.AutocastType ?? ScalarType.Float32, _model.Device);
         metrics[MetricNames.Mfu] = flopsPerStep / secondsPerStep / peak;
-        if (_options.GradientClipSchedule is { } clip) metrics[MetricNames.GradClip] = clip.AtStep(step - 1, _options.Steps);
-        if (_scaler is not null) metrics[MetricNames.LossScale] = _scaler.Scale;
+        if (_options.GradientClipSchedule is not null) metrics[MetricNames.GradClip] = _optimizer.GlobalClipAt(step - 1);
+        if (_optimizer.LossScaler is { } scaler) metrics[MetricNames.LossScale] = scaler.Scale;
         if (_masker is not null) metrics[MetricNames.MaskProbability] = _masker.ProbabilityAt(step - 1, _options.Steps);
-        if (output.RouterStats.Count > 0)
-        {
-            double utilization = 0;
-            foreach (var layer in output.RouterStats)
-            {
-                utilization += layer.Utilization.item<float>();
-                long[] counts = layer.TokensPerExpert.data<long>().ToArray();
-                double total = Math.Max(1, counts.Sum());
-                for (int e = 0; e < counts.Length; e++) metrics[MetricNames.ExpertLoad(layer.Layer, e)] = counts[e] / total;
-            }
-
-            metrics[MetricNames.Utilization] = utilization / output.RouterStats.Count;
-        }
-
-        return metrics;
     }
 
-    /// <summary>Records a validation loss; keeps (and checkpoints) the best weights; says whether to stop.</summary>
+    private void LogStep(long step, double lr, Dictionary<string, double> metrics)
+    {
+        double loss = metrics[MetricNames.TrainLoss];
+        _logger.LogInformation("step {Step}/{Steps}: loss {Loss:F4}, lr {LearningRate:G3}, {TokensPerSecond:N0} tokens/s, {MsPerStep:F1} ms/step, MFU {Mfu:P1}",
+            step, _options.Steps, loss, lr, metrics[MetricNames.TokensPerSecond], metrics[MetricNames.MillisecondsPerStep], metrics.GetValueOrDefault(MetricNames.Mfu));
+        Report(new TrainingProgress(step, loss, null, lr, metrics[MetricNames.TokensPerSecond], metrics));
+    }
+
+    private void Report(TrainingProgress progress)
+    {
+        if (progress.Metrics is { } metrics) Tracker?.LogMetrics(progress.Step, metrics);
+        Progress?.Invoke(progress);
+    }
+
+    /// <summary>Mean LM loss over <see cref="TrainerOptions.EvalBatches"/> batches of <paramref name="sampler"/>, in evaluation mode without gradients, in the run's precision.</summary>
+    public double EvaluateLoss(BlockSampler sampler) =>
+        LossEvaluator.Evaluate(_model, sampler, _options.EvalBatches, _options.BatchSize, _options.Precision).Loss;
+
+    /// <summary>An evaluation; reported with the step's metrics (<paramref name="stepMetrics"/>) when the step was also a log point.</summary>
+    private (double Train, double? Validation) Evaluate(long step, double lr, double tokensPerSecond, Dictionary<string, double>? stepMetrics)
+    {
+        double train = EvaluateLoss(_train);
+        double? validation = _validation is null ? null : EvaluateLoss(_validation);
+        _logger.LogInformation("step {Step}/{Steps}: train loss {Train:F4}, validation loss {Validation}, lr {LearningRate:G3}, {TokensPerSecond:N0} tokens/s",
+            step, _options.Steps, train, validation?.ToString("F4") ?? "n/a", lr, tokensPerSecond);
+        var metrics = stepMetrics ?? new Dictionary<string, double>(StringComparer.Ordinal);
+        metrics[MetricNames.EvalTrainLoss] = train;
+        metrics[MetricNames.LearningRate] = lr;
+        metrics[MetricNames.TokensPerSecond] = tokensPerSecond;
+        if (validation is { } v) metrics[MetricNames.ValidationLoss] = v;
+        Report(new TrainingProgress(step, train, validation, lr, tokensPerSecond, metrics));
+        return (train, validation);
+    }
+
+    /// <summary>Records a validation loss; keeps the best weights (and saves them to <c>{dir}.best</c>); says whether to stop.</summary>
     private bool CheckEarlyStopping(long step, double validationLoss)
     {
         var decision = _earlyStopping!.Update(step, validationLoss);
         if (decision.Improved)
         {
             if (decision.RestoreBestWeights) KeepBestWeights();
-            if (_options.CheckpointDirectory is { } dir) Save(Path.TrimEndingDirectorySeparator(dir) + ".best", archive: false);
+            if (_store is not null) MoeCheckpoint.Save(_model, _store.Directory + ".best", CheckpointExtras);
         }
 
         if (decision.ShouldStop)
@@ -431,177 +378,60 @@ public sealed class Trainer : IDisposable
         _bestWeights = null;
     }
 
-    /// <summary>
-    /// Saves a resumable checkpoint to <paramref name="directory"/> (replaced atomically): the model
-    /// (<c>config.json</c>, <c>model.safetensors</c>), the optimizer state, the torch generator state, the blocks each
-    /// sampler has drawn, the loss scaler and early-stopping state, and a SHA-256 of every file, so a truncated or
-    /// corrupted checkpoint is refused on resume. With <see cref="TrainerOptions.KeepCheckpoints"/> &gt; 1 the previous
-    /// checkpoints move to <c>{directory}.history/step-N</c>. With early stopping, the best one is also saved to
-    /// <c>{directory}.best</c>.
-    /// </summary>
-    public void SaveCheckpoint(string directory) => Save(directory, archive: true);
+    /// <summary>Saves a resumable checkpoint to <see cref="TrainerOptions.CheckpointDirectory"/> (see <see cref="SaveCheckpoint(string)"/>).</summary>
+    private void SaveCheckpoint() => Save(_store!);
 
-    private void Save(string directory, bool archive)
+    /// <summary>
+    /// Saves a resumable checkpoint to <paramref name="directory"/> (replaced atomically, see <see cref="CheckpointStore"/>):
+    /// the model, the optimizer state, the torch generator state, the blocks each sampler has drawn, the loss scaler,
+    /// the top-k controller and early-stopping state with the best weights so far (<c>best_model.safetensors</c>), the
+    /// frozen parameter names and the last evaluation, with a SHA-256 of every file. With
+    /// <see cref="TrainerOptions.KeepCheckpoints"/> &gt; 1 the previous checkpoints move to <c>{directory}.history/step-N</c>.
+    /// </summary>
+    public void SaveCheckpoint(string directory) => Save(new CheckpointStore(directory, _options.KeepCheckpoints));
+
+    private void Save(CheckpointStore store)
     {
-        ArgumentException.ThrowIfNullOrEmpty(directory);
-        if (archive && _options.KeepCheckpoints > 1) ArchivePrevious(directory);
-        MoeCheckpoint.Save(_model, directory, staging =>
+        var state = new TrainingState
         {
-            _grouped.SaveState(Path.Combine(staging, OptimizerFile));
-            using (var rng = torch.get_rng_state()) File.WriteAllBytes(Path.Combine(staging, RngFile), rng.bytes.ToArray());
+            Step = _step, TrainBlocks = _train.Drawn, ValidationBlocks = _validation?.Drawn ?? 0, EarlyStopping = _earlyStopping?.State,
+            TopK = _model.TopK, TopKController = _topK?.State, TrainLoss = double.IsNaN(_last.Train) ? null : _last.Train, ValidationLoss = _last.Validation,
+        };
+        store.Save(_model, _optimizer, state, staging =>
+        {
+            if (_bestWeights is not null) Safetensors.Write(Path.Combine(staging, BestWeightsFile), _bestWeights);
             CheckpointExtras?.Invoke(staging);
-            var files = Directory.GetFiles(staging).Select(Path.GetFileName).Where(f => f != StateFile).Order(StringComparer.Ordinal)
-                .ToDictionary(f => f!, f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Path.Combine(staging, f!)))));
-            var state = new TrainerState(_step, _train.Drawn, _validation?.Drawn ?? 0, files, _scaler?.State, _earlyStopping?.State, _model.TopK);
-            File.WriteAllText(Path.Combine(staging, StateFile), JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
         });
-        _logger.LogInformation("step {Step}: checkpoint saved to {Directory}", _step, directory);
+        _logger.LogInformation("step {Step}: checkpoint saved to {Directory}", _step, store.Directory);
     }
 
     /// <summary>
-    /// Moves the checkpoint in <paramref name="directory"/> (if it is one, at another step) to
-    /// <c>{directory}.history/step-N</c> (a rename: nothing is copied) and deletes the oldest there beyond
-    /// <see cref="TrainerOptions.KeepCheckpoints"/> − 1.
+    /// Continues the run saved to <paramref name="directory"/> from its newest complete checkpoint
+    /// (<see cref="CheckpointStore.FindNewestComplete"/>): weights, optimizer state, generator state, step, sampler
+    /// positions, loss scale, top-k and its controller's cooldown, early-stopping state and best weights, so a run of
+    /// 2N steps and a run of N steps, saved and resumed for N more, end bit-identical. The model and samplers must be
+    /// built as for the original run (same options, corpus, seeds and frozen parameters).
     /// </summary>
-    private void ArchivePrevious(string directory)
-    {
-        string statePath = Path.Combine(directory, StateFile);
-        if (!File.Exists(statePath)) return;
-        long previous;
-        try
-        {
-            previous = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath))?.Step ?? -1;
-        }
-        catch (JsonException)
-        {
-            return; // not ours to archive: MoeCheckpoint.Save replaces it
-        }
-
-        if (previous < 0 || previous == _step) return;
-        string history = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)) + ".history";
-        Directory.CreateDirectory(history);
-        string target = Path.Combine(history, $"step-{previous:D8}");
-        if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
-        Directory.Move(directory, target);
-        foreach (string old in Directory.GetDirectories(history, "step-*").Order(StringComparer.Ordinal).SkipLast(_options.KeepCheckpoints - 1))
-            Directory.Delete(old, recursive: true);
-    }
-
-    /// <summary>
-    /// Continues from a checkpoint of <see cref="SaveCheckpoint"/>: weights, optimizer state, generator state, step,
-    /// sampler positions, loss scale and early-stopping state, so a run of 2N steps and a run of N steps, saved and
-    /// resumed for N more, end the same. The model and samplers must be built as for the original run (same options,
-    /// corpus and seeds).
-    /// </summary>
-    /// <exception cref="InvalidDataException">A file is missing, truncated or corrupted (checksum), or the weights do not match the model.</exception>
-    /// <exception cref="ArgumentException">The checkpoint is past this run's steps, or the model's options differ from the
-    /// run's (e.g. another dropout, which no weight shape would reveal); the message lists each differing option.</exception>
+    /// <exception cref="InvalidDataException">No complete checkpoint (a file is missing, truncated or corrupted), or the weights do not match the model.</exception>
+    /// <exception cref="ArgumentException">The checkpoint is past this run's steps, or the model's options or frozen
+    /// parameters differ from the run's (e.g. another dropout, which no weight shape would reveal); the message lists each difference.</exception>
     public void Resume(string directory)
     {
-        string statePath = Path.Combine(directory, StateFile);
-        if (!File.Exists(statePath)) throw new FileNotFoundException($"'{directory}' is not a resumable checkpoint: '{StateFile}' is missing.", statePath);
-        TrainerState state;
-        try
-        {
-            state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath)) ?? throw new InvalidDataException($"'{statePath}' is empty.");
-        }
-        catch (JsonException ex)
-        {
-            throw new InvalidDataException($"'{statePath}' is corrupted: {ex.Message}", ex);
-        }
-
-        foreach (var (file, hash) in state.Sha256)
-        {
-            string path = Path.Combine(directory, file);
-            if (!File.Exists(path)) throw new InvalidDataException($"Checkpoint '{directory}' lacks '{file}'.");
-            if (Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path))) != hash)
-                throw new InvalidDataException($"Checkpoint '{directory}': '{file}' does not match its recorded SHA-256 (truncated or corrupted); nothing was loaded.");
-        }
-
-        if (state.Step > _options.Steps) throw new ArgumentException($"The checkpoint is at step {state.Step}, past this run's {_options.Steps} steps.", nameof(directory));
-        if (!MoeCheckpoint.HasCurrentWeightLayout(Path.Combine(directory, MoeCheckpoint.WeightsFile)))
-        {
-            throw new InvalidDataException($"Checkpoint '{directory}' was written by an earlier version that stored projection weights (out, in): " +
-                "its weights load (transposed), but its optimizer state cannot be resumed; nothing was loaded. Start a new run from its weights instead (fine-tuning, e.g. yinghub train --init-from).");
-        }
-        if (OptionDifferences(_model.Options, MoeCheckpoint.ReadOptions(directory)) is { Count: > 0 } differences)
-        {
-            throw new ArgumentException($"Checkpoint '{directory}' was trained with other model options than this model's: {string.Join("; ", differences)}; " +
-                "nothing was loaded. Build the model with the run's options (its config.json, MoeCheckpoint.ReadOptions) to resume it.", nameof(directory));
-        }
-
-        MoeCheckpoint.LoadWeights(_model, Path.Combine(directory, MoeCheckpoint.WeightsFile), strict: true);
-        _grouped.LoadState(Path.Combine(directory, OptimizerFile));
-        using (var rng = torch.get_rng_state())
-        {
-            rng.bytes = File.ReadAllBytes(Path.Combine(directory, RngFile));
-            torch.set_rng_state(rng);
-        }
-
+        string checkpoint = CheckpointStore.FindNewestComplete(directory);
+        var peek = CheckpointStore.ReadState(checkpoint);
+        if (peek.Step > _options.Steps) throw new ArgumentException($"The checkpoint is at step {peek.Step}, past this run's {_options.Steps} steps.", nameof(directory));
+        var state = CheckpointStore.Load(checkpoint, _model, _optimizer);
         _train.Skip(state.TrainBlocks - _train.Drawn);
         _validation?.Skip(state.ValidationBlocks - _validation.Drawn);
-        if (state.LossScaler is { } scaler) _scaler?.Restore(scaler);
         if (state.EarlyStopping is { } early) _earlyStopping?.Restore(early);
+        if (state.TopKController is { } controller) _topK?.Restore(controller);
         if (state.TopK is { } topK) _model.TopK = topK;
+        DisposeBestWeights();
+        string best = Path.Combine(checkpoint, BestWeightsFile);
+        if (File.Exists(best)) _bestWeights = Safetensors.Read(best).ToDictionary(kv => kv.Key, kv => kv.Value.DetachFromDisposeScope());
+        _last = (state.TrainLoss ?? double.NaN, state.ValidationLoss);
         _step = state.Step;
         _seeded = true;
-        _logger.LogInformation("resumed from {Directory} at step {Step}", directory, _step);
-    }
-
-    // options a resumed run may differ in: the router's k (changed at run time, restored from the trainer state) and
-    // the initialisation (it only shapes new weights)
-    private static readonly HashSet<string> ResumableOptionChanges = ["num_experts_per_tok", "init_scheme", "initializer_range", "residual_init"];
-
-    /// <summary>Each option (by its config.json name) whose value differs between <paramref name="model"/> and <paramref name="saved"/>.</summary>
-    private static List<string> OptionDifferences(MoeModelOptions model, MoeModelOptions saved)
-    {
-        var ours = JsonSerializer.SerializeToElement(model);
-        var theirs = JsonSerializer.SerializeToElement(saved);
-        return ours.EnumerateObject()
-            .Where(p => !ResumableOptionChanges.Contains(p.Name))
-            .Select(p => (p.Name, Model: p.Value.GetRawText(), Saved: theirs.TryGetProperty(p.Name, out var v) ? v.GetRawText() : "(absent)"))
-            .Where(d => d.Model != d.Saved)
-            .Select(d => $"{d.Name} {d.Saved} in the checkpoint, {d.Model} in this model")
-            .ToList();
-    }
-
-    private sealed record TrainerState(long Step, long TrainBlocks, long ValidationBlocks, Dictionary<string, string> Sha256,
-        LossScalerState? LossScaler = null, EarlyStoppingState? EarlyStopping = null, int? TopK = null);
-
-    /// <summary>Mean LM loss over <see cref="TrainerOptions.EvalBatches"/> batches, in evaluation mode without gradients, in the run's precision.</summary>
-    public double EvaluateLoss(BlockSampler sampler)
-    {
-        ArgumentNullException.ThrowIfNull(sampler);
-        bool wasTraining = _model.training;
-        _model.eval();
-        double sum = 0;
-        using (torch.no_grad())
-        using (_autocast is { } dtype ? Autocast.Enable(dtype) : null)
-        {
-            for (int i = 0; i < _options.EvalBatches; i++)
-            {
-                using var scope = torch.NewDisposeScope();
-                var (x, y) = sampler.Next(_options.BatchSize, _model.Device);
-                sum += _model.call(new CausalLMInput(x, y, RouterStatistics: false)).LmLoss!.item<float>();
-            }
-        }
-
-        if (wasTraining) _model.train();
-        return sum / _options.EvalBatches;
-    }
-
-    private (double Train, double? Validation) Evaluate(long step, double lr, double tokensPerSecond)
-    {
-        double train = EvaluateLoss(_train);
-        double? validation = _validation is null ? null : EvaluateLoss(_validation);
-        _logger.LogInformation("step {Step}/{Steps}: train loss {Train:F4}, validation loss {Validation}, lr {LearningRate:G3}, {TokensPerSecond:N0} tokens/s",
-            step, _options.Steps, train, validation?.ToString("F4") ?? "n/a", lr, tokensPerSecond);
-        var metrics = new Dictionary<string, double>(StringComparer.Ordinal)
-        {
-            [MetricNames.EvalTrainLoss] = train, [MetricNames.LearningRate] = lr, [MetricNames.TokensPerSecond] = tokensPerSecond,
-        };
-        if (validation is { } v) metrics[MetricNames.ValidationLoss] = v;
-        Report(new TrainingProgress(step, train, validation, lr, tokensPerSecond, metrics));
-        return (train, validation);
+        _logger.LogInformation("resumed from {Directory} at step {Step}", checkpoint, _step);
     }
 }

@@ -57,8 +57,20 @@ public sealed class TrainerOptions
     /// <summary>Log the training loss every N steps, [1, Steps].</summary>
     public int LogInterval { get; set; } = 50;
 
-    /// <summary>Save a resumable checkpoint every N steps (and at the end and on cancellation when a directory is set), [1, Steps]; null saves at the end only.</summary>
+    /// <summary>Save a resumable checkpoint every N steps (and at the end and on cancellation when a directory is set), [1, Steps]; null: no step interval.</summary>
     public int? CheckpointInterval { get; set; }
+
+    /// <summary>
+    /// Also save a resumable checkpoint when this many minutes have passed since the last save (whichever of this and
+    /// <see cref="CheckpointInterval"/> comes first), (0, 525,600]; null: no time interval.
+    /// </summary>
+    public double? CheckpointIntervalMinutes { get; set; }
+
+    /// <summary>
+    /// Parameters to freeze before training (parts or name globs, see <see cref="Freezing.ParameterFreezing"/>): they
+    /// get no gradient, no optimizer state and no weight decay, and the checkpoints record them.
+    /// </summary>
+    public List<string> Freeze { get; set; } = [];
 
     /// <summary>Where checkpoints go (replaced atomically each time); null saves none.</summary>
     public string? CheckpointDirectory { get; set; }
@@ -138,6 +150,9 @@ public sealed class TrainerOptions
         if (EarlyStopping is not null) foreach (var e in EarlyStopping.GetValidationErrors()) yield return $"EarlyStopping.{e}";
         if (KeepCheckpoints is < 1 or > 1000) yield return Range(nameof(KeepCheckpoints), KeepCheckpoints, "[1, 1000]");
         if (PeakFlopsPerSecond is { } peak && !(double.IsFinite(peak) && peak > 0)) yield return Range(nameof(PeakFlopsPerSecond), peak, "finite and > 0, or null");
+        if (CheckpointIntervalMinutes is { } minutes && !(minutes > 0 && minutes <= 525_600))
+            yield return Range(nameof(CheckpointIntervalMinutes), minutes, "(0, 525600] or null");
+        if (Freeze is null || Freeze.Any(string.IsNullOrWhiteSpace)) yield return $"{nameof(Freeze)} must be a list of non-empty patterns.";
         if (CheckpointInterval is { } ci && (ci < 1 || ci > Math.Max(1, Steps))) yield return Range(nameof(CheckpointInterval), ci, $"[1, Steps = {Steps}] or null");
     }
 

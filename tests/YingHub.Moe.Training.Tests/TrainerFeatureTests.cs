@@ -115,11 +115,12 @@ public sealed class TrainerFeatureTests : IDisposable
         trainer.Run();
 
         var logs = points.Where(p => p.Metrics!.ContainsKey("grad_norm/global")).ToList();
-        Assert.Equal([1L, 2, 3], logs.Select(p => p.Step)); // step 4 is an evaluation
+        Assert.Equal([1L, 2, 3, 4], logs.Select(p => p.Step)); // step 4 is also an evaluation: its step metrics are kept
         foreach (var p in logs)
         {
             var m = p.Metrics!;
-            Assert.Equal(1.0 + (p.Step - 1) / 4.0 / 0.5 * 1.0, m["grad_clip"], 12); // 1.0 -> 2.0 over the first half
+            double progress = (p.Step - 1) / 4.0;
+            Assert.Equal(progress <= 0.5 ? 1.0 + progress / 0.5 : 2.0 + (progress - 0.5) / 0.5 * 0.5, m["grad_clip"], 12); // 1.0 -> 2.0 -> 2.5
             Assert.Equal(0.20 - 0.15 * (p.Step - 1) / 4.0, m["mask_probability"], 12);
             double router = m["grad_norm/router"], experts = m["grad_norm/experts"], other = m["grad_norm/other"];
             Assert.True(router > 0 && experts > 0 && other > 0);
@@ -128,7 +129,10 @@ public sealed class TrainerFeatureTests : IDisposable
             Assert.Equal(2, m["top_k"]);
             for (int layer = 0; layer < 2; layer++)
                 Assert.Equal(1.0, Enumerable.Range(0, 4).Sum(e => m[$"expert_load/{layer}/{e}"]), 9);
+            Assert.Equal(0.0, m["dropped/mean"]); // no capacity limit: nothing dropped
         }
+
+        Assert.True(logs[^1].Metrics!.ContainsKey(MetricNames.ValidationLoss) || logs[^1].Metrics!.ContainsKey(MetricNames.EvalTrainLoss));
     }
 
     [Fact]
@@ -154,6 +158,11 @@ public sealed class TrainerFeatureTests : IDisposable
         Assert.Equal(2, result.BestStep);
         foreach (var (name, value) in model.state_dict()) Assert.True(value.equal(best![name]).all().item<bool>(), $"{name} is not the best step's");
         Assert.True(File.Exists(Path.Combine(options.CheckpointDirectory + ".best", "model.safetensors")));
+
+        // the final checkpoint holds the returned (restored) model, not the last step's weights
+        using var saved = YingHub.Moe.Core.Checkpoints.MoeCheckpoint.Load(options.CheckpointDirectory);
+        var savedState = saved.state_dict();
+        foreach (var (name, value) in model.state_dict()) Assert.True(value.equal(savedState[name]).all().item<bool>(), $"{name} differs between the checkpoint and the returned model");
     }
 
     [Fact]

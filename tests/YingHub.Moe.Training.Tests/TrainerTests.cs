@@ -191,10 +191,9 @@ public sealed class TrainerTests : IDisposable
             YingHub.Moe.Core.Checkpoints.Safetensors.Write(weightsPath, tensors, new Dictionary<string, string> { ["format"] = "pt", ["library"] = "YingHub.Moe" });
         }
 
-        string statePath = Path.Combine(dir, "trainer_state.json");
-        var stateJson = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(statePath))!;
-        stateJson["Sha256"]!["model.safetensors"] = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(weightsPath)));
-        File.WriteAllText(statePath, stateJson.ToJsonString());
+        string sumsPath = Path.Combine(dir, "checksums.sha256");
+        string sum = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(weightsPath)));
+        File.WriteAllLines(sumsPath, File.ReadAllLines(sumsPath).Select(l => l.EndsWith("  model.safetensors", StringComparison.Ordinal) ? $"{sum}  model.safetensors" : l));
         using (var model = Model(tokenizer.VocabSize))
         {
             var (train, _) = BlockSampler.Split(corpus, 16, seed: 9);
@@ -207,27 +206,91 @@ public sealed class TrainerTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(0.8, 0.9, 4)] // utilization 0.75 below Low: more experts per token
+    [InlineData(0.5, 0.7, 2)] // above High: fewer
+    [InlineData(0.7, 0.8, 3)] // inside the band: k stays
+    public void Adaptive_top_k_follows_the_measured_utilization(double low, double high, int expectedK)
+    {
+        var (corpus, tokenizer) = Corpus();
+        using var _ = corpus;
+        var (train, _) = BlockSampler.Split(corpus, blockSize: 16, seed: 1);
+        using var model = Model(tokenizer.VocabSize, o => { o.Router = RouterKind.TopK; o.TopK = 3; });
+        // a zero gate gives every expert the same logit, so every token picks the same 3 of the 4 experts: by hand, the
+        // utilization (experts at or above half a fair share) is 3 / 4 at the first step
+        using (torch.no_grad())
+        {
+            foreach (var (name, p) in model.named_parameters().Where(p => p.name.Contains("block_sparse_moe.gate"))) p.zero_();
+        }
+
+        using var trainer = new Trainer(model, train, null, new TrainerOptions
+        {
+            Steps = 1, BatchSize = 2, WarmupSteps = 0, LogInterval = 1, EvalInterval = 1, EvalBatches = 1, PeakFlopsPerSecond = 1e11,
+            AdaptiveTopK = new YingHub.Moe.Training.Routing.TopKControllerOptions { Low = low, High = high, MinK = 2, MaxK = 4, Cooldown = 100 },
+        });
+        var points = new List<TrainingProgress>();
+        trainer.Progress += points.Add;
+        trainer.Run();
+        Assert.Equal(0.75, Assert.Single(points).Metrics!["utilization"], 6);
+        Assert.Equal(expectedK, model.TopK);
+    }
+
     [Fact]
-    public void Adaptive_top_k_lowers_k_when_utilization_stays_high()
+    public void Capacity_drops_are_logged_per_layer_and_as_a_mean()
+    {
+        var (corpus, tokenizer) = Corpus();
+        using var _ = corpus;
+        var (train, _) = BlockSampler.Split(corpus, blockSize: 16, seed: 1);
+        using var model = Model(tokenizer.VocabSize, o => { o.Router = RouterKind.TopK; o.TopK = 3; o.CapacityFactor = 1.0; });
+        using (torch.no_grad())
+        {
+            foreach (var (name, p) in model.named_parameters().Where(p => p.name.Contains("block_sparse_moe.gate"))) p.zero_();
+        }
+
+        using var trainer = new Trainer(model, train, null, new TrainerOptions
+        {
+            Steps = 1, BatchSize = 2, WarmupSteps = 0, LogInterval = 1, EvalInterval = 1, EvalBatches = 1, PeakFlopsPerSecond = 1e11,
+        });
+        var points = new List<TrainingProgress>();
+        trainer.Progress += points.Add;
+        trainer.Run();
+        // by hand: a zero gate sends all N = 2 x 16 tokens to the same 3 experts; capacity ceil(1.0 x 32 x 3 / 4) = 24 per
+        // expert, so each of the 3 drops 8 of its 32: 24 of 96 assignments, a quarter, in both layers
+        var m = Assert.Single(points).Metrics!;
+        Assert.Equal(0.25, m["dropped/0"], 9);
+        Assert.Equal(0.25, m["dropped/1"], 9);
+        Assert.Equal(0.25, m["dropped/mean"], 9);
+    }
+
+    [Fact]
+    public void Adaptive_top_k_is_refused_beyond_the_experts_and_down_to_1_with_renormalised_weights()
     {
         var (corpus, tokenizer) = Corpus();
         using var _ = corpus;
         var (train, _) = BlockSampler.Split(corpus, blockSize: 16, seed: 1);
         using var model = Model(tokenizer.VocabSize);
-        Assert.Equal(2, model.TopK);
-        // High = 0.01: any spread of load counts as high utilization, so k steps down to MinK at the first log point
-        using var trainer = new Trainer(model, train, null, new TrainerOptions
-        {
-            Steps = 10, BatchSize = 2, WarmupSteps = 0, LogInterval = 5, EvalInterval = 10, EvalBatches = 1,
-            AdaptiveTopK = new YingHub.Moe.Training.Routing.TopKControllerOptions { High = 0.01, Low = 0, MinK = 1, MaxK = 2, Cooldown = 100 },
-        });
-        trainer.Run();
-        Assert.Equal(1, model.TopK);
         var ex = Assert.Throws<ArgumentException>(() => new Trainer(model, train, null, new TrainerOptions
         {
             Steps = 10, LogInterval = 5, EvalInterval = 10, WarmupSteps = 0, AdaptiveTopK = new YingHub.Moe.Training.Routing.TopKControllerOptions { MaxK = 9 },
         }));
         Assert.Contains("MaxK = 9 exceeds the model's 4 experts", ex.Message);
+
+        // at k = 1 a renormalised gate weight is identically 1: the router would get no gradient from the LM loss
+        Assert.True(model.Options.NormalizeTopKWeights);
+        ex = Assert.Throws<ArgumentException>(() => new Trainer(model, train, null, new TrainerOptions
+        {
+            Steps = 10, LogInterval = 5, EvalInterval = 10, WarmupSteps = 0, AdaptiveTopK = new YingHub.Moe.Training.Routing.TopKControllerOptions { MinK = 1, MaxK = 2 },
+        }));
+        Assert.Contains("AdaptiveTopK.MinK = 1", ex.Message);
+        Assert.Contains("NormalizeTopKWeights", ex.Message);
+
+        // the defaults avoid it, and without renormalisation k = 1 is allowed
+        Assert.Equal(2, new YingHub.Moe.Training.Routing.TopKControllerOptions().MinK);
+        using var plain = Model(tokenizer.VocabSize, o => o.NormalizeTopKWeights = false);
+        using var allowed = new Trainer(plain, train, null, new TrainerOptions
+        {
+            Steps = 10, LogInterval = 5, EvalInterval = 10, WarmupSteps = 0, AdaptiveTopK = new YingHub.Moe.Training.Routing.TopKControllerOptions { MinK = 1, MaxK = 2 },
+        });
     }
 
     [Fact]

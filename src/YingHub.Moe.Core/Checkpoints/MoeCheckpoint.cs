@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using TorchSharp;
 using YingHub.Moe.Core.Configuration;
@@ -9,7 +11,11 @@ namespace YingHub.Moe.Core.Checkpoints;
 /// <summary>
 /// A model checkpoint directory in the Hugging Face layout: <c>config.json</c> (the <see cref="MoeModelOptions"/>, with
 /// HF key names) and <c>model.safetensors</c> (the state dict: weights and persistent buffers). Saving writes a new
-/// directory beside the target and swaps it in, so a crash never leaves a half-written checkpoint.
+/// directory beside the target and swaps it in, so a crash never leaves a half-written checkpoint. Every checkpoint
+/// also holds <c>checksums.sha256</c>, the SHA-256 of each of its files in <c>sha256sum</c>'s format (so
+/// <c>sha256sum -c checksums.sha256</c> checks it by hand); loading verifies the files it reads against it and refuses
+/// weights that are not finite, so a corrupted file fails loudly instead of generating garbage. Checkpoints without
+/// the file (written before it existed) still load.
 /// </summary>
 public static class MoeCheckpoint
 {
@@ -18,6 +24,9 @@ public static class MoeCheckpoint
 
     /// <summary>The weights file name.</summary>
     public const string WeightsFile = "model.safetensors";
+
+    /// <summary>The checksum file name (lines of <c>{sha256 hex}  {relative path}</c>, as <c>sha256sum</c> writes them).</summary>
+    public const string ChecksumFile = "checksums.sha256";
 
     private const string LibraryName = "YingHub.Moe";
 
@@ -32,7 +41,8 @@ public static class MoeCheckpoint
 
     /// <summary>
     /// Saves <paramref name="model"/> to <paramref name="directory"/> (created or replaced). Extra files (e.g. a
-    /// tokenizer) can be added by <paramref name="writeExtras"/>, which receives the staging directory.
+    /// tokenizer) can be added by <paramref name="writeExtras"/>, which receives the staging directory; they are
+    /// checksummed with the rest.
     /// </summary>
     public static void Save(MoeForCausalLM model, string directory, Action<string>? writeExtras = null)
     {
@@ -51,6 +61,7 @@ public static class MoeCheckpoint
             Safetensors.Write(Path.Combine(staging, WeightsFile), state,
                 new Dictionary<string, string> { ["format"] = "pt", ["library"] = LibraryName, [LayoutKey] = Layout });
             writeExtras?.Invoke(staging);
+            WriteChecksums(staging);
             if (Directory.Exists(target))
             {
                 old = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.old");
@@ -72,6 +83,63 @@ public static class MoeCheckpoint
         }
     }
 
+    private static void WriteChecksums(string directory)
+    {
+        var lines = new StringBuilder();
+        foreach (string file in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
+                     .Select(f => Path.GetRelativePath(directory, f).Replace('\\', '/'))
+                     .Where(f => f != ChecksumFile).Order(StringComparer.Ordinal))
+            lines.Append(Hash(Path.Combine(directory, file))).Append("  ").Append(file).Append('\n');
+        string path = Path.Combine(directory, ChecksumFile);
+        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
+        stream.Write(Encoding.UTF8.GetBytes(lines.ToString()));
+        stream.Flush(flushToDisk: true);
+    }
+
+    private static string Hash(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    /// <summary>The recorded SHA-256 (lower-case hex) of each file of the checkpoint in <paramref name="directory"/>, by relative path; null when it has no checksum file.</summary>
+    /// <exception cref="InvalidDataException">The checksum file is malformed.</exception>
+    public static IReadOnlyDictionary<string, string>? ReadChecksums(string directory)
+    {
+        string path = Path.Combine(directory, ChecksumFile);
+        if (!File.Exists(path)) return null;
+        var sums = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string line in File.ReadAllLines(path).Where(l => l.Length > 0))
+        {
+            int split = line.IndexOf("  ", StringComparison.Ordinal);
+            if (split != 64 || !line[..64].All(char.IsAsciiHexDigit))
+                throw new InvalidDataException($"Checkpoint '{directory}': '{ChecksumFile}' has a malformed line '{line}'.");
+            sums[line[(split + 2)..]] = line[..64].ToLowerInvariant();
+        }
+
+        return sums;
+    }
+
+    /// <summary>
+    /// Checks <paramref name="files"/> (relative paths; null: every file the checksum file lists) of the checkpoint in
+    /// <paramref name="directory"/> against their recorded SHA-256. A checkpoint without a checksum file passes (older
+    /// ones have none), as does a file it does not list.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A listed file is missing or its contents differ from its checksum; the message names it.</exception>
+    public static void VerifyChecksums(string directory, IEnumerable<string>? files = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        if (ReadChecksums(directory) is not { } sums) return;
+        foreach (string file in files ?? sums.Keys)
+        {
+            if (!sums.TryGetValue(file, out string? expected)) continue;
+            string path = Path.Combine(directory, file);
+            if (!File.Exists(path)) throw new InvalidDataException($"Checkpoint '{directory}' lacks '{file}', which its '{ChecksumFile}' lists.");
+            if (Hash(path) != expected)
+                throw new InvalidDataException($"Checkpoint '{directory}': '{file}' does not match its recorded SHA-256 (truncated or corrupted); nothing was loaded.");
+        }
+    }
+
     /// <summary>Reads the options of the checkpoint in <paramref name="directory"/>.</summary>
     /// <exception cref="FileNotFoundException">No checkpoint there.</exception>
     /// <exception cref="InvalidDataException">The options file is not valid.</exception>
@@ -90,13 +158,16 @@ public static class MoeCheckpoint
     }
 
     /// <summary>Builds the model saved in <paramref name="directory"/> and loads its weights (every tensor must match).</summary>
-    /// <exception cref="InvalidDataException">The weights do not match the configuration; the message names each tensor.</exception>
-    public static MoeForCausalLM Load(string directory)
+    /// <param name="directory">The checkpoint directory.</param>
+    /// <param name="verifyChecksums">Check <c>config.json</c> and <c>model.safetensors</c> against <c>checksums.sha256</c> first (one extra read of each; pass false to skip it for huge files).</param>
+    /// <exception cref="InvalidDataException">A file does not match its checksum, the weights do not match the configuration, or a weight is not finite; the message names the file or each tensor.</exception>
+    public static MoeForCausalLM Load(string directory, bool verifyChecksums = true)
     {
+        if (verifyChecksums) VerifyChecksums(directory, [ConfigFile]);
         var model = new MoeForCausalLM(ReadOptions(directory));
         try
         {
-            LoadWeights(model, Path.Combine(directory, WeightsFile), strict: true);
+            LoadWeights(model, Path.Combine(directory, WeightsFile), strict: true, verifyChecksum: verifyChecksums);
             return model;
         }
         catch
@@ -117,12 +188,16 @@ public static class MoeCheckpoint
 
     /// <summary>
     /// Copies the tensors of a safetensors file into <paramref name="model"/> by name and reports what matched. With
-    /// <paramref name="strict"/>, any missing, unexpected or mis-shaped tensor throws before anything is copied.
+    /// <paramref name="strict"/>, any missing, unexpected or mis-shaped tensor throws before anything is copied; a weight
+    /// that is not finite always throws, naming it. With <paramref name="verifyChecksum"/>, the file is first checked
+    /// against the <c>checksums.sha256</c> of its directory, when there is one.
     /// </summary>
-    public static WeightLoadReport LoadWeights(nn.Module model, string path, bool strict = true)
+    /// <exception cref="InvalidDataException">The file does not match its checksum, does not match the model (strict), or holds a NaN or infinite weight.</exception>
+    public static WeightLoadReport LoadWeights(nn.Module model, string path, bool strict = true, bool verifyChecksum = true)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
+        if (verifyChecksum) VerifyChecksums(Path.GetDirectoryName(Path.GetFullPath(path))!, [Path.GetFileName(path)]);
         using var scope = torch.NewDisposeScope();
         var file = Safetensors.Read(path, out var metadata);
         if (HasEarlierLayout(metadata))
@@ -139,7 +214,8 @@ public static class MoeCheckpoint
 
     /// <summary>
     /// Copies named tensors into <paramref name="model"/>'s state dict and reports what matched; with
-    /// <paramref name="strict"/>, any missing, unexpected or mis-shaped tensor throws before anything is copied.
+    /// <paramref name="strict"/>, any missing, unexpected or mis-shaped tensor throws before anything is copied. A
+    /// floating-point tensor holding NaN or an infinity throws (naming it) before anything is copied.
     /// </summary>
     /// <param name="model">The model to fill.</param>
     /// <param name="file">The tensors, by state-dict key.</param>
@@ -165,6 +241,9 @@ public static class MoeCheckpoint
             file.Keys.Where(k => !state.ContainsKey(k)).ToList(),
             mismatched);
         if (strict && !report.IsExact) throw new InvalidDataException($"Weights '{source}' do not match the model: {report}.");
+        string[] nonFinite = loaded.Where(name => file[name].is_floating_point() && !IsFinite(file[name])).ToArray();
+        if (nonFinite.Length > 0)
+            throw new InvalidDataException($"Weights '{source}': {string.Join(", ", nonFinite.Select(n => $"'{n}'"))} hold NaN or infinite values; nothing was loaded.");
 
         using (torch.no_grad())
         {
@@ -172,6 +251,12 @@ public static class MoeCheckpoint
         }
 
         return report;
+    }
+
+    private static bool IsFinite(Tensor t)
+    {
+        using var scope = torch.NewDisposeScope();
+        return torch.isfinite(t).all().item<bool>();
     }
 
     private static string Describe(Tensor t) => $"{t.dtype} [{string.Join(", ", t.shape)}]";

@@ -19,10 +19,15 @@ public sealed record LossEvaluation(double Loss, double Perplexity, long Tokens,
 public static class LossEvaluator
 {
     /// <summary>Evaluates <paramref name="model"/> on <paramref name="batches"/> batches of <paramref name="batchSize"/> blocks drawn from <paramref name="sampler"/>.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="sampler">Where the blocks come from (it advances).</param>
+    /// <param name="batches">Batches to average, &gt;= 1.</param>
+    /// <param name="batchSize">Blocks per batch, &gt;= 1.</param>
+    /// <param name="precision">The forward passes' arithmetic: fp32, or bf16/fp16 autocast over the float32 weights (as the run trains).</param>
     /// <remarks>The model's training mode is restored afterwards.</remarks>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batches"/> or <paramref name="batchSize"/> is below 1.</exception>
     /// <exception cref="ArgumentException">The sampler's blocks are longer than the model's context.</exception>
-    public static LossEvaluation Evaluate(MoeForCausalLM model, BlockSampler sampler, int batches, int batchSize)
+    public static LossEvaluation Evaluate(MoeForCausalLM model, BlockSampler sampler, int batches, int batchSize, TrainingPrecision precision = TrainingPrecision.Fp32)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(sampler);
@@ -37,6 +42,7 @@ public static class LossEvaluator
         try
         {
             using (torch.no_grad())
+            using (Autocast(precision))
             {
                 for (int i = 0; i < batches; i++)
                 {
@@ -54,4 +60,13 @@ public static class LossEvaluator
         double loss = sum / batches;
         return new LossEvaluation(loss, Math.Exp(loss), (long)batches * batchSize * sampler.BlockSize, batches);
     }
+
+    /// <summary>The autocast scope of <paramref name="precision"/>, or null for fp32.</summary>
+    internal static IDisposable? Autocast(TrainingPrecision precision) => precision switch
+    {
+        TrainingPrecision.Bf16 => Core.Precision.Autocast.Enable(torch.ScalarType.BFloat16),
+        TrainingPrecision.Fp16 => Core.Precision.Autocast.Enable(torch.ScalarType.Float16),
+        TrainingPrecision.Fp32 => null,
+        _ => throw new ArgumentException($"precision = {precision} is not a TrainingPrecision.", nameof(precision)),
+    };
 }

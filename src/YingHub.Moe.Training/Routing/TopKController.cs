@@ -9,11 +9,15 @@ public sealed class TopKControllerOptions
     /// <summary>Raise k when the utilization is below this, [0, High).</summary>
     public double Low { get; set; } = 0.5;
 
-    /// <summary>Smallest k, [1, MaxK].</summary>
-    public int MinK { get; set; } = 1;
+    /// <summary>
+    /// Smallest k, [1, MaxK]. The default is 2: at k = 1 with renormalised top-k weights
+    /// (<c>MoeModelOptions.NormalizeTopKWeights</c>, HF's <c>norm_topk_prob</c>) the single gate weight is identically 1,
+    /// so the LM loss no longer reaches the router; the trainer refuses MinK = 1 with renormalisation.
+    /// </summary>
+    public int MinK { get; set; } = 2;
 
     /// <summary>Largest k, [MinK, E] (checked against the model by the trainer).</summary>
-    public int MaxK { get; set; } = 2;
+    public int MaxK { get; set; } = 4;
 
     /// <summary>Steps after a change during which k stays put, [0, 1,000,000].</summary>
     public int Cooldown { get; set; } = 200;
@@ -27,6 +31,10 @@ public sealed class TopKControllerOptions
         if (Cooldown is < 0 or > 1_000_000) yield return $"Cooldown = {Cooldown} is outside the allowed range [0, 1000000].";
     }
 }
+
+/// <summary>The resumable state of a <see cref="TopKController"/> (saved with the checkpoint).</summary>
+/// <param name="LastChange">The step of the last change of k (the cooldown counts from it), or null before any.</param>
+public sealed record TopKControllerState(long? LastChange);
 
 /// <summary>
 /// Utilization-driven top-k (YingHub-v2): from the sliding-window expert utilization (the share of experts carrying
@@ -47,6 +55,16 @@ public sealed class TopKController
         string[] errors = options.Validate().ToArray();
         if (errors.Length > 0) throw new ArgumentException("Invalid top-k controller options: " + string.Join(" ", errors), nameof(options));
         _options = options;
+    }
+
+    /// <summary>The state, for checkpoints.</summary>
+    public TopKControllerState State => new(_lastChange == long.MinValue / 2 ? null : _lastChange);
+
+    /// <summary>Restores a state saved from <see cref="State"/> (on resume), cooldown included.</summary>
+    public void Restore(TopKControllerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        _lastChange = state.LastChange ?? long.MinValue / 2;
     }
 
     /// <summary>The k to use from <paramref name="step"/> on, or null to keep <paramref name="currentK"/>.</summary>

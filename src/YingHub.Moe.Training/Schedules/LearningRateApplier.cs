@@ -11,7 +11,6 @@ namespace YingHub.Moe.Training.Schedules;
 public sealed class LearningRateApplier
 {
     private readonly Optimizer _optimizer;
-    private readonly ILearningRateController[] _groups;
     private readonly double[] _multipliers;
 
     /// <summary>Creates an applier for <paramref name="optimizer"/>'s current parameter groups.</summary>
@@ -25,11 +24,11 @@ public sealed class LearningRateApplier
         ArgumentNullException.ThrowIfNull(schedule);
         _optimizer = optimizer;
         Schedule = schedule;
-        _groups = optimizer.ParamGroups.ToArray();
-        _multipliers = groupMultipliers?.ToArray() ?? Enumerable.Repeat(1.0, _groups.Length).ToArray();
-        if (_multipliers.Length != _groups.Length)
+        int groupCount = optimizer.ParamGroups.Count();
+        _multipliers = groupMultipliers?.ToArray() ?? Enumerable.Repeat(1.0, groupCount).ToArray();
+        if (_multipliers.Length != groupCount)
             throw new ArgumentException(
-                $"groupMultipliers.Count = {_multipliers.Length} is invalid; allowed: the optimizer's group count = {_groups.Length}.", nameof(groupMultipliers));
+                $"groupMultipliers.Count = {_multipliers.Length} is invalid; allowed: the optimizer's group count = {groupCount}.", nameof(groupMultipliers));
         for (int i = 0; i < _multipliers.Length; i++)
         {
             if (!double.IsFinite(_multipliers[i]) || _multipliers[i] <= 0)
@@ -50,10 +49,12 @@ public sealed class LearningRateApplier
     public double Apply(long step)
     {
         double lr = Schedule.At(step);
-        if (_optimizer.ParamGroups.Count() != _groups.Length)
+        // the optimizer's current groups: load_state_dict may replace the group objects seen at construction
+        var groups = _optimizer.ParamGroups.ToArray();
+        if (groups.Length != _multipliers.Length)
             throw new InvalidOperationException(
-                $"The optimizer now has {_optimizer.ParamGroups.Count()} parameter groups, the applier was built for {_groups.Length}.");
-        for (int i = 0; i < _groups.Length; i++) _groups[i].LearningRate = lr * _multipliers[i];
+                $"The optimizer now has {groups.Length} parameter groups, the applier was built for {_multipliers.Length}.");
+        for (int i = 0; i < groups.Length; i++) groups[i].LearningRate = lr * _multipliers[i];
         return lr;
     }
 

@@ -10,7 +10,8 @@ namespace YingHub.Moe.Training.Tracking;
 /// <item><term><c>lr</c></term><description>The step's base learning rate.</description></item>
 /// <item><term><c>grad_norm/global</c>, <c>grad_norm/router</c>, <c>grad_norm/experts</c>, <c>grad_norm/other</c></term><description>L2 norms of the gradients before clipping: all parameters, and the router / expert / remaining parameter groups.</description></item>
 /// <item><term><c>aux/load_balancing</c>, <c>aux/z_loss</c></term><description>The router's auxiliary losses, before their coefficients.</description></item>
-/// <item><term><c>utilization</c>, <c>top_k</c></term><description>The fraction of experts that received tokens, and the current top-k.</description></item>
+/// <item><term><c>utilization</c>, <c>top_k</c></term><description>The share of experts whose load over the router's sliding window is at or above the threshold share of a fair load (<c>RouterLosses.Utilization</c>: load ≥ threshold × total / E), averaged over MoE layers; and the current top-k.</description></item>
+/// <item><term><c>dropped/{layer}</c>, <c>dropped/mean</c></term><description>The share of a layer's routed assignments (tokens × k) that expert capacity dropped in the step's last micro-batch, and its mean over MoE layers (0 without a capacity limit); build with <see cref="DroppedShare"/>.</description></item>
 /// <item><term><c>tokens_per_s</c>, <c>ms_per_step</c>, <c>mfu</c></term><description>Throughput, step time and model-FLOPs utilization (0..1).</description></item>
 /// <item><term><c>expert_load/{layer}/{expert}</c></term><description>The fraction of a layer's routed tokens that went to one expert (a layer's fractions sum to 1); build with <see cref="ExpertLoad"/>, parse with <see cref="TryParseExpertLoad"/>.</description></item>
 /// </list>
@@ -45,7 +46,7 @@ public static class MetricNames
     /// <summary>Router z-loss.</summary>
     public const string ZLoss = "aux/z_loss";
 
-    /// <summary>Fraction of experts that received tokens.</summary>
+    /// <summary>Share of experts at or above the utilization threshold over the sliding window (mean over MoE layers).</summary>
     public const string Utilization = "utilization";
 
     /// <summary>Current number of experts per token.</summary>
@@ -77,6 +78,21 @@ public static class MetricNames
 
     /// <summary>Mean LM loss on training batches at an evaluation (in evaluation mode, as <c>val/loss</c>).</summary>
     public const string EvalTrainLoss = "eval/train_loss";
+
+    /// <summary>The prefix of the capacity-drop shares, <c>dropped/</c> (followed by a layer index or <c>mean</c>).</summary>
+    public const string DroppedPrefix = "dropped/";
+
+    /// <summary>The mean over MoE layers of the share of assignments dropped by capacity.</summary>
+    public const string DroppedMean = "dropped/mean";
+
+    /// <summary>The name of layer <paramref name="layer"/>'s share of assignments dropped by capacity: <c>dropped/{layer}</c>.</summary>
+    /// <param name="layer">The layer index, &gt;= 0.</param>
+    /// <exception cref="ArgumentException">A negative index.</exception>
+    public static string DroppedShare(int layer)
+    {
+        if (layer < 0) throw new ArgumentException($"layer = {layer} is invalid; allowed: >= 0.", nameof(layer));
+        return string.Create(CultureInfo.InvariantCulture, $"{DroppedPrefix}{layer}");
+    }
 
     /// <summary>The prefix of per-expert load fractions, <c>expert_load/</c>.</summary>
     public const string ExpertLoadPrefix = "expert_load/";

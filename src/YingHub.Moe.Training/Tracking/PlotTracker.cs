@@ -3,7 +3,8 @@ namespace YingHub.Moe.Training.Tracking;
 /// <summary>
 /// Keeps the curves a run reports and draws them as PNG files in a directory with <see cref="TrainingPlots"/>:
 /// <c>loss.png</c> (<c>train/loss</c> and <c>val/loss</c> vs step), <c>lr.png</c> (<c>lr</c> vs step) and
-/// <c>expert_load.png</c> (a layers × experts heatmap of the latest <c>expert_load/{layer}/{expert}</c> values). The
+/// <c>expert_load.png</c> (a layers × experts heatmap of the latest <c>expert_load/{layer}/{expert}</c> values) and
+/// <c>dropped.png</c> (the capacity-drop shares <c>dropped/{layer}</c> and <c>dropped/mean</c> vs step). The
 /// plots are redrawn every <see cref="Interval"/> <see cref="LogMetrics"/> calls and at <see cref="Complete"/>; a plot
 /// without data is not written. Each written file is reported to the optional artifact sink through
 /// <see cref="ITrainingTracker.LogArtifact"/> (for example an <see cref="MlflowTracker"/>, which uploads it). The
@@ -21,6 +22,10 @@ public sealed class PlotTracker : ITrainingTracker
     /// <summary>File name of the expert-load heatmap.</summary>
     public const string ExpertLoadFileName = "expert_load.png";
 
+    /// <summary>File name of the capacity-drop plot.</summary>
+    public const string DroppedFileName = "dropped.png";
+
+    private readonly SortedDictionary<string, List<MetricPoint>> _dropped = new(StringComparer.Ordinal);
     private readonly List<MetricPoint> _train = [];
     private readonly List<MetricPoint> _validation = [];
     private readonly List<MetricPoint> _learningRate = [];
@@ -73,6 +78,12 @@ public sealed class PlotTracker : ITrainingTracker
                 case MetricNames.LearningRate: _learningRate.Add(new(step, value)); break;
                 default:
                     if (MetricNames.TryParseExpertLoad(name, out int layer, out int expert)) _load[(layer, expert)] = value;
+                    else if (name.StartsWith(MetricNames.DroppedPrefix, StringComparison.Ordinal))
+                    {
+                        if (!_dropped.TryGetValue(name, out var points)) _dropped[name] = points = [];
+                        points.Add(new(step, value));
+                    }
+
                     break;
             }
         }
@@ -111,6 +122,13 @@ public sealed class PlotTracker : ITrainingTracker
         {
             string path = Path.Combine(Directory, ExpertLoadFileName);
             TrainingPlots.SaveExpertLoadHeatmap(path, LoadMatrix(), _width, _height);
+            written.Add(path);
+        }
+
+        if (_dropped.Count > 0)
+        {
+            string path = Path.Combine(Directory, DroppedFileName);
+            TrainingPlots.SaveDropped(path, _dropped, _width, _height);
             written.Add(path);
         }
 

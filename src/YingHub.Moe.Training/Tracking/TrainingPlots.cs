@@ -54,6 +54,23 @@ public static class TrainingPlots
         Save(plot, path, width, height);
     }
 
+    /// <summary>Plots the share of routed assignments dropped by expert capacity against the step, one line per series (e.g. <c>dropped/0</c>, <c>dropped/mean</c>).</summary>
+    /// <param name="path">The PNG file to write.</param>
+    /// <param name="series">The points of each series, by metric name (the legend label).</param>
+    /// <param name="width">Image width in pixels.</param>
+    /// <param name="height">Image height in pixels.</param>
+    public static void SaveDropped(string path, IReadOnlyDictionary<string, List<MetricPoint>> series, int width = DefaultWidth, int height = DefaultHeight)
+    {
+        ArgumentNullException.ThrowIfNull(series);
+        using var plot = new Plot();
+        foreach (var (name, points) in series) AddLine(plot, points, name, markers: false);
+        plot.Title("Assignments dropped by expert capacity");
+        plot.XLabel("step");
+        plot.YLabel("share dropped");
+        plot.ShowLegend(Alignment.UpperRight);
+        Save(plot, path, width, height);
+    }
+
     /// <summary>
     /// Draws <paramref name="load"/> (<c>[layer, expert]</c> load fractions) as a heatmap with a colour bar: experts
     /// along x (label "expert"), layers along y (label "layer", layer 0 at the bottom), each cell annotated with its

@@ -20,6 +20,7 @@ namespace YingHub.Moe.Building;
 public sealed class MoeModelBuilder
 {
     private readonly MoeModelOptions _options;
+    private readonly List<string> _freeze = [];
 
     private MoeModelBuilder(MoeModelOptions options) => _options = options;
 
@@ -109,6 +110,18 @@ public sealed class MoeModelBuilder
         return this;
     }
 
+    /// <summary>
+    /// Freezes the parameters <paramref name="patterns"/> select when the model is built: parts (<c>embeddings</c>,
+    /// <c>blocks:N</c> for the first N layers, <c>attention</c>, <c>routers</c>, <c>experts</c>, <c>lm_head</c>) or globs
+    /// over parameter names (<c>layers.0.*</c>); see <see cref="Training.Freezing.ParameterFreezing"/>. Repeatable.
+    /// </summary>
+    public MoeModelBuilder Freeze(params string[] patterns)
+    {
+        ArgumentNullException.ThrowIfNull(patterns);
+        _freeze.AddRange(patterns);
+        return this;
+    }
+
     /// <summary>Validated options (a copy).</summary>
     /// <exception cref="ArgumentException">Lists every invalid field with its value and allowed range.</exception>
     public MoeModelOptions BuildOptions()
@@ -119,10 +132,20 @@ public sealed class MoeModelBuilder
     }
 
     /// <summary>Builds the model and moves it to <paramref name="device"/> (CPU when null).</summary>
-    /// <exception cref="ArgumentException">Lists every invalid field with its value and allowed range.</exception>
+    /// <exception cref="ArgumentException">Lists every invalid field with its value and allowed range, or a freeze pattern selects nothing.</exception>
     public MoeForCausalLM Build(torch.Device? device = null)
     {
         var model = new MoeForCausalLM(BuildOptions());
+        try
+        {
+            if (_freeze.Count > 0) Training.Freezing.ParameterFreezing.Freeze(model, _freeze);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+
         if (device is not null && device.type != DeviceType.CPU) model.to(device);
         return model;
     }

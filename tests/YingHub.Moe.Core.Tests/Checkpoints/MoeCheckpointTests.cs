@@ -27,7 +27,7 @@ public sealed class MoeCheckpointTests : IDisposable
         string dir = Path.Combine(_dir, "ckpt");
         MoeCheckpoint.Save(model, dir);
         MoeCheckpoint.Save(model, dir); // replacing an existing checkpoint
-        Assert.Equal([MoeCheckpoint.ConfigFile, MoeCheckpoint.WeightsFile], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
+        Assert.Equal([MoeCheckpoint.ChecksumFile, MoeCheckpoint.ConfigFile, MoeCheckpoint.WeightsFile], Directory.GetFiles(dir).Select(Path.GetFileName).Order());
         Assert.Single(Directory.GetFileSystemEntries(_dir)); // no staging leftovers
 
         using var loaded = MoeCheckpoint.Load(dir);
@@ -61,6 +61,7 @@ public sealed class MoeCheckpointTests : IDisposable
         Assert.Equal(2 * 2, old.Keys.Count(k => k.EndsWith("_proj.weight"))); // qkv and o of both layers
         Assert.Contains(old, kv => kv.Value.dim() == 3 && kv.Value.shape[1] == kv.Value.shape[2]); // the square deep layer
         Safetensors.Write(weights, old, new Dictionary<string, string> { ["format"] = "pt", ["library"] = "YingHub.Moe" });
+        File.Delete(Path.Combine(dir, MoeCheckpoint.ChecksumFile)); // that version wrote no checksums
 
         using var loaded = MoeCheckpoint.Load(dir);
         loaded.eval();
@@ -103,5 +104,52 @@ public sealed class MoeCheckpointTests : IDisposable
         var back = MoeCheckpoint.LoadWeights(small, Path.Combine(dir, MoeCheckpoint.WeightsFile));
         Assert.True(back.IsExact);
         Assert.Throws<FileNotFoundException>(() => MoeCheckpoint.Load(Path.Combine(_dir, "nowhere")));
+    }
+
+    [Fact]
+    public void Every_file_of_a_checkpoint_is_checksummed_and_a_flipped_byte_is_refused_naming_the_file()
+    {
+        torch.manual_seed(8);
+        using var model = new MoeForCausalLM(Tiny.Options());
+        string dir = Path.Combine(_dir, "ckpt");
+        MoeCheckpoint.Save(model, dir, staging => File.WriteAllText(Path.Combine(staging, "tokenizer.json"), "{}"));
+
+        // sha256sum's format, every file but the checksum file itself, computed here independently
+        var lines = File.ReadAllLines(Path.Combine(dir, MoeCheckpoint.ChecksumFile));
+        Assert.Equal(3, lines.Length);
+        foreach (string file in new[] { MoeCheckpoint.ConfigFile, MoeCheckpoint.WeightsFile, "tokenizer.json" })
+        {
+            string hex = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(dir, file))));
+            Assert.Contains($"{hex}  {file}", lines);
+        }
+
+        // 64 bytes flipped in the middle of the weights: the header still parses, the values are garbage
+        string weights = Path.Combine(dir, MoeCheckpoint.WeightsFile);
+        byte[] bytes = File.ReadAllBytes(weights);
+        for (int i = 0; i < 64; i++) bytes[bytes.Length / 2 + i] ^= 0x5a;
+        File.WriteAllBytes(weights, bytes);
+        var ex = Assert.Throws<InvalidDataException>(() => MoeCheckpoint.Load(dir));
+        Assert.Contains("'model.safetensors' does not match its recorded SHA-256", ex.Message);
+        ex = Assert.Throws<InvalidDataException>(() => MoeCheckpoint.LoadWeights(model, weights));
+        Assert.Contains("does not match its recorded SHA-256", ex.Message);
+        using (var unchecked_ = MoeCheckpoint.Load(dir, verifyChecksums: false)) { } // the caller may skip the check (huge files)
+
+        // a checkpoint without sums (written before them) still loads
+        MoeCheckpoint.Save(model, dir);
+        File.Delete(Path.Combine(dir, MoeCheckpoint.ChecksumFile));
+        using var old = MoeCheckpoint.Load(dir);
+    }
+
+    [Fact]
+    public void A_nan_weight_is_refused_naming_the_tensor()
+    {
+        torch.manual_seed(8);
+        using var model = new MoeForCausalLM(Tiny.Options());
+        using (torch.no_grad()) Tiny.Param(model, "layers.1.self_attn.o_proj.weight")[0, 1] = float.NaN;
+        string dir = Path.Combine(_dir, "nan");
+        MoeCheckpoint.Save(model, dir); // the sums match: the file holds exactly what was saved
+        var ex = Assert.Throws<InvalidDataException>(() => MoeCheckpoint.Load(dir));
+        Assert.Contains("'layers.1.self_attn.o_proj.weight' hold NaN or infinite values", ex.Message);
+        Assert.DoesNotContain("layers.0", ex.Message);
     }
 }

@@ -92,6 +92,20 @@ public class TrainingPlotsTests : IDisposable
         Assert.Equal("interval", Assert.Throws<ArgumentException>(() => new PlotTracker(_dir, interval: 0)).ParamName);
     }
 
+    [Fact]
+    public void Plot_tracker_draws_the_capacity_drops_per_layer_and_their_mean()
+    {
+        var sink = new RecordingTracker();
+        var tracker = new PlotTracker(Path.Combine(_dir, "drops"), interval: 1, artifacts: sink, width: 320, height: 240);
+        tracker.LogMetrics(1, new Dictionary<string, double> { [MetricNames.DroppedShare(0)] = 0.25, [MetricNames.DroppedShare(1)] = 0.05, [MetricNames.DroppedMean] = 0.15 });
+        string path = Path.Combine(tracker.Directory, PlotTracker.DroppedFileName);
+        Assert.Equal([path], sink.Artifacts);
+        using var image = Decode(path);
+        Assert.Equal((320, 240), (image.Width, image.Height));
+        Assert.Equal("dropped/3", MetricNames.DroppedShare(3));
+        Assert.Equal("layer", Assert.Throws<ArgumentException>(() => MetricNames.DroppedShare(-1)).ParamName);
+    }
+
     private static SKBitmap Decode(string path)
     {
         byte[] bytes = File.ReadAllBytes(path);
