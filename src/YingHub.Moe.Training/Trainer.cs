@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
@@ -33,8 +32,6 @@ namespace YingHub.Moe.Training;
 /// </summary>
 public sealed class Trainer : IDisposable
 {
-    private const string BestWeightsFile = "best_model.safetensors";
-
     private readonly MoeForCausalLM _model;
     private readonly BlockSampler _train;
     private readonly BlockSampler? _validation;
@@ -46,7 +43,7 @@ public sealed class Trainer : IDisposable
     private readonly DynamicTokenMasker? _masker;
     private readonly EarlyStopping? _earlyStopping;
     private readonly CheckpointStore? _store;
-    private Dictionary<string, Tensor>? _bestWeights; // detached copies, outside any dispose scope
+    private readonly BestWeights _best = new();
     private (double Train, double? Validation) _last = (double.NaN, null);
     private long _step;
     private bool _seeded;
@@ -132,33 +129,11 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         _optimizer.Dispose();
-        DisposeBestWeights();
+        _best.Dispose();
     }
 
     /// <summary>The run's hyperparameters as flat strings (<c>trainer.*</c>, <c>model.*</c> in the options' JSON names).</summary>
-    public IReadOnlyDictionary<string, string> Hyperparameters()
-    {
-        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        void Flatten(string prefix, JsonElement element)
-        {
-            if (element.ValueKind == JsonValueKind.Object)
-            {
-                foreach (var property in element.EnumerateObject()) Flatten($"{prefix}.{property.Name}", property.Value);
-            }
-            else if (element.ValueKind != JsonValueKind.Null)
-            {
-                result[prefix] = element.ValueKind == JsonValueKind.String ? element.GetString()! : element.GetRawText();
-            }
-        }
-
-        var json = new JsonSerializerOptions { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
-        Flatten("trainer", JsonSerializer.SerializeToElement(_options, json));
-        Flatten("model", JsonSerializer.SerializeToElement(_model.Options, json));
-        result["trainer.Schedule"] = _schedule.GetType().Name;
-        result["model.params_total"] = _model.ParameterCount.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        result["model.params_active"] = _model.ActiveParameterCount.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return result;
-    }
+    public IReadOnlyDictionary<string, string> Hyperparameters() => RunParameters.Flatten(_options, _model, _schedule);
 
     /// <summary>Runs the configured number of steps (or until cancelled, or until early stopping); returns at once when <see cref="IsComplete"/>.</summary>
     public TrainingResult Run(CancellationToken cancellationToken = default)
@@ -255,9 +230,9 @@ public sealed class Trainer : IDisposable
 
         if (stoppedEarly && _step > firstStep)
         {
-            if (_bestWeights is not null && o.EarlyStopping!.RestoreBestWeights)
+            if (_best.HasWeights && o.EarlyStopping!.RestoreBestWeights)
             {
-                RestoreBestWeights();
+                _best.Restore(_model);
                 _logger.LogInformation("restored the weights of step {Step} (validation loss {Loss:F4})", _earlyStopping!.State.BestStep, _earlyStopping.State.BestLoss);
                 _last = (EvaluateLoss(_train), _validation is null ? null : EvaluateLoss(_validation));
             }
@@ -348,7 +323,7 @@ public sealed class Trainer : IDisposable
         var decision = _earlyStopping!.Update(step, validationLoss);
         if (decision.Improved)
         {
-            if (decision.RestoreBestWeights) KeepBestWeights();
+            if (decision.RestoreBestWeights) _best.Keep(_model);
             if (_store is not null) MoeCheckpoint.Save(_model, _store.Directory + ".best", CheckpointExtras);
         }
 
@@ -356,26 +331,6 @@ public sealed class Trainer : IDisposable
             _logger.LogInformation("step {Step}: no improvement in {Count} evaluations (best {Best:F4} at step {BestStep}); stopping early",
                 step, decision.EvaluationsWithoutImprovement, decision.BestLoss, decision.BestStep);
         return decision.ShouldStop;
-    }
-
-    private void KeepBestWeights()
-    {
-        DisposeBestWeights();
-        using var noGrad = torch.no_grad();
-        _bestWeights = _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
-    }
-
-    private void RestoreBestWeights()
-    {
-        using var noGrad = torch.no_grad();
-        foreach (var (name, value) in _model.state_dict()) value.copy_(_bestWeights![name]);
-    }
-
-    private void DisposeBestWeights()
-    {
-        if (_bestWeights is null) return;
-        foreach (var t in _bestWeights.Values) t.Dispose();
-        _bestWeights = null;
     }
 
     /// <summary>Saves a resumable checkpoint to <see cref="TrainerOptions.CheckpointDirectory"/> (see <see cref="SaveCheckpoint(string)"/>).</summary>
@@ -399,7 +354,7 @@ public sealed class Trainer : IDisposable
         };
         store.Save(_model, _optimizer, state, staging =>
         {
-            if (_bestWeights is not null) Safetensors.Write(Path.Combine(staging, BestWeightsFile), _bestWeights);
+            _best.Save(staging);
             CheckpointExtras?.Invoke(staging);
         });
         _logger.LogInformation("step {Step}: checkpoint saved to {Directory}", _step, store.Directory);
@@ -426,9 +381,7 @@ public sealed class Trainer : IDisposable
         if (state.EarlyStopping is { } early) _earlyStopping?.Restore(early);
         if (state.TopKController is { } controller) _topK?.Restore(controller);
         if (state.TopK is { } topK) _model.TopK = topK;
-        DisposeBestWeights();
-        string best = Path.Combine(checkpoint, BestWeightsFile);
-        if (File.Exists(best)) _bestWeights = Safetensors.Read(best).ToDictionary(kv => kv.Key, kv => kv.Value.DetachFromDisposeScope());
+        _best.Load(checkpoint);
         _last = (state.TrainLoss ?? double.NaN, state.ValidationLoss);
         _step = state.Step;
         _seeded = true;

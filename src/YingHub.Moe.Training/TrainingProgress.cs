@@ -10,7 +10,8 @@ namespace YingHub.Moe.Training;
 /// Everything measured at this point, by metric name (<c>train/loss</c>, <c>val/loss</c>, <c>lr</c>,
 /// <c>grad_norm/global</c>, <c>grad_norm/{group}</c> before clipping, <c>aux/load_balancing</c>, <c>aux/z_loss</c>,
 /// <c>utilization</c>, <c>top_k</c>, <c>tokens_per_s</c>, <c>ms_per_step</c>, <c>mfu</c>, <c>loss_scale</c>,
-/// <c>expert_load/{layer}/{expert}</c>, ...); empty when the point was made by hand.
+/// <c>expert_load/{layer}/{expert}</c>, <c>dropped/{layer}</c>, <c>dropped/mean</c>, ...; an evaluation that is also a log point
+/// carries both the step's metrics and the evaluation's); empty when the point was made by hand.
 /// </param>
 public sealed record TrainingProgress(long Step, double TrainLoss, double? ValidationLoss, double LearningRate, double TokensPerSecond,
     IReadOnlyDictionary<string, double>? Metrics = null);

@@ -64,4 +64,22 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal(1, exit);
         Assert.Contains("this model freezes [", stderr);
     }
+
+    [Fact]
+    public void Generate_refuses_a_checkpoint_whose_weights_were_corrupted_on_disk_naming_the_file()
+    {
+        string output = Path.Combine(_cli.Directory, "run");
+        var (exit, _, stderr) = _cli.Run(TrainProcess.Train(output, "--steps", "2"));
+        Assert.True(exit == 0, stderr);
+        (exit, _, stderr) = _cli.Run("generate", "--checkpoint", output, "--prompt", "the", "--tokens", "5", "--seed", "1");
+        Assert.True(exit == 0, stderr);
+
+        string weights = Path.Combine(output, MoeCheckpoint.WeightsFile);
+        byte[] bytes = File.ReadAllBytes(weights);
+        for (int i = 0; i < 64; i++) bytes[bytes.Length / 2 + i] ^= 0xff;
+        File.WriteAllBytes(weights, bytes);
+        (exit, _, stderr) = _cli.Run("generate", "--checkpoint", output, "--prompt", "the", "--tokens", "5", "--seed", "1");
+        Assert.Equal(1, exit);
+        Assert.Contains("'model.safetensors' does not match its recorded SHA-256", stderr);
+    }
 }
