@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Training.Schedules;
 
 namespace YingHub.Moe.Training.Data;
