@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Generation;
 using YingHub.Moe.Core.Tokenizers;
 
@@ -61,8 +62,8 @@ internal static class GenerateCommand
 
     private static int Run(string checkpoint, string prompt, SamplingOptions sampling, string? outFile, bool json)
     {
-        string[] problems = sampling.Validate().ToArray();
-        if (problems.Length > 0) throw new CliException(string.Join(" ", problems), 2);
+        IReadOnlyList<OptionError> problems = sampling.GetValidationErrors();
+        if (problems.Count > 0) throw new CliException(string.Join(" ", problems.Select(e => e.Message)), 2);
 
         Cli.RequireTorch();
         var (model, tokenizer) = CheckpointLoader.Load(checkpoint);

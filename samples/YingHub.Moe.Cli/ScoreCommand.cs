@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Rewards;
 using YingHub.Moe.Rewards.Pronunciation;
 

@@ -1,3 +1,4 @@
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Rewards.Pronunciation;
 using YingHub.Moe.Rewards.Scoring;
 

@@ -1,14 +1,15 @@
 using System.Text.Json.Serialization;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Rewards;
 
 /// <summary>
 /// Weights and settings of <see cref="ShakespeareReward"/>, in the Microsoft.Extensions.Options style (bind it from
-/// configuration, check it with <see cref="ShakespeareRewardOptionsValidator"/>). JSON names are snake_case.
+/// configuration, check it with <see cref="ValidatableOptionsValidator{TOptions}"/>). JSON names are snake_case.
 /// The total is Σ weight × score − Σ weight × penalty, each component in 0..1, so a weight is the most a component
 /// can add (or take away).
 /// </summary>
-public sealed class ShakespeareRewardOptions
+public sealed class ShakespeareRewardOptions : IValidatableOptions
 {
     /// <summary>The configuration section conventionally bound to these options.</summary>
     public const string SectionName = "Rewards:Shakespeare";
@@ -85,12 +86,12 @@ public sealed class ShakespeareRewardOptions
     public const int MaxNgramSize = 16;
 
     /// <summary>
-    /// Every problem with these options, one message each naming the property, its value and the allowed range;
-    /// empty when valid. Pure: nothing is thrown or changed.
+    /// Every problem with these options, each naming the property, its value and the allowed range; empty when valid.
+    /// Pure: nothing is thrown or changed.
     /// </summary>
-    public IReadOnlyList<string> Validate()
+    public IReadOnlyList<OptionError> GetValidationErrors()
     {
-        var errors = new List<string>();
+        var errors = new List<OptionError>();
         Weight(errors, nameof(RhymeWeight), RhymeWeight);
         Weight(errors, nameof(MeterWeight), MeterWeight);
         Weight(errors, nameof(KeywordWeight), KeywordWeight);
@@ -102,60 +103,30 @@ public sealed class ShakespeareRewardOptions
         Positive(errors, nameof(LineLengthTolerance), LineLengthTolerance);
         Positive(errors, nameof(KeywordsPerLineForFullScore), KeywordsPerLineForFullScore);
         Positive(errors, nameof(ModernWordsPerLineForFullPenalty), ModernWordsPerLineForFullPenalty);
-        if (RepetitionNgramSize is < 1 or > MaxNgramSize)
-        {
-            errors.Add($"{nameof(RepetitionNgramSize)} = {RepetitionNgramSize} is out of range: must be in [1, {MaxNgramSize}].");
-        }
-
-        if (!double.IsFinite(PerplexityForFullCoherence) || PerplexityForFullCoherence < 1)
-        {
-            errors.Add($"{nameof(PerplexityForFullCoherence)} = {PerplexityForFullCoherence} is out of range: must be finite and >= 1.");
-        }
-
-        if (!double.IsFinite(PerplexityForZeroCoherence) || !(PerplexityForZeroCoherence > PerplexityForFullCoherence))
-        {
-            errors.Add($"{nameof(PerplexityForZeroCoherence)} = {PerplexityForZeroCoherence} is out of range: must be finite and > "
-                + $"{nameof(PerplexityForFullCoherence)} ({PerplexityForFullCoherence}).");
-        }
-
+        errors.Require(RepetitionNgramSize is >= 1 and <= MaxNgramSize, nameof(RepetitionNgramSize), RepetitionNgramSize, $"[1, {MaxNgramSize}]");
+        errors.Require(double.IsFinite(PerplexityForFullCoherence) && PerplexityForFullCoherence >= 1,
+            nameof(PerplexityForFullCoherence), PerplexityForFullCoherence, "finite and >= 1");
+        errors.Require(double.IsFinite(PerplexityForZeroCoherence) && PerplexityForZeroCoherence > PerplexityForFullCoherence,
+            nameof(PerplexityForZeroCoherence), PerplexityForZeroCoherence, $"finite and > {nameof(PerplexityForFullCoherence)} ({PerplexityForFullCoherence})");
         WordList(errors, nameof(Keywords), Keywords);
         WordList(errors, nameof(ModernWords), ModernWords);
-        if (MaxDegreeOfParallelism is 0 or < -1)
-        {
-            errors.Add($"{nameof(MaxDegreeOfParallelism)} = {MaxDegreeOfParallelism} is out of range: must be -1 (all processors) or >= 1.");
-        }
-
+        errors.Require(MaxDegreeOfParallelism is -1 or >= 1, nameof(MaxDegreeOfParallelism), MaxDegreeOfParallelism, "-1 (all processors) or >= 1");
         return errors;
     }
 
-    /// <summary>Throws when <see cref="Validate"/> finds problems, listing all of them.</summary>
-    /// <param name="paramName">The parameter to name in the exception.</param>
-    /// <exception cref="ArgumentException">The options are invalid.</exception>
-    public void ThrowIfInvalid(string paramName = "options")
-    {
-        IReadOnlyList<string> errors = Validate();
-        if (errors.Count > 0) throw new ArgumentException($"Invalid {nameof(ShakespeareRewardOptions)}: {string.Join(" ", errors)}", paramName);
-    }
+    private static void Weight(List<OptionError> errors, string name, double value) =>
+        errors.Require(double.IsFinite(value) && value >= 0, name, value, "finite and >= 0");
 
-    private static void Weight(List<string> errors, string name, double value)
-    {
-        if (!double.IsFinite(value) || value < 0) errors.Add($"{name} = {value} is out of range: must be finite and >= 0.");
-    }
+    private static void Positive(List<OptionError> errors, string name, double value) =>
+        errors.Require(double.IsFinite(value) && value > 0, name, value, "finite and > 0");
 
-    private static void Positive(List<string> errors, string name, double value)
-    {
-        if (!double.IsFinite(value) || value <= 0) errors.Add($"{name} = {value} is out of range: must be finite and > 0.");
-    }
-
-    private static void WordList(List<string> errors, string name, IList<string>? words)
+    private static void WordList(List<OptionError> errors, string name, IList<string>? words)
     {
         if (words is null) return;
         for (int i = 0; i < words.Count; i++)
         {
-            if (string.IsNullOrWhiteSpace(words[i]) || !words[i].Any(char.IsLetterOrDigit))
-            {
-                errors.Add($"{name}[{i}] = '{words[i]}' is invalid: must contain a letter or digit.");
-            }
+            errors.Require(!string.IsNullOrWhiteSpace(words[i]) && words[i].Any(char.IsLetterOrDigit), $"{name}[{i}]", $"'{words[i]}'",
+                "a word or phrase containing a letter or digit");
         }
     }
 }

@@ -1,7 +1,9 @@
+using YingHub.Moe.Core.Configuration;
+
 namespace YingHub.Moe.Training;
 
-/// <summary>How <see cref="Trainer"/> trains. <see cref="Validate"/> names every bad field with its value and range.</summary>
-public sealed class TrainerOptions
+/// <summary>How <see cref="Trainer"/> trains. <see cref="GetValidationErrors"/> names every bad field with its value and range.</summary>
+public sealed class TrainerOptions : IValidatableOptions
 {
     /// <summary>Optimizer steps, [1, 100,000,000].</summary>
     public int Steps { get; set; } = 1000;
@@ -123,43 +125,37 @@ public sealed class TrainerOptions
         PeakLearningRate = LearningRate, MinLearningRate = MinLearningRate, WarmupSteps = WarmupSteps, TotalSteps = Steps,
     });
 
-    /// <summary>Every problem, naming the field, its value and the allowed range.</summary>
-    public IEnumerable<string> Validate()
+    /// <inheritdoc />
+    public IReadOnlyList<OptionError> GetValidationErrors()
     {
-        static string Range(string name, object value, string range) => $"{name} = {value} is outside the allowed range {range}.";
-        if (Steps is < 1 or > 100_000_000) yield return Range(nameof(Steps), Steps, "[1, 100000000]");
-        if (BatchSize is < 1 or > 65_536) yield return Range(nameof(BatchSize), BatchSize, "[1, 65536]");
-        if (GradientAccumulation is < 1 or > 4096) yield return Range(nameof(GradientAccumulation), GradientAccumulation, "[1, 4096]");
-        if (!(LearningRate > 0 && LearningRate <= 10)) yield return Range(nameof(LearningRate), LearningRate, "(0, 10]");
-        if (!(MinLearningRate >= 0 && MinLearningRate <= LearningRate)) yield return Range(nameof(MinLearningRate), MinLearningRate, $"[0, LearningRate = {LearningRate}]");
-        if (WarmupSteps < 0 || WarmupSteps > Steps) yield return Range(nameof(WarmupSteps), WarmupSteps, $"[0, Steps = {Steps}]");
-        if (!(WeightDecay >= 0 && WeightDecay <= 10)) yield return Range(nameof(WeightDecay), WeightDecay, "[0, 10]");
-        if (!(Beta1 >= 0 && Beta1 < 1)) yield return Range(nameof(Beta1), Beta1, "[0, 1)");
-        if (!(RouterLearningRateMultiplier > 0 && RouterLearningRateMultiplier <= 100))
-            yield return Range(nameof(RouterLearningRateMultiplier), RouterLearningRateMultiplier, "(0, 100]");
-        if (ModuleGradientClip is not null) foreach (var e in ModuleGradientClip.GetValidationErrors()) yield return $"ModuleGradientClip.{e}";
-        if (!(Beta2 >= 0 && Beta2 < 1)) yield return Range(nameof(Beta2), Beta2, "[0, 1)");
-        if (GradientClip is { } clip && !(clip > 0 && clip <= 1e6)) yield return Range(nameof(GradientClip), clip, "(0, 1000000] or null");
-        if (EvalInterval < 1 || EvalInterval > Math.Max(1, Steps)) yield return Range(nameof(EvalInterval), EvalInterval, $"[1, Steps = {Steps}]");
-        if (EvalBatches is < 1 or > 10_000) yield return Range(nameof(EvalBatches), EvalBatches, "[1, 10000]");
-        if (LogInterval < 1 || LogInterval > Math.Max(1, Steps)) yield return Range(nameof(LogInterval), LogInterval, $"[1, Steps = {Steps}]");
-        if (AdaptiveTopK is not null) foreach (string e in AdaptiveTopK.Validate()) yield return $"AdaptiveTopK.{e}";
-        if (!Enum.IsDefined(Precision)) yield return $"{nameof(Precision)} = {Precision} is not one of {string.Join(", ", Enum.GetNames<TrainingPrecision>())}.";
-        if (LossScaling is not null) foreach (var e in LossScaling.GetValidationErrors()) yield return $"LossScaling.{e}";
-        if (TokenMasking is not null) foreach (var e in TokenMasking.GetValidationErrors()) yield return $"TokenMasking.{e}";
-        if (EarlyStopping is not null) foreach (var e in EarlyStopping.GetValidationErrors()) yield return $"EarlyStopping.{e}";
-        if (KeepCheckpoints is < 1 or > 1000) yield return Range(nameof(KeepCheckpoints), KeepCheckpoints, "[1, 1000]");
-        if (PeakFlopsPerSecond is { } peak && !(double.IsFinite(peak) && peak > 0)) yield return Range(nameof(PeakFlopsPerSecond), peak, "finite and > 0, or null");
-        if (CheckpointIntervalMinutes is { } minutes && !(minutes > 0 && minutes <= 525_600))
-            yield return Range(nameof(CheckpointIntervalMinutes), minutes, "(0, 525600] or null");
-        if (Freeze is null || Freeze.Any(string.IsNullOrWhiteSpace)) yield return $"{nameof(Freeze)} must be a list of non-empty patterns.";
-        if (CheckpointInterval is { } ci && (ci < 1 || ci > Math.Max(1, Steps))) yield return Range(nameof(CheckpointInterval), ci, $"[1, Steps = {Steps}] or null");
-    }
-
-    /// <summary>Throws one <see cref="ArgumentException"/> listing every problem, if there is any.</summary>
-    public void ThrowIfInvalid(string paramName = "options")
-    {
-        string[] errors = Validate().ToArray();
-        if (errors.Length > 0) throw new ArgumentException("Invalid trainer options: " + string.Join(" ", errors), paramName);
+        var errors = new List<OptionError>();
+        errors.Require(Steps is >= 1 and <= 100_000_000, nameof(Steps), Steps, "[1, 100000000]");
+        errors.Require(BatchSize is >= 1 and <= 65_536, nameof(BatchSize), BatchSize, "[1, 65536]");
+        errors.Require(GradientAccumulation is >= 1 and <= 4096, nameof(GradientAccumulation), GradientAccumulation, "[1, 4096]");
+        errors.Require(LearningRate > 0 && LearningRate <= 10, nameof(LearningRate), LearningRate, "(0, 10]");
+        errors.Require(MinLearningRate >= 0 && MinLearningRate <= LearningRate, nameof(MinLearningRate), MinLearningRate, $"[0, LearningRate = {LearningRate}]");
+        errors.Require(WarmupSteps >= 0 && WarmupSteps <= Steps, nameof(WarmupSteps), WarmupSteps, $"[0, Steps = {Steps}]");
+        errors.Require(WeightDecay >= 0 && WeightDecay <= 10, nameof(WeightDecay), WeightDecay, "[0, 10]");
+        errors.Require(Beta1 >= 0 && Beta1 < 1, nameof(Beta1), Beta1, "[0, 1)");
+        errors.Require(RouterLearningRateMultiplier > 0 && RouterLearningRateMultiplier <= 100, nameof(RouterLearningRateMultiplier), RouterLearningRateMultiplier, "(0, 100]");
+        errors.AddNested(nameof(ModuleGradientClip), ModuleGradientClip);
+        errors.Require(Beta2 >= 0 && Beta2 < 1, nameof(Beta2), Beta2, "[0, 1)");
+        errors.Require(GradientClip is not { } clip || (clip > 0 && clip <= 1e6), nameof(GradientClip), GradientClip, "(0, 1000000] or null");
+        errors.Require(EvalInterval >= 1 && EvalInterval <= Math.Max(1, Steps), nameof(EvalInterval), EvalInterval, $"[1, Steps = {Steps}]");
+        errors.Require(EvalBatches is >= 1 and <= 10_000, nameof(EvalBatches), EvalBatches, "[1, 10000]");
+        errors.Require(LogInterval >= 1 && LogInterval <= Math.Max(1, Steps), nameof(LogInterval), LogInterval, $"[1, Steps = {Steps}]");
+        errors.AddNested(nameof(AdaptiveTopK), AdaptiveTopK);
+        errors.Require(Enum.IsDefined(Precision), nameof(Precision), Precision, string.Join(", ", Enum.GetNames<TrainingPrecision>()));
+        errors.AddNested(nameof(LossScaling), LossScaling);
+        errors.AddNested(nameof(TokenMasking), TokenMasking);
+        errors.AddNested(nameof(EarlyStopping), EarlyStopping);
+        errors.Require(KeepCheckpoints is >= 1 and <= 1000, nameof(KeepCheckpoints), KeepCheckpoints, "[1, 1000]");
+        errors.Require(PeakFlopsPerSecond is not { } peak || (double.IsFinite(peak) && peak > 0), nameof(PeakFlopsPerSecond), PeakFlopsPerSecond, "finite and > 0, or null");
+        errors.Require(CheckpointIntervalMinutes is not { } minutes || (minutes > 0 && minutes <= 525_600),
+            nameof(CheckpointIntervalMinutes), CheckpointIntervalMinutes, "(0, 525600] or null");
+        errors.Require(Freeze is not null && !Freeze.Any(string.IsNullOrWhiteSpace), nameof(Freeze),
+            Freeze is null ? null : string.Join(",", Freeze), "a list of non-empty patterns");
+        errors.Require(CheckpointInterval is not { } ci || (ci >= 1 && ci <= Math.Max(1, Steps)), nameof(CheckpointInterval), CheckpointInterval, $"[1, Steps = {Steps}] or null");
+        return errors;
     }
 }

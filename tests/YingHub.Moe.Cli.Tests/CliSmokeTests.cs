@@ -96,7 +96,7 @@ public sealed class CliSmokeTests(TinyCheckpoint checkpoint) : IClassFixture<Tin
         CliRunner.AssertOneLineError(CliRunner.Run("generate", "--checkpoint", Absent), 1, "does not exist");
         CliRunner.AssertOneLineError(CliRunner.Run("generate", "--checkpoint", checkpoint.Directory, "--temperature", "0"), 2, "Temperature = 0");
         CliRunner.AssertOneLineError(CliRunner.Run("generate", "--checkpoint", checkpoint.Directory, "--anneal", "--min-temperature", "2"), 2,
-            "MinTemperature = 2 is outside the allowed range (0, Temperature = 0.8]");
+            "MinTemperature = 2 is invalid; allowed: (0, Temperature = 0.8]");
         CliRunner.AssertOneLineError(CliRunner.Run("generate", "--checkpoint", checkpoint.Directory, "--prompt", "ZZZ"), 1, "The prompt cannot be encoded");
         CliRunner.AssertOneLineError(CliRunner.Run("generate", "--tokens", "5"), 2, "--checkpoint", "yinghub generate --help");
         CliRunner.AssertOneLineError(CliRunner.Run("generate", "--checkpoint", checkpoint.Directory, "--tokens", "many"), 2, "many");

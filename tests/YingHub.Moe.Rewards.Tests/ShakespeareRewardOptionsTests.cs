@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Rewards.Pronunciation;
 
 namespace YingHub.Moe.Rewards.Tests;
@@ -8,8 +9,8 @@ public sealed class ShakespeareRewardOptionsTests
     [Fact]
     public void DefaultsAreValid()
     {
-        Assert.Empty(new ShakespeareRewardOptions().Validate());
-        Assert.True(new ShakespeareRewardOptionsValidator().Validate(null, new ShakespeareRewardOptions()).Succeeded);
+        Assert.Empty(new ShakespeareRewardOptions().GetValidationErrors());
+        Assert.True(new ValidatableOptionsValidator<ShakespeareRewardOptions>().Validate(null, new ShakespeareRewardOptions()).Succeeded);
     }
 
     [Theory]
@@ -26,7 +27,7 @@ public sealed class ShakespeareRewardOptionsTests
 
         ArgumentException error = Assert.Throws<ArgumentException>(() => new ShakespeareReward(PronunciationLexicon.Empty, options));
         Assert.Equal("options", error.ParamName);
-        Assert.Contains($"{property} = {value}", error.Message);
+        Assert.Contains(FormattableString.Invariant($"{property} = {value} is invalid; allowed: "), error.Message);
         Assert.Contains(range, error.Message);
     }
 
@@ -40,7 +41,7 @@ public sealed class ShakespeareRewardOptionsTests
             Keywords = ["thou", " "],
             MaxDegreeOfParallelism = 0,
         };
-        ValidateOptionsResult result = new ShakespeareRewardOptionsValidator().Validate(null, options);
+        ValidateOptionsResult result = new ValidatableOptionsValidator<ShakespeareRewardOptions>().Validate(null, options);
 
         Assert.True(result.Failed);
         string[] failures = result.Failures!.ToArray();

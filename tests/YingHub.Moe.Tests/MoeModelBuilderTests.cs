@@ -40,8 +40,8 @@ public class MoeModelBuilderTests
     public void Invalid_descriptions_name_every_bad_field()
     {
         var ex = Assert.Throws<ArgumentException>(() => MoeModelBuilder.Create().Embedding(30).Heads(4).Experts(e => e.Count(2).TopK(3)).Build());
-        Assert.Contains("HiddenSize = 30 must be divisible by NumHeads = 4", ex.Message);
-        Assert.Contains("TopK = 3 is outside the allowed range [1, NumExperts = 2]", ex.Message);
+        Assert.Contains("HiddenSize = 30 is invalid; allowed: a multiple of NumHeads = 4.", ex.Message);
+        Assert.Contains("TopK = 3 is invalid; allowed: [1, NumExperts = 2].", ex.Message);
     }
 
     [Fact]

@@ -85,7 +85,8 @@ public enum ResidualInitScheme
 
 /// <summary>
 /// The architecture of a sparse Mixture-of-Experts decoder-only language model. JSON keys follow Hugging Face
-/// <c>config.json</c> names where one exists. Call <see cref="Validate"/> (constructors do) to check every field.
+/// <c>config.json</c> names where one exists. <see cref="GetValidationErrors"/> lists every bad field (constructors
+/// throw them through <see cref="OptionChecks.ThrowIfInvalid"/>).
 /// </summary>
 public sealed partial class MoeModelOptions
 {

@@ -1,7 +1,9 @@
+using YingHub.Moe.Core.Configuration;
+
 namespace YingHub.Moe.Core.Generation;
 
-/// <summary>How <see cref="TokenGenerator"/> picks each next token. <see cref="Validate"/> names any bad field.</summary>
-public sealed class SamplingOptions
+/// <summary>How <see cref="TokenGenerator"/> picks each next token. <see cref="GetValidationErrors"/> names any bad field.</summary>
+public sealed class SamplingOptions : IValidatableOptions
 {
     /// <summary>New tokens to generate, [0, 1,000,000].</summary>
     public int MaxNewTokens { get; set; } = 200;
@@ -88,30 +90,29 @@ public sealed class SamplingOptions
     /// <summary>Decode with the KV cache (true) or recompute the whole window for every token (false).</summary>
     public bool UseCache { get; set; } = true;
 
-    /// <summary>Every problem with these options, each naming the field, its value and the allowed range.</summary>
-    public IEnumerable<string> Validate()
+    /// <inheritdoc />
+    public IReadOnlyList<OptionError> GetValidationErrors()
     {
-        if (MaxNewTokens is < 0 or > 1_000_000) yield return $"MaxNewTokens = {MaxNewTokens} is outside the allowed range [0, 1000000].";
-        if (!(Temperature > 0 && Temperature <= 100)) yield return $"Temperature = {Temperature} is outside the allowed range (0, 100].";
-        if (MinTemperature is { } tMin && !(tMin > 0 && tMin <= Temperature))
-            yield return $"MinTemperature = {tMin} is outside the allowed range (0, Temperature = {Temperature}] (or null for {DefaultMinTemperatureRatio} × Temperature).";
-        if (TopK is < 1) yield return $"TopK = {TopK} is outside the allowed range [1, vocab] (or null).";
-        if (TopP is { } p && !(p > 0 && p <= 1)) yield return $"TopP = {p} is outside the allowed range (0, 1] (or null).";
-        if (MinP is { } m && !(m > 0 && m <= 1)) yield return $"MinP = {m} is outside the allowed range (0, 1] (or null).";
-        if (!(PresencePenalty >= 0 && PresencePenalty <= 100)) yield return $"PresencePenalty = {PresencePenalty} is outside the allowed range [0, 100].";
-        if (!(FrequencyPenalty >= 0 && FrequencyPenalty <= 100)) yield return $"FrequencyPenalty = {FrequencyPenalty} is outside the allowed range [0, 100].";
-        if (LogitsProcessors is null || LogitsProcessors.Any(f => f is null)) yield return "LogitsProcessors must not be null or hold a null processor.";
-        if (StopSequences is null || StopSequences.Any(q => q is null || q.Length == 0)) yield return "StopSequences must not be null or hold an empty sequence.";
-        if (!(RepetitionPenalty >= 1 && RepetitionPenalty <= 100)) yield return $"RepetitionPenalty = {RepetitionPenalty} is outside the allowed range [1, 100].";
-        if (!(SlideKeep > 0 && SlideKeep < 1)) yield return $"SlideKeep = {SlideKeep} is outside the allowed range (0, 1).";
-        if (RepetitionWindow is < 1 or > 1_000_000) yield return $"RepetitionWindow = {RepetitionWindow} is outside the allowed range [1, 1000000].";
-    }
-
-    /// <summary>Throws one <see cref="ArgumentException"/> listing every problem, if there is any.</summary>
-    public void ThrowIfInvalid(string paramName = "options")
-    {
-        string[] errors = Validate().ToArray();
-        if (errors.Length > 0) throw new ArgumentException("Invalid sampling options: " + string.Join(" ", errors), paramName);
+        var errors = new List<OptionError>();
+        errors.Require(MaxNewTokens is >= 0 and <= 1_000_000, nameof(MaxNewTokens), MaxNewTokens, "[0, 1000000]");
+        errors.Require(Temperature > 0 && Temperature <= 100, nameof(Temperature), Temperature, "(0, 100]");
+        errors.Require(MinTemperature is not { } tMin || (tMin > 0 && tMin <= Temperature), nameof(MinTemperature), MinTemperature,
+            $"(0, Temperature = {Temperature}], or null for {DefaultMinTemperatureRatio} × Temperature");
+        errors.Require(TopK is null or >= 1, nameof(TopK), TopK, "[1, vocab], or null");
+        errors.Require(TopP is not { } p || (p > 0 && p <= 1), nameof(TopP), TopP, "(0, 1], or null");
+        errors.Require(MinP is not { } m || (m > 0 && m <= 1), nameof(MinP), MinP, "(0, 1], or null");
+        errors.Require(PresencePenalty >= 0 && PresencePenalty <= 100, nameof(PresencePenalty), PresencePenalty, "[0, 100]");
+        errors.Require(FrequencyPenalty >= 0 && FrequencyPenalty <= 100, nameof(FrequencyPenalty), FrequencyPenalty, "[0, 100]");
+        errors.Require(LogitsProcessors is not null && !LogitsProcessors.Any(f => f is null), nameof(LogitsProcessors),
+            LogitsProcessors is null ? null : $"[{string.Join(", ", LogitsProcessors.Select(f => f is null ? "null" : "processor"))}]",
+            "a list without null processors");
+        errors.Require(StopSequences is not null && !StopSequences.Any(q => q is null || q.Length == 0), nameof(StopSequences),
+            StopSequences is null ? null : $"[{string.Join(", ", StopSequences.Select(q => q is null ? "null" : $"[{string.Join(",", q)}]"))}]",
+            "a list of non-empty token-id sequences");
+        errors.Require(RepetitionPenalty >= 1 && RepetitionPenalty <= 100, nameof(RepetitionPenalty), RepetitionPenalty, "[1, 100]");
+        errors.Require(SlideKeep > 0 && SlideKeep < 1, nameof(SlideKeep), SlideKeep, "(0, 1)");
+        errors.Require(RepetitionWindow is >= 1 and <= 1_000_000, nameof(RepetitionWindow), RepetitionWindow, "[1, 1000000]");
+        return errors;
     }
 
     /// <summary>The temperature of generated token <paramref name="i"/> (0-based) of <paramref name="n"/> (see <see cref="AnnealTemperature"/>).</summary>

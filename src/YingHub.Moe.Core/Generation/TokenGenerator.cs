@@ -1,4 +1,5 @@
 using TorchSharp;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using static TorchSharp.torch;
 

@@ -1,10 +1,11 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Core.Interop;
 
 /// <summary>The fields of a Hugging Face GPT-2 <c>config.json</c> that the architecture needs.</summary>
-public sealed class Gpt2Config
+public sealed class Gpt2Config : IValidatableOptions
 {
     /// <summary>Vocabulary size (50257 for OpenAI's GPT-2).</summary>
     [JsonPropertyName("vocab_size")] public int VocabSize { get; set; } = 50257;
@@ -45,20 +46,22 @@ public sealed class Gpt2Config
             throw new InvalidDataException($"'{path}' is not a GPT-2 config.json: {ex.Message}", ex);
         }
 
-        string[] errors = config.Validate().ToArray();
-        if (errors.Length > 0) throw new InvalidDataException($"'{path}': {string.Join(" ", errors)}");
+        IReadOnlyList<OptionError> errors = config.GetValidationErrors();
+        if (errors.Count > 0) throw new InvalidDataException($"'{path}': {string.Join(" ", errors.Select(e => e.Message))}");
         return config;
     }
 
-    /// <summary>Every problem, naming the field, its value and the allowed range.</summary>
-    public IEnumerable<string> Validate()
+    /// <summary>Every problem, each naming the <c>config.json</c> key, its value and the allowed range.</summary>
+    public IReadOnlyList<OptionError> GetValidationErrors()
     {
-        if (VocabSize < 1) yield return $"vocab_size = {VocabSize} must be at least 1.";
-        if (Positions < 1) yield return $"n_positions = {Positions} must be at least 1.";
-        if (Layers < 1) yield return $"n_layer = {Layers} must be at least 1.";
-        if (Heads < 1 || Embedding < 1 || Embedding % Heads != 0) yield return $"n_embd = {Embedding} must be a positive multiple of n_head = {Heads}.";
-        if (Inner is < 1) yield return $"n_inner = {Inner} must be at least 1 (or null).";
-        if (!(LayerNormEpsilon > 0)) yield return $"layer_norm_epsilon = {LayerNormEpsilon} must be positive.";
-        if (Activation is not ("gelu_new" or "gelu_pytorch_tanh" or "gelu")) yield return $"activation_function = '{Activation}' is not one of gelu_new, gelu_pytorch_tanh, gelu.";
+        var errors = new List<OptionError>();
+        errors.Require(VocabSize >= 1, "vocab_size", VocabSize, ">= 1");
+        errors.Require(Positions >= 1, "n_positions", Positions, ">= 1");
+        errors.Require(Layers >= 1, "n_layer", Layers, ">= 1");
+        errors.Require(Heads >= 1 && Embedding >= 1 && Embedding % Heads == 0, "n_embd", Embedding, $"a positive multiple of n_head = {Heads}");
+        errors.Require(Inner is null or >= 1, "n_inner", Inner, ">= 1, or null for 4 × n_embd");
+        errors.Require(LayerNormEpsilon > 0, "layer_norm_epsilon", LayerNormEpsilon, "> 0");
+        errors.Require(Activation is "gelu_new" or "gelu_pytorch_tanh" or "gelu", "activation_function", Activation, "gelu_new, gelu_pytorch_tanh or gelu");
+        return errors;
     }
 }

@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.Utils;
 using YingHub.Moe.Core.Checkpoints;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using static TorchSharp.torch;
 
@@ -25,8 +26,7 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLanguage
     public Gpt2LMHeadModel(Gpt2Config config) : base(nameof(Gpt2LMHeadModel))
     {
         ArgumentNullException.ThrowIfNull(config);
-        string[] errors = config.Validate().ToArray();
-        if (errors.Length > 0) throw new ArgumentException("Invalid GPT-2 configuration: " + string.Join(" ", errors), nameof(config));
+        config.ThrowIfInvalid(nameof(config));
         Config = config;
         _wte = nn.Embedding(config.VocabSize, config.Embedding);
         _wpe = nn.Embedding(config.Positions, config.Embedding);

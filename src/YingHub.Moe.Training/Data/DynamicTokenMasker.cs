@@ -1,4 +1,5 @@
 using TorchSharp;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Training.Schedules;
 using static TorchSharp.torch;
 
@@ -17,7 +18,7 @@ public sealed class DynamicTokenMasker
     public DynamicTokenMasker(TokenMaskingOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        options.ThrowIfInvalid();
         MaskTokenId = options.MaskTokenId;
         Probability = new PiecewiseLinearSchedule([(0.0, options.StartProbability), (1.0, options.EndProbability)]);
     }

@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Training.Schedules;
 
 namespace YingHub.Moe.Training.Data;
@@ -27,7 +27,4 @@ public sealed class TokenMaskingOptions : IValidatableOptions
         errors.Require(EndProbability is >= 0 and <= 1, nameof(EndProbability), EndProbability, "[0, 1]");
         return errors;
     }
-
-    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
-    public void Validate() => this.ThrowIfInvalid();
 }

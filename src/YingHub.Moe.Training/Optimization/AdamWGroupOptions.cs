@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Optimization;
 
@@ -57,7 +57,4 @@ public sealed class AdamWGroupOptions : IValidatableOptions
             nameof(NoDecayNameContains), NoDecayNameContains is null ? null : string.Join(",", NoDecayNameContains), "a list of non-empty fragments");
         return errors;
     }
-
-    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
-    public void Validate() => this.ThrowIfInvalid();
 }

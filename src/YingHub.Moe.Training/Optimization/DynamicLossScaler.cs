@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using YingHub.Moe.Core.Configuration;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Training.Optimization;
@@ -30,7 +31,7 @@ public sealed class DynamicLossScaler
     public DynamicLossScaler(DynamicLossScalerOptions? options = null)
     {
         options ??= new DynamicLossScalerOptions();
-        options.Validate();
+        options.ThrowIfInvalid();
         _options = new DynamicLossScalerOptions
         {
             InitialScale = options.InitialScale, GrowthFactor = options.GrowthFactor, BackoffFactor = options.BackoffFactor,

@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Optimization;
 
@@ -31,7 +31,4 @@ public sealed class DynamicLossScalerOptions : IValidatableOptions
         errors.Require(double.IsFinite(MinScale) && MinScale > 0 && MinScale <= InitialScale, nameof(MinScale), MinScale, $"(0, InitialScale = {InitialScale}]");
         return errors;
     }
-
-    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
-    public void Validate() => this.ThrowIfInvalid();
 }

@@ -1,3 +1,5 @@
+using YingHub.Moe.Core.Configuration;
+
 namespace YingHub.Moe.Training.Optimization;
 
 /// <summary>The outcome of one <see cref="EarlyStopping.Update"/>.</summary>
@@ -35,7 +37,7 @@ public sealed class EarlyStopping
     public EarlyStopping(EarlyStoppingOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        options.ThrowIfInvalid();
         (_patience, _minDelta, _restore) = (options.Patience, options.MinDelta, options.RestoreBestWeights);
     }
 

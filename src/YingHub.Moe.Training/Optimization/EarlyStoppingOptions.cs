@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Optimization;
 
@@ -22,7 +22,4 @@ public sealed class EarlyStoppingOptions : IValidatableOptions
         errors.Require(double.IsFinite(MinDelta) && MinDelta >= 0, nameof(MinDelta), MinDelta, "finite and >= 0");
         return errors;
     }
-
-    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
-    public void Validate() => this.ThrowIfInvalid();
 }

@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Optimization;
 
@@ -49,7 +49,4 @@ public sealed class GradientClipOptions : IValidatableOptions
 
         return errors;
     }
-
-    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
-    public void Validate() => this.ThrowIfInvalid();
 }

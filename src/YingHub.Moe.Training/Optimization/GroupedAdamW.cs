@@ -1,4 +1,5 @@
 using TorchSharp.Modules;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Optimization;
 
@@ -52,7 +53,7 @@ public sealed class GroupedAdamW : IDisposable
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        options.ThrowIfInvalid();
 
         var byHandle = new Dictionary<IntPtr, (Parameter P, List<string> Names)>();
         var order = new List<IntPtr>();

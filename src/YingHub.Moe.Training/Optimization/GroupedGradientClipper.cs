@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using YingHub.Moe.Core.Configuration;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Training.Optimization;
@@ -40,7 +41,7 @@ public sealed class GroupedGradientClipper : IDisposable
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        options.ThrowIfInvalid();
 
         string[] names = [.. options.Groups.Select(g => g.Name), ParameterNamePatterns.OtherGroup];
         double[] limits = [.. options.Groups.Select(g => g.MaxNorm), options.OtherMaxNorm];

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Precision;
 using YingHub.Moe.Training.Schedules;
 using static TorchSharp.torch;
@@ -7,7 +8,7 @@ using static TorchSharp.torch;
 namespace YingHub.Moe.Training.Optimization;
 
 /// <summary>Settings of <see cref="OptimizerStep"/>; <see cref="FromTrainerOptions"/> derives them from a <see cref="TrainerOptions"/>.</summary>
-public sealed class OptimizerStepOptions
+public sealed class OptimizerStepOptions : IValidatableOptions
 {
     /// <summary>AdamW hyperparameters and the parameter-group rules (weight decay, router learning-rate multiplier).</summary>
     public AdamWGroupOptions AdamW { get; set; } = new();
@@ -52,6 +53,25 @@ public sealed class OptimizerStepOptions
             Precision = options.Precision, LossScaling = options.LossScaling,
         };
     }
+
+    /// <summary>
+    /// Every problem, naming the field, its value and the allowed range; <see cref="AdamW"/>'s and
+    /// <see cref="ModuleGradientClip"/>'s under their property names, and <see cref="LossScaling"/>'s in fp16, where it is used.
+    /// </summary>
+    public IReadOnlyList<OptionError> GetValidationErrors()
+    {
+        var errors = new List<OptionError>();
+        errors.Require(AdamW is not null, nameof(AdamW), null, "AdamW group options");
+        errors.AddNested(nameof(AdamW), AdamW);
+        errors.Require(Schedule is not null, nameof(Schedule), null, "a learning-rate schedule");
+        errors.Require(GradientAccumulation is >= 1 and <= 4096, nameof(GradientAccumulation), GradientAccumulation, "[1, 4096]");
+        errors.Require(GradientClip is not { } clip || (clip > 0 && clip <= 1e6), nameof(GradientClip), GradientClip, "(0, 1000000] or null");
+        errors.Require(TotalSteps >= 1, nameof(TotalSteps), TotalSteps, ">= 1");
+        errors.AddNested(nameof(ModuleGradientClip), ModuleGradientClip);
+        errors.Require(Enum.IsDefined(Precision), nameof(Precision), Precision, string.Join(", ", Enum.GetNames<TrainingPrecision>()));
+        if (Precision == TrainingPrecision.Fp16) errors.AddNested(nameof(LossScaling), LossScaling);
+        return errors;
+    }
 }
 
 /// <summary>The outcome of one <see cref="OptimizerStep.Step"/>.</summary>
@@ -90,12 +110,7 @@ public sealed class OptimizerStep : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(options.Schedule);
-        if (options.GradientAccumulation is < 1 or > 4096)
-            throw new ArgumentException($"GradientAccumulation = {options.GradientAccumulation} is outside the allowed range [1, 4096].", nameof(options));
-        if (options.GradientClip is { } clip && !(clip > 0 && clip <= 1e6))
-            throw new ArgumentException($"GradientClip = {clip} is outside the allowed range (0, 1000000] or null.", nameof(options));
-        if (options.TotalSteps < 1) throw new ArgumentException($"TotalSteps = {options.TotalSteps} is invalid; allowed: >= 1.", nameof(options));
-        if (!Enum.IsDefined(options.Precision)) throw new ArgumentException($"Precision = {options.Precision} is not a TrainingPrecision.", nameof(options));
+        options.ThrowIfInvalid(nameof(options));
         _autocast = options.Precision switch
         {
             TrainingPrecision.Bf16 => ScalarType.BFloat16,

@@ -1,7 +1,9 @@
+using YingHub.Moe.Core.Configuration;
+
 namespace YingHub.Moe.Training.Routing;
 
-/// <summary>Settings of <see cref="TopKController"/>; <see cref="Validate"/> names every bad field.</summary>
-public sealed class TopKControllerOptions
+/// <summary>Settings of <see cref="TopKController"/>; <see cref="GetValidationErrors"/> names every bad field.</summary>
+public sealed class TopKControllerOptions : IValidatableOptions
 {
     /// <summary>Lower k when the utilization is above this, (0, 1].</summary>
     public double High { get; set; } = 0.9;
@@ -22,13 +24,15 @@ public sealed class TopKControllerOptions
     /// <summary>Steps after a change during which k stays put, [0, 1,000,000].</summary>
     public int Cooldown { get; set; } = 200;
 
-    /// <summary>Every problem, naming the field, its value and the allowed range.</summary>
-    public IEnumerable<string> Validate()
+    /// <inheritdoc />
+    public IReadOnlyList<OptionError> GetValidationErrors()
     {
-        if (!(High > 0 && High <= 1)) yield return $"High = {High} is outside the allowed range (0, 1].";
-        if (!(Low >= 0 && Low < High)) yield return $"Low = {Low} is outside the allowed range [0, High = {High}).";
-        if (MinK < 1 || MinK > MaxK) yield return $"MinK = {MinK} is outside the allowed range [1, MaxK = {MaxK}].";
-        if (Cooldown is < 0 or > 1_000_000) yield return $"Cooldown = {Cooldown} is outside the allowed range [0, 1000000].";
+        var errors = new List<OptionError>();
+        errors.Require(High > 0 && High <= 1, nameof(High), High, "(0, 1]");
+        errors.Require(Low >= 0 && Low < High, nameof(Low), Low, $"[0, High = {High})");
+        errors.Require(MinK >= 1 && MinK <= MaxK, nameof(MinK), MinK, $"[1, MaxK = {MaxK}]");
+        errors.Require(Cooldown is >= 0 and <= 1_000_000, nameof(Cooldown), Cooldown, "[0, 1000000]");
+        return errors;
     }
 }
 
@@ -52,8 +56,7 @@ public sealed class TopKController
     public TopKController(TopKControllerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        string[] errors = options.Validate().ToArray();
-        if (errors.Length > 0) throw new ArgumentException("Invalid top-k controller options: " + string.Join(" ", errors), nameof(options));
+        options.ThrowIfInvalid(nameof(options));
         _options = options;
     }
 

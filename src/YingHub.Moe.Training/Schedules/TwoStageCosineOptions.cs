@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Schedules;
 
@@ -44,7 +44,4 @@ public sealed class TwoStageCosineOptions : IValidatableOptions
             nameof(SecondMinLearningRate), SecondMinLearningRate, $"finite, in [0, SecondPeakLearningRate = {SecondPeakLearningRate}]");
         return errors;
     }
-
-    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
-    public void Validate() => this.ThrowIfInvalid();
 }

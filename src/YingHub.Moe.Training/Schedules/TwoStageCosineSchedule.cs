@@ -1,3 +1,5 @@
+using YingHub.Moe.Core.Configuration;
+
 namespace YingHub.Moe.Training.Schedules;
 
 /// <summary>
@@ -15,7 +17,7 @@ public sealed class TwoStageCosineSchedule : ILearningRateSchedule
     public TwoStageCosineSchedule(TwoStageCosineOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        options.ThrowIfInvalid();
         var first = new WarmupCosineSchedule(new WarmupCosineOptions
         {
             PeakLearningRate = options.FirstPeakLearningRate,

@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Schedules;
 
@@ -28,7 +28,4 @@ public sealed class WarmupCosineOptions : IValidatableOptions
         errors.Require(TotalSteps > WarmupSteps && TotalSteps > 0, nameof(TotalSteps), TotalSteps, $"> WarmupSteps = {WarmupSteps} and > 0");
         return errors;
     }
-
-    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
-    public void Validate() => this.ThrowIfInvalid();
 }

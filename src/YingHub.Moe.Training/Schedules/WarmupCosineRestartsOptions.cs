@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Schedules;
 
@@ -35,7 +35,4 @@ public sealed class WarmupCosineRestartsOptions : IValidatableOptions
         errors.Require(CycleMultiplier >= 1, nameof(CycleMultiplier), CycleMultiplier, ">= 1 (T_mult, an integer)");
         return errors;
     }
-
-    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
-    public void Validate() => this.ThrowIfInvalid();
 }

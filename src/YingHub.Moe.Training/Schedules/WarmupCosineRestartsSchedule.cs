@@ -1,3 +1,5 @@
+using YingHub.Moe.Core.Configuration;
+
 namespace YingHub.Moe.Training.Schedules;
 
 /// <summary>
@@ -26,7 +28,7 @@ public sealed class WarmupCosineRestartsSchedule : ILearningRateSchedule
     public WarmupCosineRestartsSchedule(WarmupCosineRestartsOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        options.ThrowIfInvalid();
         (_peak, _min, _warmup, _t0, _tMult) =
             (options.PeakLearningRate, options.MinLearningRate, options.WarmupSteps, options.FirstCycleSteps, options.CycleMultiplier);
     }

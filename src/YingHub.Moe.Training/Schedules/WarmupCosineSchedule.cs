@@ -1,3 +1,5 @@
+using YingHub.Moe.Core.Configuration;
+
 namespace YingHub.Moe.Training.Schedules;
 
 /// <summary>
@@ -22,7 +24,7 @@ public sealed class WarmupCosineSchedule : ILearningRateSchedule
     public WarmupCosineSchedule(WarmupCosineOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        options.ThrowIfInvalid();
         (_peak, _min, _warmup, _total) = (options.PeakLearningRate, options.MinLearningRate, options.WarmupSteps, options.TotalSteps);
     }
 

@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Tracking;
 
@@ -83,7 +83,4 @@ public sealed class MlflowTrackerOptions : IValidatableOptions
         errors.Require((Username is null) == (Password is null), nameof(Username), Username ?? "null", "Username and Password set together (basic auth), or neither");
         return errors;
     }
-
-    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
-    public void Validate() => this.ThrowIfInvalid();
 }

@@ -1,4 +1,4 @@
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Tracking;
 
@@ -45,7 +45,4 @@ public sealed class TrackingOptions : IValidatableOptions
         errors.Require(MlflowExperimentName is null || !string.IsNullOrWhiteSpace(MlflowExperimentName), nameof(MlflowExperimentName), MlflowExperimentName, "null or a non-empty name");
         return errors;
     }
-
-    /// <summary>Throws an <see cref="ArgumentException"/> naming every invalid field, its value and its allowed range.</summary>
-    public void Validate() => this.ThrowIfInvalid();
 }

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 
 namespace YingHub.Moe.Training.Tracking;
 

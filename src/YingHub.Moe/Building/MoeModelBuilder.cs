@@ -127,7 +127,7 @@ public sealed class MoeModelBuilder
     public MoeModelOptions BuildOptions()
     {
         var options = _options.Clone();
-        options.ThrowIfInvalid();
+        options.ThrowIfInvalid(nameof(options));
         return options;
     }
 

@@ -35,7 +35,7 @@ public static class ServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
         services.AddOptions<MoeModelOptions>().Configure(configure).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MoeModelOptions>, MoeModelOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MoeModelOptions>, ValidatableOptionsValidator<MoeModelOptions>>());
         services.TryAddSingleton<IMoeModelFactory, MoeModelFactory>();
         return services;
     }

@@ -7,14 +7,14 @@ namespace YingHub.Moe.Core.Tests.Configuration;
 public class MoeModelOptionsTests
 {
     [Theory]
-    [InlineData("TopK = 5 is outside the allowed range [1, NumExperts = 4]")]
-    [InlineData("HiddenSize = 30 must be divisible by NumHeads = 4")]
-    [InlineData("Dropout = -0.1 is outside the allowed range [0, 1)")]
-    [InlineData("EmbeddingDropout = 1 is outside the allowed range [0, 1), or null for Dropout's value")]
-    [InlineData("CapacityFactor = 0 is outside the allowed range (0, 1024] or null (dropless)")]
-    [InlineData("MoeEvery = 3 is outside the allowed range [1, NumLayers = 2]")]
-    [InlineData("ResidualInit = 7 is outside the allowed range Scaled, Zero, Unscaled, or null for the scheme's convention")]
-    [InlineData("Init = -1 is outside the allowed range Normal, KaimingNormal, Xavier")]
+    [InlineData("TopK = 5 is invalid; allowed: [1, NumExperts = 4].")]
+    [InlineData("HiddenSize = 30 is invalid; allowed: a multiple of NumHeads = 4.")]
+    [InlineData("Dropout = -0.1 is invalid; allowed: [0, 1).")]
+    [InlineData("EmbeddingDropout = 1 is invalid; allowed: [0, 1), or null for Dropout's value.")]
+    [InlineData("CapacityFactor = 0 is invalid; allowed: (0, 1024] or null (dropless).")]
+    [InlineData("MoeEvery = 3 is invalid; allowed: [1, NumLayers = 2].")]
+    [InlineData("ResidualInit = 7 is invalid; allowed: Scaled, Zero, Unscaled, or null for the scheme's convention.")]
+    [InlineData("Init = -1 is invalid; allowed: Normal, KaimingNormal, Xavier.")]
     public void Invalid_options_name_the_field_the_value_and_the_range(string message)
     {
         var options = new MoeModelOptions { NumExperts = 4, NumHeads = 4, HiddenSize = 32, NumLayers = 2 };
@@ -30,11 +30,11 @@ public class MoeModelOptionsTests
             case "Init": options.Init = (InitScheme)(-1); break;
         }
 
-        Assert.Contains(options.Validate(), m => m.Contains(message));
+        Assert.Contains(options.GetValidationErrors(), e => e.Message == message);
         var ex = Assert.Throws<ArgumentException>(() => new MoeForCausalLM(options));
         Assert.Contains(message, ex.Message);
         Assert.Equal("options", ex.ParamName);
-        var result = new MoeModelOptionsValidator().Validate(null, options);
+        var result = new ValidatableOptionsValidator<MoeModelOptions>().Validate(null, options);
         Assert.True(result.Failed);
         Assert.Contains(message, result.FailureMessage);
     }
@@ -42,10 +42,10 @@ public class MoeModelOptionsTests
     [Fact]
     public void Defaults_are_valid_and_every_error_is_listed_at_once()
     {
-        Assert.Empty(new MoeModelOptions().Validate());
+        Assert.Empty(new MoeModelOptions().GetValidationErrors());
         var bad = new MoeModelOptions { TopK = 0, Dropout = 1.5, VocabSize = 0 };
-        Assert.Equal(3, bad.Validate().Count());
-        Assert.Same(ValidateOptionsResult.Success, new MoeModelOptionsValidator().Validate(null, new MoeModelOptions()));
+        Assert.Equal(new[] { "VocabSize", "Dropout", "TopK" }, bad.GetValidationErrors().Select(e => e.Field));
+        Assert.Same(ValidateOptionsResult.Success, new ValidatableOptionsValidator<MoeModelOptions>().Validate(null, new MoeModelOptions()));
     }
 
     [Fact]
@@ -71,7 +71,7 @@ public class MoePresetsTests
     public void Every_preset_loads_valid_and_builds(string name)
     {
         var options = MoePresets.Get(name);
-        Assert.Empty(options.Validate());
+        Assert.Empty(options.GetValidationErrors());
         using var model = new MoeForCausalLM(options);
         Assert.True(model.ActiveParameterCount < model.ParameterCount);
     }

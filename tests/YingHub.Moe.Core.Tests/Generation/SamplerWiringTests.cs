@@ -1,4 +1,5 @@
 using TorchSharp;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Generation;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tests.Modules;
@@ -134,8 +135,9 @@ public class SamplerWiringTests
     public void A_floor_outside_zero_to_T_is_named(double minTemperature)
     {
         var options = new SamplingOptions { Temperature = 1.2, AnnealTemperature = true, MinTemperature = minTemperature };
-        string error = Assert.Single(options.Validate());
-        Assert.StartsWith($"MinTemperature = {minTemperature} is outside the allowed range (0, Temperature = 1.2]", error);
-        Assert.Empty(new SamplingOptions { Temperature = 1.2, MinTemperature = 1.2 }.Validate());
+        OptionError error = Assert.Single(options.GetValidationErrors());
+        Assert.Equal(nameof(SamplingOptions.MinTemperature), error.Field);
+        Assert.StartsWith(FormattableString.Invariant($"MinTemperature = {minTemperature} is invalid; allowed: (0, Temperature = 1.2]"), error.Message);
+        Assert.Empty(new SamplingOptions { Temperature = 1.2, MinTemperature = 1.2 }.GetValidationErrors());
     }
 }

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Options;
-using YingHub.Moe.Training.Configuration;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Training.Schedules;
 
 namespace YingHub.Moe.Training.Tests.Configuration;

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Training.Optimization;
 using YingHub.Moe.Training.Schedules;
@@ -268,7 +269,7 @@ public class GroupedAdamWTests
     [Fact]
     public void InvalidOptionsNamed()
     {
-        var ex = Assert.Throws<ArgumentException>(() => new AdamWGroupOptions { Beta2 = 1.0, RouterLearningRateMultiplier = 0 }.Validate());
+        var ex = Assert.Throws<ArgumentException>(() => new AdamWGroupOptions { Beta2 = 1.0, RouterLearningRateMultiplier = 0 }.ThrowIfInvalid());
         Assert.Equal("Beta2", ex.ParamName);
         Assert.Contains("RouterLearningRateMultiplier = 0", ex.Message);
     }

@@ -21,6 +21,7 @@ public class TopKControllerTests
     public void Invalid_settings_name_the_field()
     {
         var ex = Assert.Throws<ArgumentException>(() => new TopKController(new TopKControllerOptions { High = 0.4, Low = 0.5 }));
-        Assert.Contains("Low = 0.5 is outside the allowed range [0, High = 0.4)", ex.Message);
+        Assert.Contains("Low = 0.5 is invalid; allowed: [0, High = 0.4).", ex.Message);
+        Assert.Equal("options", ex.ParamName);
     }
 }

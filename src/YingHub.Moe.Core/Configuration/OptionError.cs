@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace YingHub.Moe.Training.Configuration;
+namespace YingHub.Moe.Core.Configuration;
 
 /// <summary>One failed option check: the field, the offending value and the allowed range.</summary>
 /// <param name="Field">The option's property name, e.g. <c>WarmupSteps</c>.</param>

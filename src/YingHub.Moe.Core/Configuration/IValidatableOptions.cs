@@ -1,4 +1,4 @@
-namespace YingHub.Moe.Training.Configuration;
+namespace YingHub.Moe.Core.Configuration;
 
 /// <summary>An options type that can list its own validation failures (a pure check, no side effects).</summary>
 public interface IValidatableOptions

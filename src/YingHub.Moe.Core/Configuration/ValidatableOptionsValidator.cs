@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace YingHub.Moe.Training.Configuration;
+namespace YingHub.Moe.Core.Configuration;
 
 /// <summary>
 /// Adapts any <see cref="IValidatableOptions"/> to <see cref="IValidateOptions{TOptions}"/>, so hosts can register it
