@@ -157,14 +157,19 @@ public static class MoeCheckpoint
         }
     }
 
-    /// <summary>Builds the model saved in <paramref name="directory"/> and loads its weights (every tensor must match).</summary>
+    /// <summary>
+    /// Builds the model saved in <paramref name="directory"/> and loads its weights (every tensor must match). The model
+    /// is built without drawing initial weights, since every one of them is loaded.
+    /// </summary>
     /// <param name="directory">The checkpoint directory.</param>
-    /// <param name="verifyChecksums">Check <c>config.json</c> and <c>model.safetensors</c> against <c>checksums.sha256</c> first (one extra read of each; pass false to skip it for huge files).</param>
+    /// <param name="verifyChecksums">Check <c>config.json</c> and <c>model.safetensors</c> against <c>checksums.sha256</c> (the weights are hashed as they are read, before anything is copied into the model; pass false to skip the hashing).</param>
     /// <exception cref="InvalidDataException">A file does not match its checksum, the weights do not match the configuration, or a weight is not finite; the message names the file or each tensor.</exception>
     public static MoeForCausalLM Load(string directory, bool verifyChecksums = true)
     {
         if (verifyChecksums) VerifyChecksums(directory, [ConfigFile]);
-        var model = new MoeForCausalLM(ReadOptions(directory));
+        var options = ReadOptions(directory);
+        MoeForCausalLM model;
+        using (WeightInit.Skip()) model = new MoeForCausalLM(options); // every weight is loaded below (strict): drawing them would be wasted
         try
         {
             LoadWeights(model, Path.Combine(directory, WeightsFile), strict: true, verifyChecksum: verifyChecksums);
@@ -189,17 +194,20 @@ public static class MoeCheckpoint
     /// <summary>
     /// Copies the tensors of a safetensors file into <paramref name="model"/> by name and reports what matched. With
     /// <paramref name="strict"/>, any missing, unexpected or mis-shaped tensor throws before anything is copied; a weight
-    /// that is not finite always throws, naming it. With <paramref name="verifyChecksum"/>, the file is first checked
-    /// against the <c>checksums.sha256</c> of its directory, when there is one.
+    /// that is not finite always throws, naming it. With <paramref name="verifyChecksum"/>, the file is checked against the
+    /// <c>checksums.sha256</c> of its directory, when there is one: hashed as it is read, before anything is copied.
     /// </summary>
     /// <exception cref="InvalidDataException">The file does not match its checksum, does not match the model (strict), or holds a NaN or infinite weight.</exception>
     public static WeightLoadReport LoadWeights(nn.Module model, string path, bool strict = true, bool verifyChecksum = true)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (!File.Exists(path)) throw new FileNotFoundException($"Weights file '{path}' does not exist.", path);
-        if (verifyChecksum) VerifyChecksums(Path.GetDirectoryName(Path.GetFullPath(path))!, [Path.GetFileName(path)]);
+        string? expected = verifyChecksum ? ReadChecksums(Path.GetDirectoryName(Path.GetFullPath(path))!)?.GetValueOrDefault(Path.GetFileName(path)) : null;
         using var scope = torch.NewDisposeScope();
-        var file = Safetensors.Read(path, out var metadata);
+        using var hash = expected is null ? null : IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var file = Safetensors.Read(path, out var metadata, device: null, hash); // hashed while read: one pass over the file
+        if (hash is not null && !string.Equals(Convert.ToHexStringLower(hash.GetHashAndReset()), expected, StringComparison.OrdinalIgnoreCase))
+            throw new InvalidDataException($"Checkpoint '{Path.GetDirectoryName(Path.GetFullPath(path))}': '{Path.GetFileName(path)}' does not match its recorded SHA-256 (truncated or corrupted); nothing was loaded.");
         if (HasEarlierLayout(metadata))
         {
             // written before the input-major layout: the stacked (n, out, in) weights (the only 3-D tensors) and the attention projections

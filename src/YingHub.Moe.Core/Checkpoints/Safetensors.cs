@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
@@ -102,12 +103,28 @@ public static class Safetensors
     public static Dictionary<string, Tensor> Read(string path, Device? device = null) => Read(path, out _, device);
 
     /// <summary>Reads every tensor and the metadata. The caller owns the tensors.</summary>
-    public static Dictionary<string, Tensor> Read(string path, out IReadOnlyDictionary<string, string> metadata, Device? device = null)
+    public static Dictionary<string, Tensor> Read(string path, out IReadOnlyDictionary<string, string> metadata, Device? device = null) =>
+        Read(path, out metadata, device, hash: null);
+
+    /// <summary>
+    /// Reads every tensor and the metadata, feeding every byte of the file to <paramref name="hash"/> on the way (the
+    /// header check makes the tensors cover the data section contiguously, so the reads are the whole file in order):
+    /// a checksum costs no second read. The caller owns the tensors.
+    /// </summary>
+    public static Dictionary<string, Tensor> Read(string path, out IReadOnlyDictionary<string, string> metadata, Device? device, IncrementalHash? hash)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         var header = ReadHeader(stream, path);
         metadata = header.Metadata;
+        if (hash is not null)
+        {
+            var head = new byte[header.DataStart]; // the length prefix and the JSON header, read again (they are small)
+            stream.Position = 0;
+            stream.ReadExactly(head);
+            hash.AppendData(head);
+        }
+
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         try
         {
@@ -119,6 +136,7 @@ public static class Safetensors
                 {
                     stream.Position = header.DataStart + entry.Begin;
                     stream.ReadExactly(t.bytes);
+                    hash?.AppendData(t.bytes);
                 }
 
                 if (device is not null && device.type != DeviceType.CPU)

@@ -8,6 +8,24 @@ namespace YingHub.Moe.Core.Modules;
 /// <summary>Initialises weights by <see cref="MoeModelOptions.Init"/>; biases start at zero.</summary>
 internal static class WeightInit
 {
+    [ThreadStatic] private static bool _skipping;
+
+    /// <summary>
+    /// Until disposed, models built on this thread leave their weights as allocated instead of drawing them: for a
+    /// model whose every weight is about to be loaded (drawing the weights is most of building a model).
+    /// </summary>
+    public static IDisposable Skip()
+    {
+        bool outer = _skipping;
+        _skipping = true;
+        return new Restore(() => _skipping = outer);
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
+
     /// <summary>
     /// Initialises a weight of shape (..., out, in) in place, slice by slice over leading (stacked-expert) dimensions,
     /// so every expert is initialised as its own Linear would be. A <paramref name="residual"/> weight projects into the
@@ -15,6 +33,7 @@ internal static class WeightInit
     /// </summary>
     public static void Weight(Tensor weight, MoeModelOptions options, bool residual = false)
     {
+        if (_skipping) return;
         using var _ = torch.no_grad();
         if (weight.dim() > 2)
         {
@@ -71,6 +90,7 @@ internal static class WeightInit
     /// <summary>Zeroes a tensor in place (biases).</summary>
     public static void Zero(Tensor t)
     {
+        if (_skipping) return;
         using var _ = torch.no_grad();
         t.zero_();
     }
@@ -81,6 +101,7 @@ internal static class WeightInit
     /// </summary>
     public static void Embedding(Tensor weight, MoeModelOptions options)
     {
+        if (_skipping) return;
         using var _ = torch.no_grad();
         nn.init.normal_(weight, 0, options.Init == InitScheme.Normal ? options.InitStd : 1.0);
     }

@@ -45,6 +45,19 @@ public sealed class MoeCheckpointTests : IDisposable
     /// the key can tell the layouts apart.
     /// </summary>
     [Fact]
+    public void Loading_skips_drawing_weights_only_while_it_builds_the_model()
+    {
+        using var scope = torch.NewDisposeScope();
+        var options = Tiny.Options(o => { o.Init = YingHub.Moe.Core.Configuration.InitScheme.Normal; o.InitStd = 0.02; o.VocabSize = 512; });
+        using (var model = new MoeForCausalLM(options)) MoeCheckpoint.Save(model, Path.Combine(_dir, "m"));
+        using var loaded = MoeCheckpoint.Load(Path.Combine(_dir, "m"));
+        // a model built afterwards on this thread draws its weights again: embeddings normal(0, 0.02)
+        using var fresh = new MoeForCausalLM(options);
+        double std = Tiny.Param(fresh, "embed_tokens.weight").std().item<float>();
+        Assert.InRange(std, 0.018, 0.022);
+    }
+
+    [Fact]
     public void A_checkpoint_with_the_earlier_out_in_weight_layout_loads_to_the_same_logits()
     {
         using var scope = torch.NewDisposeScope();
