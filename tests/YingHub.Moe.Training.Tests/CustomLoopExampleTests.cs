@@ -68,18 +68,29 @@ public sealed class CustomLoopExampleTests : IDisposable
     [Fact]
     public void Docs_training_md_shows_this_example_verbatim()
     {
-        string source = File.ReadAllText(SourcePath());
+        string root = RepositoryRoot();
+        string source = File.ReadAllText(Path.Combine(root, "tests", "YingHub.Moe.Training.Tests", "CustomLoopExampleTests.cs"));
         int begin = source.IndexOf("// ---- begin docs/training.md example ----", StringComparison.Ordinal);
         begin = source.IndexOf('\n', begin) + 1;
         int end = source.IndexOf("    // ---- end docs/training.md example ----", begin, StringComparison.Ordinal);
         string example = string.Join('\n', source[begin..end].TrimEnd().Split('\n').Select(l => l.StartsWith("    ", StringComparison.Ordinal) ? l[4..] : l));
-        string root = Path.GetDirectoryName(SourcePath())!;
-        while (!File.Exists(Path.Combine(root, "docs", "training.md"))) root = Path.GetDirectoryName(root)!;
         string docs = File.ReadAllText(Path.Combine(root, "docs", "training.md")).Replace("\r\n", "\n", StringComparison.Ordinal);
         Assert.Contains(example.Replace("\r", "", StringComparison.Ordinal), docs);
     }
 
-    private static string SourcePath([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
+    /// <summary>
+    /// The clone this test was built from, found from the test's output directory (CallerFilePath would not do: CI
+    /// builds are deterministic and map source paths to "/_/").
+    /// </summary>
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "YingHub.Moe.sln"))) return dir.FullName;
+        }
+
+        throw new DirectoryNotFoundException($"No YingHub.Moe.sln above '{AppContext.BaseDirectory}'.");
+    }
 
     [Fact]
     public void The_documented_loop_trains_saves_and_resumes()
