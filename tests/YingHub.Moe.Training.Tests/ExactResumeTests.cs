@@ -19,11 +19,7 @@ public sealed class ExactResumeTests : IDisposable
 
     public ExactResumeTests()
     {
-        string text = string.Concat(Enumerable.Repeat("the quick brown fox jumps over the lazy dog. ", 120));
-        string path = Path.Combine(_dir, "text.txt");
-        File.WriteAllText(path, text);
-        _tokenizer = CharTokenizer.FromCorpus(text);
-        _corpus = TokenCorpus.Open(path, _tokenizer);
+        (_corpus, _tokenizer) = TestCorpus.Open(_dir, string.Concat(Enumerable.Repeat("the quick brown fox jumps over the lazy dog. ", 120)));
     }
 
     public void Dispose()

@@ -18,11 +18,7 @@ public sealed class TrainerFeatureTests : IDisposable
 
     public TrainerFeatureTests()
     {
-        string text = string.Concat(Enumerable.Repeat("the cat sat on the mat. ", 300));
-        string path = Path.Combine(_dir, "text.txt");
-        File.WriteAllText(path, text);
-        _tokenizer = CharTokenizer.FromCorpus(text);
-        _corpus = TokenCorpus.Open(path, _tokenizer);
+        (_corpus, _tokenizer) = TestCorpus.Open(_dir, string.Concat(Enumerable.Repeat("the cat sat on the mat. ", 300)));
     }
 
     public void Dispose()
