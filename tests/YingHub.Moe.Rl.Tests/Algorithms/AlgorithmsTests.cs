@@ -131,4 +131,35 @@ public class AlgorithmsTests
         Assert.Throws<ArgumentException>(() => new KlController(beta: -1));
         Assert.Throws<ArgumentException>(() => adaptive.Update(double.NaN, 1));
     }
+
+    [Fact]
+    public void Token_rewards_put_the_task_score_on_the_last_response_token_and_the_kl_penalty_everywhere()
+    {
+        using var scope = torch.NewDisposeScope();
+        var task = torch.tensor(new[] { 2f, -1f });
+        var kl = torch.tensor(new[] { 0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 9f }, 2, 3);
+        var mask = torch.tensor(new[] { true, true, true, true, true, false }, 2, 3); // row 1 ends after two tokens
+        var (rewards, taskPart, penalty) = TokenRewards.Compute(task, kl, mask, beta: 0.5);
+        Close([0, 0, 2, 0, -1, 0], taskPart);
+        Close([-0.05, -0.1, -0.15, -0.2, -0.25, 0], penalty);
+        Close([-0.05, -0.1, 1.85, -0.2, -1.25, 0], rewards);
+        Assert.Throws<ArgumentException>(() => TokenRewards.Compute(task, kl, torch.tensor(new[] { true, true, true, false, false, false }, 2, 3), beta: 0.5));
+    }
+
+    [Fact]
+    public void The_value_head_starts_at_zero_and_learns_from_its_loss()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var head = new YingHub.Moe.Rl.Modules.ValueHead(hiddenSize: 4);
+        Assert.Equal(["summary.weight", "summary.bias"], head.named_parameters().Select(p => p.name).ToArray());
+        var hidden = torch.tensor(new[] { 1f, 0f, 0f, 0f, 0f, 2f, 0f, 0f }, 1, 2, 4);             // (B 1, T 2, C 4)
+        var values = head.call(hidden);                                                             // (1, 2)
+        Close([0, 0], values);
+        // ½ mean (V − R)² with R = [1, 2]: dL/db = mean(V − R) = −1.5; dL/dw = mean((V − R) h) = [−0.5, −2, 0, 0]
+        var loss = 0.5 * (values - torch.tensor(new[] { 1f, 2f }, 1, 2)).square().mean();
+        loss.backward();
+        var grads = head.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!);
+        Close([-0.5, -2, 0, 0], grads["summary.weight"]);
+        Close([-1.5], grads["summary.bias"]);
+    }
 }
