@@ -246,8 +246,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         bool kl = all || (withLoss && _options.UtilizationKlCoef != 0);
         Tensor? counted = real?.reshape(-1);                                                   // (N)
         bool counts = lb || z || kl || training;                                               // anything that counts tokens (training: the window)
-        if (counts && labels is not null && (real is not null || labels.eq(IgnoreIndex).any().item<bool>())) // one host read: most batches have every label
-            counted = labels.reshape(-1).ne(IgnoreIndex);                                      // (N): padding is already -100
+        if (counts && labels is not null) counted = labels.reshape(-1).ne(IgnoreIndex);        // (N): padding is already -100; no host read
         long? dispatched = real is not null && training && _options.CapacityFactor is not null
             ? real.sum().item<long>()                                                          // once per forward, for every layer's capacity
             : null;
