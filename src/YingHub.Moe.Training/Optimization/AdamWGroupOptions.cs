@@ -40,6 +40,13 @@ public sealed class AdamWGroupOptions : IValidatableOptions
     /// </summary>
     public List<string> NoDecayNameContains { get; set; } = [.. ParameterNamePatterns.Embeddings, .. ParameterNamePatterns.Norms];
 
+    /// <summary>
+    /// Parameters with a learning rate of their own (a PPO value head, an adapter): each rule takes the parameters whose
+    /// name contains one of its fragments (the first matching rule wins, before the router rule) into the groups
+    /// <c>{Name}_decay</c> and <c>{Name}_no_decay</c>, split by the same decay rules, with the rule's multiplier.
+    /// </summary>
+    public List<LearningRateGroupRule> LearningRateGroups { get; set; } = [];
+
     /// <inheritdoc />
     public IReadOnlyList<OptionError> GetValidationErrors()
     {
@@ -55,6 +62,42 @@ public sealed class AdamWGroupOptions : IValidatableOptions
             nameof(RouterNameContains), RouterNameContains is null ? null : string.Join(",", RouterNameContains), "a list of non-empty fragments");
         errors.Require(NoDecayNameContains is not null && NoDecayNameContains.All(p => !string.IsNullOrEmpty(p)),
             nameof(NoDecayNameContains), NoDecayNameContains is null ? null : string.Join(",", NoDecayNameContains), "a list of non-empty fragments");
+        errors.Require(LearningRateGroups is not null, nameof(LearningRateGroups), null, "a list of rules");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < (LearningRateGroups?.Count ?? 0); i++)
+        {
+            var rule = LearningRateGroups![i];
+            errors.Require(rule is not null, $"{nameof(LearningRateGroups)}[{i}]", null, "a rule");
+            if (rule is null) continue;
+            errors.AddNested($"{nameof(LearningRateGroups)}[{i}]", rule);
+            errors.Require(rule.Name is null || names.Add(rule.Name), $"{nameof(LearningRateGroups)}[{i}].{nameof(rule.Name)}", rule.Name, "a name no other rule has");
+        }
+
+        return errors;
+    }
+}
+
+/// <summary>A parameter group with its own learning-rate multiplier (<see cref="AdamWGroupOptions.LearningRateGroups"/>).</summary>
+public sealed class LearningRateGroupRule : IValidatableOptions
+{
+    /// <summary>The group's name prefix: lower-case letters, digits and underscores, not one of the built-in groups' names.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>Name fragments of the parameters it takes; at least one, none empty.</summary>
+    public List<string> NameContains { get; set; } = [];
+
+    /// <summary>Multiplier of the scheduled learning rate; finite, &gt; 0.</summary>
+    public double LearningRateMultiplier { get; set; } = 1.0;
+
+    /// <inheritdoc />
+    public IReadOnlyList<OptionError> GetValidationErrors()
+    {
+        var errors = new List<OptionError>();
+        errors.Require(!string.IsNullOrEmpty(Name) && Name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_')
+            && Name is not ("router" or "decay" or "no_decay"), nameof(Name), Name, "lower-case letters, digits and '_', not 'router', 'decay' or 'no_decay'");
+        errors.Require(NameContains is { Count: > 0 } && NameContains.All(p => !string.IsNullOrEmpty(p)),
+            nameof(NameContains), NameContains is null ? null : string.Join(",", NameContains), "a list of one or more non-empty fragments");
+        errors.Require(double.IsFinite(LearningRateMultiplier) && LearningRateMultiplier > 0, nameof(LearningRateMultiplier), LearningRateMultiplier, "finite and > 0");
         return errors;
     }
 }

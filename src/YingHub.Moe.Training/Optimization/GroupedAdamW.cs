@@ -73,31 +73,39 @@ public sealed class GroupedAdamW : IDisposable
         if (order.Count == 0)
             throw new ArgumentException("parameters contains no parameter with requires_grad = true.", nameof(parameters));
 
-        string[] groupNames = [DecayGroup, NoDecayGroup, RouterDecayGroup, RouterNoDecayGroup];
-        var members = groupNames.ToDictionary(n => n, _ => new List<(string Name, Parameter P)>(), StringComparer.Ordinal);
+        // built-in groups first, then each rule's pair, in the rules' order; empty groups are left out
+        var groups = new List<(string Name, double Multiplier, bool Decay)>
+        {
+            (DecayGroup, 1.0, true), (NoDecayGroup, 1.0, false),
+            (RouterDecayGroup, options.RouterLearningRateMultiplier, true), (RouterNoDecayGroup, options.RouterLearningRateMultiplier, false),
+        };
+        foreach (var rule in options.LearningRateGroups)
+            groups.AddRange([($"{rule.Name}_{DecayGroup}", rule.LearningRateMultiplier, true), ($"{rule.Name}_{NoDecayGroup}", rule.LearningRateMultiplier, false)]);
+        var members = groups.ToDictionary(g => g.Name, _ => new List<(string Name, Parameter P)>(), StringComparer.Ordinal);
         foreach (IntPtr handle in order)
         {
             (Parameter p, List<string> names) = byHandle[handle];
+            var rule = options.LearningRateGroups.FirstOrDefault(r => names.Any(n => ParameterNamePatterns.MatchesAny(n, r.NameContains)));
             bool router = names.Any(n => ParameterNamePatterns.MatchesAny(n, options.RouterNameContains));
             bool decay = p.dim() >= MatrixRank
                 && !names.Any(n => ParameterNamePatterns.IsBias(n) || ParameterNamePatterns.MatchesAny(n, options.NoDecayNameContains));
-            string group = (router, decay) switch
+            string group = (rule, router, decay) switch
             {
-                (false, true) => DecayGroup,
-                (false, false) => NoDecayGroup,
-                (true, true) => RouterDecayGroup,
-                (true, false) => RouterNoDecayGroup,
+                ({ } r, _, true) => $"{r.Name}_{DecayGroup}",
+                ({ } r, _, false) => $"{r.Name}_{NoDecayGroup}",
+                (null, false, true) => DecayGroup,
+                (null, false, false) => NoDecayGroup,
+                (null, true, true) => RouterDecayGroup,
+                (null, true, false) => RouterNoDecayGroup,
             };
             members[group].Add((names[0], p));
         }
 
         var infos = new List<ParameterGroupInfo>();
         var paramGroups = new List<AdamW.ParamGroup>();
-        foreach (string name in groupNames.Where(n => members[n].Count > 0))
+        foreach (var (name, multiplier, decayed) in groups.Where(g => members[g.Name].Count > 0))
         {
-            bool router = name is RouterDecayGroup or RouterNoDecayGroup;
-            double multiplier = router ? options.RouterLearningRateMultiplier : 1.0;
-            double decay = name is DecayGroup or RouterDecayGroup ? options.WeightDecay : 0.0;
+            double decay = decayed ? options.WeightDecay : 0.0;
             List<(string Name, Parameter P)> list = members[name];
             infos.Add(new ParameterGroupInfo(name, decay, multiplier, list.Select(m => m.Name).ToArray(), list.Sum(m => m.P.numel())));
             paramGroups.Add(new AdamW.ParamGroup(list.Select(m => m.P).ToArray(),

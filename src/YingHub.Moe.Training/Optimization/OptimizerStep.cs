@@ -106,9 +106,20 @@ public sealed class OptimizerStep : IDisposable
     /// <summary>An optimizer step over <paramref name="model"/>'s trainable parameters.</summary>
     /// <exception cref="ArgumentException">Invalid options, or no trainable parameter.</exception>
     public OptimizerStep(nn.Module model, OptimizerStepOptions options)
+        : this((model ?? throw new ArgumentNullException(nameof(model))).named_parameters(), options)
     {
-        ArgumentNullException.ThrowIfNull(model);
+    }
+
+    /// <summary>
+    /// An optimizer step over the trainable ones among <paramref name="parameters"/> (names as <c>named_parameters()</c>
+    /// gives them; the group and clipping rules match on them), e.g. a policy's and its value head's together.
+    /// </summary>
+    /// <exception cref="ArgumentException">Invalid options, or no trainable parameter.</exception>
+    public OptimizerStep(IEnumerable<(string name, Parameter parameter)> parameters, OptimizerStepOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(options);
+        var named = parameters.ToArray();
         ArgumentNullException.ThrowIfNull(options.Schedule);
         options.ThrowIfInvalid(nameof(options));
         _autocast = options.Precision switch
@@ -117,13 +128,13 @@ public sealed class OptimizerStep : IDisposable
             TrainingPrecision.Fp16 => ScalarType.Float16,
             _ => null,
         };
-        if (_autocast is not null && model.parameters().FirstOrDefault(p => p.dtype != ScalarType.Float32) is { } low)
-            throw new ArgumentException($"Precision = {options.Precision} needs float32 master weights; the model holds {low.dtype} parameters.", nameof(model));
+        if (_autocast is not null && named.FirstOrDefault(p => p.parameter.dtype != ScalarType.Float32) is { parameter: { } low })
+            throw new ArgumentException($"Precision = {options.Precision} needs float32 master weights; the model holds {low.dtype} parameters.", nameof(parameters));
 
         _options = options;
-        _parameters = model.parameters().ToArray();
-        _grouped = GroupedAdamW.Create(model.named_parameters(), options.AdamW);
-        _clipper = new GroupedGradientClipper(model.named_parameters(), options.ModuleGradientClip ?? Unlimited());
+        _parameters = named.Select(p => p.parameter).DistinctBy(p => p.Handle).ToArray(); // a tied weight is listed under each name
+        _grouped = GroupedAdamW.Create(named, options.AdamW);
+        _clipper = new GroupedGradientClipper(named, options.ModuleGradientClip ?? Unlimited());
         _learningRate = new LearningRateApplier(_grouped.Optimizer, options.Schedule, _grouped.LearningRateMultipliers);
         if (options.Precision == TrainingPrecision.Fp16) LossScaler = new DynamicLossScaler(options.LossScaling);
     }

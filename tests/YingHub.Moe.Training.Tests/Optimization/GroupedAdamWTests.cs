@@ -11,6 +11,49 @@ namespace YingHub.Moe.Training.Tests.Optimization;
 public class GroupedAdamWTests
 {
     [Fact]
+    public void A_learning_rate_group_rule_takes_its_parameters_out_of_the_built_in_groups()
+    {
+        using var model = new MoeForCausalLM(RealModel.Options());
+        var options = new AdamWGroupOptions
+        {
+            WeightDecay = 0.1, RouterLearningRateMultiplier = 0.5,
+            // the head, and the router's gate (a router parameter: the rule wins over the router rule)
+            LearningRateGroups = [new LearningRateGroupRule { Name = "picked", NameContains = ["lm_head", "block_sparse_moe.gate.weight"], LearningRateMultiplier = 3 }],
+        };
+        using var adamw = GroupedAdamW.Create(model.named_parameters(), options);
+        Assert.Equal(["decay", "no_decay", "router_decay", "router_no_decay", "picked_decay"], adamw.Groups.Select(g => g.Name));
+        var groups = adamw.Groups.ToDictionary(g => g.Name);
+        var picked = model.named_parameters().Select(p => p.name)
+            .Where(n => n == "lm_head.weight" || n.EndsWith("block_sparse_moe.gate.weight", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray();
+        Assert.True(picked.Length >= 2);
+        Assert.Equal(picked, groups["picked_decay"].ParameterNames.Order(StringComparer.Ordinal));
+        foreach (var name in picked)
+            Assert.DoesNotContain(adamw.Groups.Where(g => g.Name != "picked_decay"), g => g.ParameterNames.Contains(name));
+        Assert.Equal(0.1, groups["picked_decay"].WeightDecay);
+        Assert.Equal([1.0, 1.0, 0.5, 0.5, 3.0], adamw.LearningRateMultipliers);
+        Assert.Equal(3e-3, adamw.Optimizer.ParamGroups.Cast<AdamW.ParamGroup>().Last().LearningRate, 12);
+        Assert.Equal(model.parameters().Count(), adamw.Groups.Sum(g => g.ParameterNames.Count));
+    }
+
+    [Fact]
+    public void Learning_rate_group_rules_are_validated_by_field()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new AdamWGroupOptions
+        {
+            LearningRateGroups =
+            [
+                new LearningRateGroupRule { Name = "value", NameContains = ["summary"], LearningRateMultiplier = 0 },
+                new LearningRateGroupRule { Name = "value", NameContains = [""] },
+                new LearningRateGroupRule { Name = "Router!", NameContains = ["x"] },
+            ],
+        }.ThrowIfInvalid());
+        Assert.Contains("LearningRateGroups[0].LearningRateMultiplier = 0 is invalid", ex.Message);
+        Assert.Contains("LearningRateGroups[1].Name = value is invalid", ex.Message);
+        Assert.Contains("LearningRateGroups[1].NameContains", ex.Message);
+        Assert.Contains("LearningRateGroups[2].Name = Router! is invalid", ex.Message);
+    }
+
+    [Fact]
     public void GroupMembershipOfARealModel()
     {
         using var model = new MoeForCausalLM(RealModel.Options());
