@@ -128,7 +128,7 @@ public sealed class RlhfTrainer : IDisposable
             AdamW = new AdamWGroupOptions
             {
                 LearningRate = options.LearningRate, WeightDecay = options.WeightDecay,
-                LearningRateGroups = [new LearningRateGroupRule { Name = "value_head", NameContains = [CausalLMWithValueHead.ValueHeadPrefix], LearningRateMultiplier = valueMultiplier }],
+                LearningRateGroups = [new LearningRateGroupRule("value_head", [CausalLMWithValueHead.ValueHeadPrefix], valueMultiplier)],
             },
             Schedule = new ConstantSchedule(options.LearningRate), GradientClip = options.GradientClip, ModuleGradientClip = options.ModuleGradientClip,
             TotalSteps = Math.Max(1, options.Iterations * options.Epochs * (long)Math.Ceiling((double)options.RolloutSequences / options.MiniBatchSize)),

@@ -77,17 +77,23 @@ public sealed class AdamWGroupOptions : IValidatableOptions
     }
 }
 
-/// <summary>A parameter group with its own learning-rate multiplier (<see cref="AdamWGroupOptions.LearningRateGroups"/>).</summary>
-public sealed class LearningRateGroupRule : IValidatableOptions
+/// <summary>
+/// A parameter group with its own learning-rate multiplier (<see cref="AdamWGroupOptions.LearningRateGroups"/>). A rule has
+/// no meaningful default (a group needs a name and the parameters it takes), so it is built from its fields.
+/// </summary>
+/// <param name="name">The group's name prefix.</param>
+/// <param name="nameContains">Name fragments of the parameters it takes.</param>
+/// <param name="learningRateMultiplier">Multiplier of the scheduled learning rate.</param>
+public sealed class LearningRateGroupRule(string name, IReadOnlyList<string> nameContains, double learningRateMultiplier = 1.0) : IValidatableOptions
 {
     /// <summary>The group's name prefix: lower-case letters, digits and underscores, not one of the built-in groups' names.</summary>
-    public string Name { get; set; } = "";
+    public string Name { get; set; } = name;
 
     /// <summary>Name fragments of the parameters it takes; at least one, none empty.</summary>
-    public List<string> NameContains { get; set; } = [];
+    public List<string> NameContains { get; set; } = nameContains is null ? null! : [.. nameContains];
 
     /// <summary>Multiplier of the scheduled learning rate; finite, &gt; 0.</summary>
-    public double LearningRateMultiplier { get; set; } = 1.0;
+    public double LearningRateMultiplier { get; set; } = learningRateMultiplier;
 
     /// <inheritdoc />
     public IReadOnlyList<OptionError> GetValidationErrors()

@@ -18,7 +18,7 @@ public class GroupedAdamWTests
         {
             WeightDecay = 0.1, RouterLearningRateMultiplier = 0.5,
             // the head, and the router's gate (a router parameter: the rule wins over the router rule)
-            LearningRateGroups = [new LearningRateGroupRule { Name = "picked", NameContains = ["lm_head", "block_sparse_moe.gate.weight"], LearningRateMultiplier = 3 }],
+            LearningRateGroups = [new LearningRateGroupRule("picked", ["lm_head", "block_sparse_moe.gate.weight"], 3)],
         };
         using var adamw = GroupedAdamW.Create(model.named_parameters(), options);
         Assert.Equal(["decay", "no_decay", "router_decay", "router_no_decay", "picked_decay"], adamw.Groups.Select(g => g.Name));
@@ -42,9 +42,9 @@ public class GroupedAdamWTests
         {
             LearningRateGroups =
             [
-                new LearningRateGroupRule { Name = "value", NameContains = ["summary"], LearningRateMultiplier = 0 },
-                new LearningRateGroupRule { Name = "value", NameContains = [""] },
-                new LearningRateGroupRule { Name = "Router!", NameContains = ["x"] },
+                new LearningRateGroupRule("value", ["summary"], 0),
+                new LearningRateGroupRule("value", [""]),
+                new LearningRateGroupRule("Router!", ["x"]),
             ],
         }.ThrowIfInvalid());
         Assert.Contains("LearningRateGroups[0].LearningRateMultiplier = 0 is invalid", ex.Message);
