@@ -31,13 +31,25 @@ namespace YingHub.Moe.Core.Modules;
 /// </param>
 /// <param name="OutputRouterLogits">Return every MoE layer's router logits and choices in <see cref="CausalLMOutput.Routing"/> (Hugging Face's <c>output_router_logits</c>).</param>
 /// <param name="OutputHiddenStates">Return the final hidden states in <see cref="CausalLMOutput.LastHiddenState"/> (e.g. for a value head).</param>
+/// <param name="RoutingReplay">
+/// Rollout routing replay (see <see cref="Modules.RoutingReplay"/>): the experts every token must use, one (B·T, k)
+/// int64 tensor per MoE layer in the order of <see cref="CausalLMOutput.Routing"/> (e.g. its
+/// <see cref="MoeLayerRouting.SelectedExperts"/> from a rollout), row-major (token b·T + t) over the T new positions,
+/// on the input's device, each real token's k experts distinct and in [0, E). The router skips its top-k choice and its
+/// noise; the gate weights are recomputed from the current logits at those experts as the router computes them for its
+/// own choice, so gradients reach the router. Padding tokens still go to no expert (their rows are ignored) and
+/// capacity still applies. Null: the router chooses.
+/// </param>
 public sealed record CausalLMInput(Tensor InputIds, Tensor? Labels = null, KvCache? Cache = null, bool RouterStatistics = true,
-    Tensor? AttentionMask = null, bool OutputRouterLogits = false, bool OutputHiddenStates = false);
+    Tensor? AttentionMask = null, bool OutputRouterLogits = false, bool OutputHiddenStates = false, IReadOnlyList<Tensor>? RoutingReplay = null);
 
 /// <summary>The router's decision at one MoE layer for the N = B·T tokens of a forward (row-major: token b·T + t). Tensors are owned by the output.</summary>
 /// <param name="Layer">Decoder layer index.</param>
 /// <param name="Logits">Raw router logits (N, E), fp32, before noise.</param>
-/// <param name="SelectedExperts">The k experts chosen per token (N, k), int64, best first (after noise in training).</param>
+/// <param name="SelectedExperts">
+/// The k experts chosen per token (N, k), int64, best first (after noise in training); under
+/// <see cref="CausalLMInput.RoutingReplay"/> the replayed ones in their given order (padding rows: experts 0..k−1).
+/// </param>
 /// <param name="Weights">Their gate weights (N, k).</param>
 public sealed record MoeLayerRouting(int Layer, Tensor Logits, Tensor SelectedExperts, Tensor Weights) : IDisposable
 {
@@ -179,7 +191,10 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         new(_options.NumLayers, batch, _options.NumHeads, _options.ContextLength, _options.HeadDim, _embedTokens.weight!.dtype, Device);
 
     /// <summary>Runs the model. See <see cref="CausalLMInput"/> and <see cref="CausalLMOutput"/>.</summary>
-    /// <exception cref="ArgumentException">Wrong shape or dtype, a sequence longer than the context, or a token id outside the vocabulary.</exception>
+    /// <exception cref="ArgumentException">
+    /// Wrong shape or dtype, a sequence longer than the context, a token id outside the vocabulary, or a routing replay
+    /// that does not fit (count, shape, dtype, device, an expert out of range or repeated; the message names the layer).
+    /// </exception>
     public override CausalLMOutput forward(CausalLMInput input)
     {
         ArgumentNullException.ThrowIfNull(input);
@@ -195,6 +210,8 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         var labels = input.Labels;
         if (labels is not null && real is not null) labels = labels.masked_fill(real.logical_not(), IgnoreIndex); // (B, T): padding has no target
         var request = MoeRequest(input, real, labels);
+        var replay = input.RoutingReplay is null ? null : RoutingReplay.Prepare(input.RoutingReplay, MoeBlocks.Select(m => m.Layer).ToList(),
+            b * t, _options.TopK, _options.NumExperts, real?.reshape(-1), ids.device);                  // per MoE layer (N, k)
 
         var x = Embed(ids);                                                                    // (B, T, C)
         if (_embedPositions is not null)
@@ -204,7 +221,8 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         var moeOutputs = new List<MoeBlockOutput>();
         for (int i = 0; i < _layers.Count; i++)
         {
-            (x, var moe) = _layers[i].Forward(x, _rope, input.Cache, padding, request);
+            var layerRequest = replay is null || _layers[i].Moe is null ? request : request with { ForcedExperts = replay[moeOutputs.Count] };
+            (x, var moe) = _layers[i].Forward(x, _rope, input.Cache, padding, layerRequest);
             if (moe is not null) moeOutputs.Add(moe);
         }
 
@@ -313,16 +331,17 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     /// </summary>
     /// <param name="inputIds">Token ids (B, T), int64, T ≥ 2.</param>
     /// <param name="attentionMask">1 for real tokens, 0 for padding (B, T); null: no padding.</param>
+    /// <param name="routingReplay">Experts to force per MoE layer (<see cref="CausalLMInput.RoutingReplay"/>); null: the router chooses.</param>
     /// <returns>Log-probabilities (B, T − 1) and the positions that count (B, T − 1), bool; both owned by the caller.</returns>
     /// <exception cref="ArgumentException">Fewer than two positions, or an input <see cref="forward"/> refuses.</exception>
-    public (Tensor LogProbs, Tensor Mask) SequenceLogProbs(Tensor inputIds, Tensor? attentionMask = null)
+    public (Tensor LogProbs, Tensor Mask) SequenceLogProbs(Tensor inputIds, Tensor? attentionMask = null, IReadOnlyList<Tensor>? routingReplay = null)
     {
         ArgumentNullException.ThrowIfNull(inputIds);
         if (inputIds.dim() != 2 || inputIds.size(1) < 2)
             throw new ArgumentException($"InputIds must be (B, T) with T ≥ 2 (a first token to condition on); got shape [{string.Join(", ", inputIds.shape)}].", nameof(inputIds));
         using var scope = torch.NewDisposeScope();
         long t = inputIds.size(1);
-        using var output = call(new CausalLMInput(inputIds, RouterStatistics: false, AttentionMask: attentionMask));
+        using var output = call(new CausalLMInput(inputIds, RouterStatistics: false, AttentionMask: attentionMask, RoutingReplay: routingReplay));
         var real = attentionMask is null ? torch.ones_like(inputIds, dtype: ScalarType.Bool) : attentionMask.ne(0); // (B, T)
         var counted = real.narrow(1, 0, t - 1) & real.narrow(1, 1, t - 1);                                          // (B, T - 1)
         var logProbs = TokenLogProbs.Gather(output.Logits.narrow(1, 0, t - 1), inputIds.narrow(1, 1, t - 1), counted); // (B, T - 1)

@@ -74,19 +74,29 @@ internal sealed class Router : nn.Module<Tensor, RouterOutput>
         }
     }
 
-    public override RouterOutput forward(Tensor x) // (N, C)
+    public override RouterOutput forward(Tensor x) => Forward(x, forcedExperts: null); // (N, C)
+
+    /// <summary>
+    /// Routes x (N, C). With <paramref name="forcedExperts"/> (N, k) int64 (routing replay) the choice is given: no noise
+    /// and no top-k selection, and the gate weights come from the current logits at the forced experts exactly as the
+    /// normal path computes them for its chosen experts (a softmax over those k logits, or the full softmax gathered
+    /// there when top-k weights are not renormalised), so the router still gets gradients. The caller validates the
+    /// forced experts (shape, dtype, range, device). Called directly, not through <c>call</c>, so hooks do not fire.
+    /// </summary>
+    public RouterOutput Forward(Tensor x, Tensor? forcedExperts) // x: (N, C); forcedExperts: (N, k) or null
     {
         using var scope = torch.NewDisposeScope();
         var logits = nn.functional.linear(x, _weight, _bias);                        // (N, E)
         if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
         var routing = logits;
-        if (training && _noise is not null)
+        if (training && _noise is not null && forcedExperts is null)
         {
             var scale = nn.functional.softplus(_noise.call(x)).to(ScalarType.Float32) * _temperature!.clamp(_tMin, _tMax); // (N, E)
             routing = logits + torch.randn_like(logits) * scale;
         }
 
-        var (top, indices) = routing.topk(_topK, dim: -1);            // (N, k), (N, k)
+        // forced: the logits at the given experts play the part of the top-k values (bit-identical when they are the same experts)
+        var (top, indices) = forcedExperts is null ? routing.topk(_topK, dim: -1) : (routing.gather(1, forcedExperts), forcedExperts.alias()); // (N, k), (N, k)
         var probs = routing.softmax(-1);                              // (N, E)
         var weights = _normalize ? top.softmax(-1) : probs.gather(1, indices); // (N, k)
         if (weights.dtype != x.dtype) weights = weights.to(x.dtype);

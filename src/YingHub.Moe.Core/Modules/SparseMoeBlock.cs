@@ -20,8 +20,12 @@ namespace YingHub.Moe.Core.Modules;
 /// <param name="Statistics">Compute the layer's <see cref="RouterLayerStats"/>.</param>
 /// <param name="Routing">Return the router's logits and choices (<see cref="MoeLayerRouting"/>).</param>
 /// <param name="DispatchedTokens">The number of true entries of <paramref name="DispatchMask"/>, when capacity needs it (counted once per forward).</param>
+/// <param name="ForcedExperts">
+/// Routing replay: the experts (N, k), int64, each token must use (validated by the caller); null lets the router choose.
+/// Padding still goes nowhere and capacity still applies.
+/// </param>
 internal sealed record MoeBlockRequest(Tensor? DispatchMask = null, Tensor? LossMask = null, bool LoadBalancing = false, bool ZLoss = false,
-    bool UtilizationKl = false, bool Statistics = false, bool Routing = false, long? DispatchedTokens = null);
+    bool UtilizationKl = false, bool Statistics = false, bool Routing = false, long? DispatchedTokens = null, Tensor? ForcedExperts = null);
 
 /// <summary>
 /// What a sparse MoE block returns. All tensors belong to the receiver; the losses, statistics and routing are null
@@ -86,7 +90,7 @@ internal sealed class SparseMoeBlock : nn.Module
         using var scope = torch.NewDisposeScope();
         long b = x.size(0), t = x.size(1), c = x.size(2), n = b * t;
         var flat = x.reshape(n, c);                                  // (N, C)
-        var route = _router.call(flat);                              // (N, E) logits/probs, (N, k) weights/indices
+        var route = request.ForcedExperts is null ? _router.call(flat) : _router.Forward(flat, request.ForcedExperts); // (N, E) logits/probs, (N, k) weights/indices
 
         // capacity binds in training only: evaluation and decoding are dropless, so a cached decode equals a full forward
         long? capacity = training && _options.CapacityFactor is { } cf
