@@ -1,3 +1,5 @@
+using YingHub.Moe.Core.Configuration;
+
 namespace YingHub.Moe.Training.Tracking;
 
 /// <summary>
@@ -5,7 +7,7 @@ namespace YingHub.Moe.Training.Tracking;
 /// <c>loss.png</c> (<c>train/loss</c> and <c>val/loss</c> vs step), <c>lr.png</c> (<c>lr</c> vs step) and
 /// <c>expert_load.png</c> (a layers × experts heatmap of the latest <c>expert_load/{layer}/{expert}</c> values) and
 /// <c>dropped.png</c> (the capacity-drop shares <c>dropped/{layer}</c> and <c>dropped/mean</c> vs step). The
-/// plots are redrawn every <see cref="Interval"/> <see cref="LogMetrics"/> calls and at <see cref="Complete"/>; a plot
+/// plots, and any <see cref="CurvePlot"/> given (e.g. an RL run's reward and KL), are redrawn every <see cref="Interval"/> <see cref="LogMetrics"/> calls and at <see cref="Complete"/>; a plot
 /// without data is not written. Each written file is reported to the optional artifact sink through
 /// <see cref="ITrainingTracker.LogArtifact"/> (for example an <see cref="MlflowTracker"/>, which uploads it). The
 /// artifact sink is not owned: it is neither completed nor disposed here, so in a <see cref="CompositeTracker"/> put
@@ -31,6 +33,8 @@ public sealed class PlotTracker : ITrainingTracker
     private readonly List<MetricPoint> _learningRate = [];
     private readonly Dictionary<(int Layer, int Expert), double> _load = [];
     private readonly ITrainingTracker? _artifacts;
+    private readonly IReadOnlyList<CurvePlot> _curvePlots;
+    private readonly Dictionary<string, List<MetricPoint>> _curves = new(StringComparer.Ordinal);
     private readonly int _width;
     private readonly int _height;
     private long _calls;
@@ -41,13 +45,24 @@ public sealed class PlotTracker : ITrainingTracker
     /// <param name="artifacts">Receives each written PNG via <see cref="ITrainingTracker.LogArtifact"/>; not owned.</param>
     /// <param name="width">Image width in pixels, 100 to 10,000.</param>
     /// <param name="height">Image height in pixels, 100 to 10,000.</param>
+    /// <param name="curves">More plots of chosen metrics against the step; file names must differ from each other and from the built-in plots'.</param>
     public PlotTracker(string directory, int interval = 100, ITrainingTracker? artifacts = null,
-        int width = TrainingPlots.DefaultWidth, int height = TrainingPlots.DefaultHeight)
+        int width = TrainingPlots.DefaultWidth, int height = TrainingPlots.DefaultHeight, IReadOnlyList<CurvePlot>? curves = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (interval < 1) throw new ArgumentException($"interval = {interval} is invalid; allowed: >= 1.", nameof(interval));
         if (width is < 100 or > 10_000) throw new ArgumentException($"width = {width} is invalid; allowed: 100 to 10000 pixels.", nameof(width));
         if (height is < 100 or > 10_000) throw new ArgumentException($"height = {height} is invalid; allowed: 100 to 10000 pixels.", nameof(height));
+        _curvePlots = curves ?? [];
+        var files = new HashSet<string>([LossFileName, LearningRateFileName, ExpertLoadFileName, DroppedFileName], StringComparer.OrdinalIgnoreCase);
+        foreach (var curve in _curvePlots)
+        {
+            ArgumentNullException.ThrowIfNull(curve, nameof(curves));
+            curve.ThrowIfInvalid(nameof(curves));
+            if (!files.Add(curve.FileName)) throw new ArgumentException($"curves: the file name '{curve.FileName}' is used twice (or by a built-in plot).", nameof(curves));
+            foreach (string metric in curve.Metrics) _curves.TryAdd(metric, []);
+        }
+
         Directory = Path.GetFullPath(directory);
         System.IO.Directory.CreateDirectory(Directory);
         Interval = interval;
@@ -71,6 +86,7 @@ public sealed class PlotTracker : ITrainingTracker
         TrackerGuards.Metrics(step, metrics);
         foreach (var (name, value) in metrics)
         {
+            if (_curves.TryGetValue(name, out var curve)) curve.Add(new(step, value));
             switch (name)
             {
                 case MetricNames.TrainLoss: _train.Add(new(step, value)); break;
@@ -129,6 +145,15 @@ public sealed class PlotTracker : ITrainingTracker
         {
             string path = Path.Combine(Directory, DroppedFileName);
             TrainingPlots.SaveDropped(path, _dropped, _width, _height);
+            written.Add(path);
+        }
+
+        foreach (var curve in _curvePlots)
+        {
+            var series = curve.Metrics.Where(m => _curves[m].Count > 0).ToDictionary(m => m, m => (IReadOnlyList<MetricPoint>)_curves[m], StringComparer.Ordinal);
+            if (series.Count == 0) continue;
+            string path = Path.Combine(Directory, curve.FileName);
+            TrainingPlots.SaveCurves(path, curve.Title, curve.YLabel, series, _width, _height);
             written.Add(path);
         }
 

@@ -33,6 +33,9 @@ public sealed class TrackingOptions : IValidatableOptions
     /// </summary>
     public int PlotInterval { get; set; } = 100;
 
+    /// <summary>More PNG plots of chosen metrics against the step (e.g. an RL run's reward and KL), beside the built-in ones.</summary>
+    public List<CurvePlot> CurvePlots { get; set; } = [];
+
     /// <inheritdoc />
     public IReadOnlyList<OptionError> GetValidationErrors()
     {
@@ -42,6 +45,13 @@ public sealed class TrackingOptions : IValidatableOptions
         bool uriOk = MlflowTrackingUri is null
             || (Uri.TryCreate(MlflowTrackingUri, UriKind.Absolute, out Uri? uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps));
         errors.Require(uriOk, nameof(MlflowTrackingUri), MlflowTrackingUri, "null, or an absolute http:// or https:// URI such as http://127.0.0.1:5000");
+        errors.Require(CurvePlots is not null, nameof(CurvePlots), null, "a list of plots");
+        for (int i = 0; i < (CurvePlots?.Count ?? 0); i++)
+        {
+            if (CurvePlots![i] is { } plot) errors.AddNested($"{nameof(CurvePlots)}[{i}]", plot);
+            else errors.Require(false, $"{nameof(CurvePlots)}[{i}]", null, "a plot");
+        }
+
         errors.Require(MlflowExperimentName is null || !string.IsNullOrWhiteSpace(MlflowExperimentName), nameof(MlflowExperimentName), MlflowExperimentName, "null or a non-empty name");
         return errors;
     }

@@ -59,14 +59,27 @@ public static class TrainingPlots
     /// <param name="series">The points of each series, by metric name (the legend label).</param>
     /// <param name="width">Image width in pixels.</param>
     /// <param name="height">Image height in pixels.</param>
-    public static void SaveDropped(string path, IReadOnlyDictionary<string, List<MetricPoint>> series, int width = DefaultWidth, int height = DefaultHeight)
+    public static void SaveDropped(string path, IReadOnlyDictionary<string, List<MetricPoint>> series, int width = DefaultWidth, int height = DefaultHeight) =>
+        SaveCurves(path, "Assignments dropped by expert capacity", "share dropped", series.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<MetricPoint>)kv.Value), width, height);
+
+    /// <summary>Plots any metrics against the step, one line per series, with a legend.</summary>
+    /// <param name="path">The PNG file to write.</param>
+    /// <param name="title">The plot's title.</param>
+    /// <param name="yLabel">The y axis's label.</param>
+    /// <param name="series">The points of each series, by label.</param>
+    /// <param name="width">Image width in pixels.</param>
+    /// <param name="height">Image height in pixels.</param>
+    public static void SaveCurves(string path, string title, string yLabel, IReadOnlyDictionary<string, IReadOnlyList<MetricPoint>> series,
+        int width = DefaultWidth, int height = DefaultHeight)
     {
         ArgumentNullException.ThrowIfNull(series);
+        ArgumentNullException.ThrowIfNull(title);
+        ArgumentNullException.ThrowIfNull(yLabel);
         using var plot = new Plot();
         foreach (var (name, points) in series) AddLine(plot, points, name, markers: false);
-        plot.Title("Assignments dropped by expert capacity");
+        plot.Title(title);
         plot.XLabel("step");
-        plot.YLabel("share dropped");
+        plot.YLabel(yLabel);
         plot.ShowLegend(Alignment.UpperRight);
         Save(plot, path, width, height);
     }

@@ -48,7 +48,7 @@ public static class TrainingTrackers
                 mlflow = new MlflowTracker(mlflowOptions, logger: logger);
             }
 
-            if (options.PlotInterval > 0) sinks.Add(new PlotTracker(Path.Combine(dir, PlotsDirectoryName), options.PlotInterval, mlflow));
+            if (options.PlotInterval > 0) sinks.Add(new PlotTracker(Path.Combine(dir, PlotsDirectoryName), options.PlotInterval, mlflow, curves: options.CurvePlots));
             if (mlflow is not null) sinks.Add(mlflow);
             return new CompositeTracker(sinks, logger);
         }

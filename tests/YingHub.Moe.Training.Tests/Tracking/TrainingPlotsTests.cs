@@ -106,6 +106,25 @@ public class TrainingPlotsTests : IDisposable
         Assert.Equal("layer", Assert.Throws<ArgumentException>(() => MetricNames.DroppedShare(-1)).ParamName);
     }
 
+    [Fact]
+    public void Plot_tracker_draws_curve_plots_of_chosen_metrics_only_once_they_have_points()
+    {
+        var sink = new RecordingTracker();
+        var curves = new[] { new CurvePlot("reward.png", "Reward", "reward", ["env/reward_mean"]), new CurvePlot("kl.png", "KL", "nats", ["objective/kl", "objective/kl_coef"]) };
+        var tracker = new PlotTracker(Path.Combine(_dir, "rl"), interval: 1, artifacts: sink, width: 320, height: 240, curves: curves);
+        tracker.LogMetrics(1, new Dictionary<string, double> { ["env/reward_mean"] = 0.2, ["unplotted"] = 1 });
+        string reward = Path.Combine(tracker.Directory, "reward.png");
+        Assert.Equal([reward], sink.Artifacts); // kl.png has no point yet
+        tracker.LogMetrics(2, new Dictionary<string, double> { ["env/reward_mean"] = 0.3, ["objective/kl"] = 0.5 });
+        Assert.Equal([reward, reward, Path.Combine(tracker.Directory, "kl.png")], sink.Artifacts);
+        using var image = Decode(Path.Combine(tracker.Directory, "kl.png"));
+        Assert.Equal((320, 240), (image.Width, image.Height));
+
+        Assert.Equal("curves", Assert.Throws<ArgumentException>(() => new PlotTracker(_dir, curves: [new CurvePlot("loss.png", "x", "y", ["m"])])).ParamName);
+        Assert.Contains("FileName", Assert.Throws<ArgumentException>(() => new PlotTracker(_dir, curves: [new CurvePlot("../x.png", "x", "y", ["m"])])).Message);
+        Assert.Contains("Metrics", Assert.Throws<ArgumentException>(() => new PlotTracker(_dir, curves: [new CurvePlot("x.png", "x", "y", [])])).Message);
+    }
+
     private static SKBitmap Decode(string path)
     {
         byte[] bytes = File.ReadAllBytes(path);
