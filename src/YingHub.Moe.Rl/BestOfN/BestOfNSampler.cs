@@ -1,0 +1,129 @@
+using YingHub.Moe.Core.Generation;
+using YingHub.Moe.Core.Modules;
+using YingHub.Moe.Core.Tokenizers;
+using YingHub.Moe.Rewards;
+
+namespace YingHub.Moe.Rl.BestOfN;
+
+/// <summary>
+/// Best-of-n sampling, the baseline an RL run has to beat without training: for each prompt, sample n responses
+/// from the model, score them with the reward, keep the best. Its cost in KL to the base policy is known in closed
+/// form (<see cref="KlDivergence"/>), so an RL policy can be compared with best-of-n at the same KL.
+/// </summary>
+public sealed class BestOfNSampler
+{
+    private readonly MoeForCausalLM _model;
+    private readonly ITextTokenizer _tokenizer;
+    private readonly IRewardFunction _reward;
+
+    /// <summary>Samples from <paramref name="model"/>, decodes with <paramref name="tokenizer"/>, scores with <paramref name="reward"/>.</summary>
+    /// <exception cref="ArgumentException">The tokenizer has more ids than the model's vocabulary.</exception>
+    public BestOfNSampler(MoeForCausalLM model, ITextTokenizer tokenizer, IRewardFunction reward)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(reward);
+        if (tokenizer.VocabSize > model.Options.VocabSize)
+            throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize} ids; the model only {model.Options.VocabSize}.", nameof(tokenizer));
+        (_model, _tokenizer, _reward) = (model, tokenizer, reward);
+    }
+
+    /// <summary>
+    /// The analytical KL divergence of the best-of-n policy from the base policy, <c>log n − (n − 1) / n</c> nats
+    /// (Stiennon et al. 2020, "Learning to summarize from human feedback"; derived by J. Hilton). Exact when the
+    /// rewards are continuously distributed (no ties, nor repeated responses); otherwise an upper bound (Beirami et al.
+    /// 2024). 0 for n = 1; it grows like log n.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="n"/> is below 1.</exception>
+    public static double KlDivergence(int n)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        return Math.Log(n) - (n - 1.0) / n;
+    }
+
+    /// <summary>
+    /// Samples <paramref name="n"/> responses of up to <paramref name="responseTokens"/> tokens per prompt, all prompts
+    /// in one batched KV-cache generation (prompt-major: prompt 0's n samples first), and keeps each prompt's best.
+    /// <paramref name="sampling"/> is copied with <see cref="SamplingOptions.MaxNewTokens"/> =
+    /// <paramref name="responseTokens"/>; with a <see cref="SamplingOptions.Seed"/> the result is reproducible.
+    /// </summary>
+    /// <param name="prompts">Token ids of each prompt, at least one, none empty.</param>
+    /// <param name="n">Samples per prompt, ≥ 1.</param>
+    /// <param name="sampling">How to sample (temperature, top-p, seed, ...); not changed.</param>
+    /// <param name="responseTokens">New tokens per response, ≥ 1 (a stop sequence may end one earlier).</param>
+    /// <param name="cancellationToken">Cancels between generated tokens.</param>
+    /// <exception cref="ArgumentException">Bad prompts, <paramref name="n"/> or <paramref name="responseTokens"/> below 1, or invalid sampling options.</exception>
+    /// <exception cref="InvalidOperationException">The reward returned the wrong number of results or a non-finite total.</exception>
+    public BestOfNResult Sample(IReadOnlyList<IReadOnlyList<long>> prompts, int n, SamplingOptions sampling, int responseTokens, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(sampling);
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(responseTokens, 1);
+        if (prompts.Count == 0) throw new ArgumentException("At least one prompt is needed.", nameof(prompts));
+        for (int p = 0; p < prompts.Count; p++)
+            if (prompts[p] is not { Count: > 0 }) throw new ArgumentException($"Prompt {p} is empty or null.", nameof(prompts));
+        var repeated = prompts.SelectMany(p => Enumerable.Repeat(p, n)).ToArray();              // (P·n) prompt-major
+        long[][] responses = new TokenGenerator(_model).GenerateBatch(repeated, WithLength(sampling, responseTokens), cancellationToken);
+        string[] texts = responses.Select(r => _tokenizer.Decode(r.Select(id => (int)id).ToArray())).ToArray();
+        double[] rewards = Score(texts);
+
+        var results = new BestOfNPrompt[prompts.Count];
+        for (int p = 0; p < results.Length; p++)
+        {
+            var own = new ArraySegment<double>(rewards, p * n, n);
+            int best = 0;
+            for (int j = 1; j < n; j++) if (own[j] > own[best]) best = j; // strict: the first sample wins ties
+            int row = p * n + best;
+            results[p] = new BestOfNPrompt(texts[row], responses[row], best, own[best], own.ToArray());
+        }
+
+        double[] bests = results.Select(r => r.BestReward).ToArray();
+        return new BestOfNResult(n, results, bests.Average(), StandardError(bests), rewards.Average());
+    }
+
+    private double[] Score(string[] texts)
+    {
+        IReadOnlyList<RewardResult> results = _reward.ScoreBatch(texts);
+        if (results.Count != texts.Length) throw new InvalidOperationException($"The reward returned {results.Count} results for {texts.Length} texts.");
+        var totals = new double[texts.Length];
+        for (int i = 0; i < totals.Length; i++)
+        {
+            totals[i] = results[i].Total;
+            if (!double.IsFinite(totals[i])) throw new InvalidOperationException($"The reward of response {i} is {totals[i]}: rewards must be finite. Response: \"{texts[i]}\"");
+        }
+
+        return totals;
+    }
+
+    /// <summary>Sample standard deviation / √count; NaN for fewer than two values.</summary>
+    private static double StandardError(double[] values)
+    {
+        if (values.Length < 2) return double.NaN;
+        double mean = values.Average();
+        double variance = values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1);
+        return Math.Sqrt(variance / values.Length);
+    }
+
+    /// <summary>A copy of <paramref name="source"/> with <paramref name="maxNewTokens"/>, so the caller's options stay as they were.</summary>
+    internal static SamplingOptions WithLength(SamplingOptions source, int maxNewTokens) => new()
+    {
+        MaxNewTokens = maxNewTokens,
+        Temperature = source.Temperature,
+        AnnealTemperature = source.AnnealTemperature,
+        MinTemperature = source.MinTemperature,
+        Greedy = source.Greedy,
+        TopK = source.TopK,
+        TopP = source.TopP,
+        MinP = source.MinP,
+        PresencePenalty = source.PresencePenalty,
+        FrequencyPenalty = source.FrequencyPenalty,
+        StopSequences = source.StopSequences,
+        RepetitionPenalty = source.RepetitionPenalty,
+        RepetitionWindow = source.RepetitionWindow,
+        LogitsProcessors = source.LogitsProcessors,
+        Seed = source.Seed,
+        SlideKeep = source.SlideKeep,
+        UseCache = source.UseCache,
+    };
+}
