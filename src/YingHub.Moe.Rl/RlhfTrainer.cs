@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
@@ -63,6 +65,10 @@ public sealed class RlhfTrainer : IDisposable
     private const string ReferenceKey = "rl.reference_sha256";
     private const string AlgorithmKey = "rl.algorithm";
     private const string KlKey = "rl.kl";
+    private const string RewardBeforeKey = "rl.reward_before";
+
+    // the held-out reward is a mean of arbitrary rewards: NaN or infinity must survive the checkpoint as they are
+    private static readonly JsonSerializerOptions StateJson = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     private readonly MoeForCausalLM _policy;
     private readonly RlhfOptions _options;
@@ -81,6 +87,7 @@ public sealed class RlhfTrainer : IDisposable
     private long _iteration, _optimizerSteps;
     private double _lastKl = double.NaN;
     private RewardEvaluation? _rewardBefore;
+    private bool _resumed;
 
     /// <summary>A trainer for <paramref name="policy"/> (its current weights become the frozen reference).</summary>
     /// <param name="policy">The model to fine-tune, in fp32 (its weights change in place).</param>
@@ -174,7 +181,8 @@ public sealed class RlhfTrainer : IDisposable
         Tracker?.LogParameters(Parameters());
         try
         {
-            if (_heldOut is not null && _rewardBefore is null) _rewardBefore = EvaluateReward(_heldOut, cancellationToken);
+            // a resumed run's "before" is the starting policy's, from the checkpoint: the resumed policy is already trained
+            if (_heldOut is not null && _rewardBefore is null && !_resumed) _rewardBefore = EvaluateReward(_heldOut, cancellationToken);
             if (_rewardBefore is { } before)
                 _logger.LogInformation("held-out reward before: {Mean:F4} ± {Error:F4} over {Count} responses", before.Mean, before.StandardError, before.Count);
             bool cancelled = false;
@@ -319,8 +327,9 @@ public sealed class RlhfTrainer : IDisposable
 
     /// <summary>
     /// Continues the run saved in <paramref name="checkpoint"/> (a directory written by this trainer): loads the policy,
-    /// the value head, the optimizer state, β and the iteration. Build the trainer with the run's starting model (the
-    /// reference is a copy of it; the checkpoint records its fingerprint and refuses another) and the same options.
+    /// the value head, the optimizer state, β, the iteration and the held-out reward before training. Build the trainer
+    /// with the run's starting model (the reference is a copy of it; the checkpoint records its fingerprint and refuses
+    /// another) and the same options.
     /// </summary>
     /// <exception cref="ArgumentException">The checkpoint is of another algorithm or another reference.</exception>
     public void Resume(string checkpoint)
@@ -338,11 +347,12 @@ public sealed class RlhfTrainer : IDisposable
         _optimizerSteps = long.Parse(extra[OptimizerStepsKey], CultureInfo.InvariantCulture);
         _lastKl = extra.TryGetValue(KlKey, out string? kl) ? double.Parse(kl, CultureInfo.InvariantCulture) : double.NaN;
         _iteration = state.Step;
-        _rewardBefore = null;
+        _rewardBefore = extra.TryGetValue(RewardBeforeKey, out string? before) ? JsonSerializer.Deserialize<RewardEvaluation>(before, StateJson) : null;
+        _resumed = true;
         _logger.LogInformation("resumed from '{Checkpoint}' at iteration {Iteration}, beta {Beta}", checkpoint, _iteration, _kl.Beta);
     }
 
-    /// <summary>Saves a checkpoint now (policy, value head, optimizer, β, iteration, RNG), atomically.</summary>
+    /// <summary>Saves a checkpoint now (policy, value head, optimizer, β, iteration, held-out reward before training, RNG), atomically.</summary>
     /// <exception cref="InvalidOperationException">No <see cref="RlhfOptions.CheckpointDirectory"/>.</exception>
     public void Save()
     {
@@ -359,6 +369,7 @@ public sealed class RlhfTrainer : IDisposable
                 [KlKey] = _lastKl.ToString("R", CultureInfo.InvariantCulture),
             },
         };
+        if (_rewardBefore is { } before) state.Extra[RewardBeforeKey] = JsonSerializer.Serialize(before, StateJson);
         _store.Save(_policy, _optimizer, state, staging =>
         {
             if (_withValue is not null)

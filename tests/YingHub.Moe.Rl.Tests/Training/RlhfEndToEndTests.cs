@@ -1,49 +1,8 @@
 using TorchSharp;
-using YingHub.Moe.Core.Configuration;
-using YingHub.Moe.Core.Modules;
-using YingHub.Moe.Core.Tokenizers;
-using YingHub.Moe.Rewards;
 using YingHub.Moe.Rl.Algorithms;
 using Xunit.Abstractions;
 
 namespace YingHub.Moe.Rl.Tests.Training;
-
-/// <summary>A reward the test controls: the share of one letter in the response.</summary>
-internal sealed class LetterShare(char letter) : IRewardFunction
-{
-    public RewardResult Score(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        double share = text.Length == 0 ? 0 : text.Count(c => c == letter) / (double)text.Length;
-        return new RewardResult(share, new Dictionary<string, double> { ["letter_share"] = share });
-    }
-}
-
-/// <summary>A tiny real model and tokenizer for RL tests.</summary>
-internal static class TinyPolicy
-{
-    public const string Vocabulary = "abcdefgh .";
-
-    public static MoeModelOptions Options() => new()
-    {
-        VocabSize = Vocabulary.Length, ContextLength = 32, HiddenSize = 32, NumHeads = 2, NumLayers = 2, NumExperts = 4, TopK = 2,
-        ExpertMultiplier = 2, Dropout = 0, Router = RouterKind.NoisyTopK, LoadBalancingCoef = 0.01,
-    };
-
-    public static (MoeForCausalLM Model, CharTokenizer Tokenizer) Create(int seed = 0)
-    {
-        torch.manual_seed(seed);
-        return (new MoeForCausalLM(Options()), new CharTokenizer(Vocabulary));
-    }
-
-    public static List<IReadOnlyList<long>> Prompts(CharTokenizer tokenizer, int count, int seed)
-    {
-        var random = new Random(seed);
-        return Enumerable.Range(0, count)
-            .Select(_ => (IReadOnlyList<long>)tokenizer.Encode(new string(Enumerable.Range(0, 4).Select(_ => Vocabulary[random.Next(Vocabulary.Length)]).ToArray())).Select(i => (long)i).ToList())
-            .ToList();
-    }
-}
 
 public class RlhfEndToEndTests(ITestOutputHelper output)
 {
