@@ -54,6 +54,30 @@ public static class RlMetricNames
     /// <summary>Share of (response token, MoE layer) pairs whose router, at the update, would pick another expert set than the rollout did.</summary>
     public const string RoutingChange = "moe/routing_change";
 
+    /// <summary>
+    /// Share of (response-predicting position, MoE layer) pairs whose update forward used another expert set than the
+    /// rollout: 0 with <see cref="RlhfOptions.RoutingReplay"/>, <see cref="RoutingChange"/> without it.
+    /// </summary>
+    public const string RoutingChangeUsed = "moe/routing_change_used";
+
+    /// <summary>The iteration's response-length limit (the curriculum's value).</summary>
+    public const string ResponseLengthLimit = "tokens/response_len_limit";
+
+    /// <summary>Collapse guard: share of the rollout's responses that duplicate another (1 − distinct/total, over words).</summary>
+    public const string CollapseIdenticalShare = "collapse/identical_share";
+
+    /// <summary>Collapse guard: distinct word bigrams / word bigrams over the rollout.</summary>
+    public const string CollapseDistinct2 = "collapse/distinct_2";
+
+    /// <summary>Collapse guard: distinct word trigrams / word trigrams over the rollout.</summary>
+    public const string CollapseDistinct3 = "collapse/distinct_3";
+
+    /// <summary>Collapse guard: share of word trigrams that repeat an earlier one of the same response, averaged over responses.</summary>
+    public const string CollapseRepeatedNgramRate = "collapse/repeated_ngram_rate";
+
+    /// <summary>1 when the collapse guard flagged the iteration (a threshold crossed).</summary>
+    public const string CollapseFlagged = "collapse/flagged";
+
     /// <summary>1 when the update stopped early on <see cref="RlhfOptions.TargetApproxKl"/>.</summary>
     public const string EarlyStopped = "policy/early_stopped";
 

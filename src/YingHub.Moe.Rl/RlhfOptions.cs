@@ -1,5 +1,7 @@
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Rl.Algorithms;
+using YingHub.Moe.Rl.Curriculum;
+using YingHub.Moe.Rl.Diagnostics;
 using YingHub.Moe.Training.Optimization;
 
 namespace YingHub.Moe.Rl;
@@ -106,6 +108,20 @@ public sealed class RlhfOptions : IValidatableOptions
     /// </summary>
     public bool RoutingReplay { get; set; } = true;
 
+    /// <summary>
+    /// The response length per iteration (a curriculum), capped at <see cref="ResponseTokens"/>:
+    /// <c>constant:N</c>, <c>linear:START:STEP[:EVERY]</c> or <c>yinghub-v2</c> (<see cref="ResponseLengthSchedules.Parse"/>);
+    /// null: <see cref="ResponseTokens"/> throughout. A schedule given in code (<see cref="RlhfTrainer.ResponseLength"/>) replaces it.
+    /// </summary>
+    public string? Curriculum { get; set; }
+
+    /// <summary>
+    /// Collapse guards checked on every rollout's decoded responses (counted over words): a warning when a threshold is
+    /// crossed, and a stop (after a save) when <see cref="CollapseGuardOptions.StopOnCollapse"/> is set. The default
+    /// only warns.
+    /// </summary>
+    public CollapseGuardOptions CollapseGuard { get; set; } = new() { StopOnCollapse = false };
+
     /// <summary>Seed of the prompt order, the rollouts' sampling and the minibatch shuffles.</summary>
     public long Seed { get; set; } = 1337;
 
@@ -159,6 +175,20 @@ public sealed class RlhfOptions : IValidatableOptions
         errors.Require(KlHorizon >= 1 && double.IsFinite(KlHorizon), nameof(KlHorizon), KlHorizon, ">= 1");
         errors.Require(TargetApproxKl is not { } a || (double.IsFinite(a) && a > 0), nameof(TargetApproxKl), TargetApproxKl, "finite and > 0, or null");
         errors.Require(Freeze is not null && Freeze.All(p => !string.IsNullOrWhiteSpace(p)), nameof(Freeze), Freeze is null ? null : string.Join(",", Freeze), "a list of non-empty patterns");
+        if (Curriculum is not null)
+        {
+            try
+            {
+                ResponseLengthSchedules.Parse(Curriculum, ResponseTokens);
+            }
+            catch (ArgumentException ex)
+            {
+                errors.Require(false, nameof(Curriculum), Curriculum, $"{string.Join(", ", ResponseLengthSchedules.KnownFormats)} ({ex.Message})");
+            }
+        }
+
+        errors.Require(CollapseGuard is not null, nameof(CollapseGuard), null, "collapse guard settings");
+        errors.AddNested(nameof(CollapseGuard), CollapseGuard);
         errors.Require(SaveEvery is >= 0 and <= 10_000_000, nameof(SaveEvery), SaveEvery, "[0, 10000000]");
         errors.Require(CheckpointDirectory is null || !string.IsNullOrWhiteSpace(CheckpointDirectory), nameof(CheckpointDirectory), CheckpointDirectory, "null or a non-empty path");
         errors.Require(Enum.IsDefined(Precision), nameof(Precision), Precision, string.Join(", ", Enum.GetNames<YingHub.Moe.Training.TrainingPrecision>()));

@@ -12,6 +12,8 @@ using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
 using YingHub.Moe.Rewards;
 using YingHub.Moe.Rl.Algorithms;
+using YingHub.Moe.Rl.Curriculum;
+using YingHub.Moe.Rl.Diagnostics;
 using YingHub.Moe.Rl.Experience;
 using YingHub.Moe.Rl.Modules;
 using YingHub.Moe.Training.Checkpointing;
@@ -43,8 +45,9 @@ public sealed record RewardEvaluation(double Mean, double StandardError, int Cou
 /// <param name="Beta">The KL coefficient at the end.</param>
 /// <param name="Checkpoint">The directory of the last checkpoint, if one was saved.</param>
 /// <param name="Cancelled">Whether the run stopped on cancellation.</param>
+/// <param name="Collapsed">Whether the collapse guard stopped the run (<see cref="Diagnostics.CollapseGuardOptions.StopOnCollapse"/>).</param>
 public sealed record RlhfResult(long Iterations, RewardEvaluation? RewardBefore, RewardEvaluation? RewardAfter, double Kl, double Beta,
-    string? Checkpoint, bool Cancelled);
+    string? Checkpoint, bool Cancelled, bool Collapsed = false);
 
 /// <summary>
 /// RLHF fine-tuning of a <see cref="MoeForCausalLM"/> toward a reward, by PPO (value head, GAE, the KL penalty in the
@@ -87,7 +90,9 @@ public sealed class RlhfTrainer : IDisposable
     private long _iteration, _optimizerSteps;
     private double _lastKl = double.NaN;
     private RewardEvaluation? _rewardBefore;
-    private bool _resumed;
+    private bool _resumed, _collapsed;
+    private readonly CollapseGuard _collapseGuard;
+    private IResponseLengthSchedule _responseLength;
 
     /// <summary>A trainer for <paramref name="policy"/> (its current weights become the frozen reference).</summary>
     /// <param name="policy">The model to fine-tune, in fp32 (its weights change in place).</param>
@@ -142,6 +147,8 @@ public sealed class RlhfTrainer : IDisposable
             Precision = options.Precision,
         });
         _kl = new KlController(options.KlCoef, options.KlTarget, options.KlHorizon);
+        _collapseGuard = new CollapseGuard(options.CollapseGuard);
+        _responseLength = options.Curriculum is { } curriculum ? ResponseLengthSchedules.Parse(curriculum, options.ResponseTokens) : ResponseLengthSchedules.Constant(options.ResponseTokens);
         _collector = new ExperienceCollector(policy, _withValue?.ValueHead, _reference, tokenizer, reward);
         if (options.CheckpointDirectory is { } dir) _store = new CheckpointStore(dir);
     }
@@ -154,6 +161,26 @@ public sealed class RlhfTrainer : IDisposable
 
     /// <summary>The frozen reference (its <see cref="FrozenReference.ParameterBytes"/> is the memory it costs).</summary>
     public FrozenReference Reference => _reference;
+
+    /// <summary>
+    /// The response length of each iteration (a curriculum): from <see cref="RlhfOptions.Curriculum"/>, or
+    /// <see cref="RlhfOptions.ResponseTokens"/> throughout; set any schedule (e.g. <see cref="ResponseLengthSchedules.FromFunction"/>).
+    /// Its values are capped at <see cref="RlhfOptions.ResponseTokens"/>, which the prompts were checked against.
+    /// </summary>
+    public IResponseLengthSchedule ResponseLength
+    {
+        get => _responseLength;
+        set => _responseLength = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    /// <summary>The response length of iteration <paramref name="iteration"/> (0-based): the schedule's, capped at <see cref="RlhfOptions.ResponseTokens"/>.</summary>
+    /// <exception cref="InvalidOperationException">The schedule gave a length below 1.</exception>
+    public int ResponseLengthAt(long iteration)
+    {
+        int length = _responseLength.LengthAt(iteration);
+        if (length < 1) throw new InvalidOperationException($"The response-length schedule gave {length} tokens at iteration {iteration}; lengths must be at least 1.");
+        return Math.Min(length, _options.ResponseTokens);
+    }
 
     /// <summary>The value head (PPO), or null (GRPO).</summary>
     public ValueHead? ValueHead => _withValue?.ValueHead;
@@ -197,6 +224,7 @@ public sealed class RlhfTrainer : IDisposable
                 var metrics = RunIteration(cancellationToken);
                 Tracker?.LogMetrics(_iteration, metrics);
                 Progress?.Invoke(new RlhfProgress(_iteration, _options.Iterations, metrics));
+                if (_collapsed) break;
                 if (_store is not null && _options.SaveEvery > 0 && _iteration % _options.SaveEvery == 0 && _iteration < _options.Iterations) Save();
             }
 
@@ -209,7 +237,7 @@ public sealed class RlhfTrainer : IDisposable
             }
 
             Tracker?.Complete(cancelled ? TrainingRunStatus.Killed : TrainingRunStatus.Finished);
-            return new RlhfResult(_iteration, _rewardBefore, after, _lastKl, _kl.Beta, _store?.Directory, cancelled);
+            return new RlhfResult(_iteration, _rewardBefore, after, _lastKl, _kl.Beta, _store?.Directory, cancelled, _collapsed);
         }
         catch (OperationCanceledException)
         {
@@ -239,7 +267,9 @@ public sealed class RlhfTrainer : IDisposable
         var metrics = new Dictionary<string, double>(StringComparer.Ordinal);
         _policy.eval();
         _withValue?.ValueHead.eval();
-        var (batch, timings) = _collector.Collect(IterationPrompts(iteration), new RolloutSettings(_options.ResponseTokens, _options.Temperature, RolloutSeed(iteration)), cancellationToken);
+        int responseLength = ResponseLengthAt(iteration);
+        var (batch, timings) = _collector.Collect(IterationPrompts(iteration), new RolloutSettings(responseLength, _options.Temperature, RolloutSeed(iteration)), cancellationToken);
+        Guard(batch.Texts, iteration, metrics);
         using (batch)
         using (var scope = torch.NewDisposeScope())
         {
@@ -284,6 +314,7 @@ public sealed class RlhfTrainer : IDisposable
             metrics[RlMetricNames.Kl] = meanKl;
             metrics[RlMetricNames.Beta] = _kl.Beta;
             metrics[RlMetricNames.ResponseLength] = batch.ResponseLengths().Average();
+            metrics[RlMetricNames.ResponseLengthLimit] = responseLength;
             metrics[RlMetricNames.TimeGeneration] = timings.Generation;
             metrics[RlMetricNames.TimeScoring] = timings.Scoring;
             metrics[RlMetricNames.TimeForward] = timings.Forward;
@@ -410,8 +441,10 @@ public sealed class RlhfTrainer : IDisposable
                 using var scope = torch.NewDisposeScope();
                 var rows = order.narrow(0, start, Math.Min(_options.MiniBatchSize, b - start));  // (m)
                 var mask = batch.ResponseMask.index_select(0, rows);                             // (m, R)
+                var rollout = batch.Routing.Select(e => RoutingReplay.SelectRows(e, b, t, rows)).ToList();      // per MoE layer (m·T, k)
                 var input = new CausalLMInput(batch.Sequences.index_select(0, rows), Labels: labels?.index_select(0, rows),
-                    AttentionMask: batch.AttentionMask.index_select(0, rows), RouterStatistics: false, OutputRouterLogits: true);
+                    AttentionMask: batch.AttentionMask.index_select(0, rows), RouterStatistics: false, OutputRouterLogits: true,
+                    RoutingReplay: _options.RoutingReplay ? rollout : null);
                 var values = new Dictionary<string, Tensor>(StringComparer.Ordinal);
                 var step = _optimizer.Step(_optimizerSteps, _ =>
                 {
@@ -454,7 +487,7 @@ public sealed class RlhfTrainer : IDisposable
                         values[RlMetricNames.AuxLoss] = aux.detach();
                     }
 
-                    values[RlMetricNames.RoutingChange] = RoutingChange(output.Routing!, batch.Routing, rows, b, t, p, mask);
+                    (values[RlMetricNames.RoutingChange], values[RlMetricNames.RoutingChangeUsed]) = RoutingChange(output.Routing!, rollout, t, p, mask);
                     return loss;
                 });
                 _optimizerSteps++;
@@ -480,31 +513,44 @@ public sealed class RlhfTrainer : IDisposable
         return labels.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Rows <paramref name="rows"/> of a per-token tensor (B·T, k) → (m·T, k).</summary>
-    private static Tensor Rows(Tensor perToken, long b, long t, Tensor rows) =>
-        perToken.view(b, t, -1).index_select(0, rows).reshape(-1, perToken.size(1));
-
     /// <summary>
-    /// Share of (response-predicting position, MoE layer) pairs whose current router, without noise, picks another set
-    /// of experts than the rollout did: what routing replay holds fixed, or what changed without it.
+    /// Over the positions that predict response tokens and every MoE layer: the share whose current router, without
+    /// noise, would pick another expert set than the rollout did (what routing replay holds fixed), and the share whose
+    /// forward used another set (0 under replay).
     /// </summary>
-    private static Tensor RoutingChange(IReadOnlyList<MoeLayerRouting> current, IReadOnlyList<Tensor> rollout, Tensor rows, long b, long t, int p, Tensor mask)
+    private static (Tensor Natural, Tensor Used) RoutingChange(IReadOnlyList<MoeLayerRouting> current, IReadOnlyList<Tensor> rollout, long t, int p, Tensor mask)
     {
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var counted = torch.zeros(rows.size(0), t, dtype: ScalarType.Bool, device: mask.device);       // (m, P + R)
+        var counted = torch.zeros(mask.size(0), t, dtype: ScalarType.Bool, device: mask.device);       // (m, P + R)
         ResponseLogProbs.Slice(counted, p, (int)mask.size(1)).copy_(mask);
-        var flat = counted.reshape(-1);                                                                  // (m·(P + R))
-        var changed = torch.zeros([], dtype: ScalarType.Float32, device: mask.device);
+        var natural = torch.zeros([], dtype: ScalarType.Float32, device: mask.device);
+        var used = torch.zeros([], dtype: ScalarType.Float32, device: mask.device);
         for (int layer = 0; layer < current.Count; layer++)
         {
             int k = (int)current[layer].SelectedExperts.size(1);
-            var natural = current[layer].Logits.topk(k, dim: -1).indexes.sort(-1).Values;             // (N, k)
-            var before = Rows(rollout[layer], b, t, rows).sort(-1).Values;                                // (N, k)
-            changed = changed + natural.ne(before).any(-1).masked_select(flat).to(ScalarType.Float32).mean();
+            natural = natural + RoutingReplay.ChangeRate(rollout[layer], current[layer].Logits.topk(k, dim: -1).indexes, counted);
+            used = used + RoutingReplay.ChangeRate(rollout[layer], current[layer].SelectedExperts, counted);
         }
 
-        return (current.Count == 0 ? changed : changed / current.Count).MoveToOuterDisposeScope();
+        int layers = Math.Max(1, current.Count);
+        return ((natural / layers).MoveToOuterDisposeScope(), (used / layers).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The collapse guard over the rollout's responses: metrics, a warning when flagged, and the stop flag.</summary>
+    private void Guard(IReadOnlyList<string> texts, long iteration, Dictionary<string, double> metrics)
+    {
+        var collapse = CollapseMetrics.OfTexts(texts);
+        metrics[RlMetricNames.CollapseIdenticalShare] = collapse.IdenticalShare;
+        metrics[RlMetricNames.CollapseDistinct2] = collapse.Distinct2;
+        metrics[RlMetricNames.CollapseDistinct3] = collapse.Distinct3;
+        metrics[RlMetricNames.CollapseRepeatedNgramRate] = collapse.RepeatedNgramRate;
+        var verdict = _collapseGuard.Check(collapse);
+        metrics[RlMetricNames.CollapseFlagged] = verdict.Status == CollapseStatus.Healthy ? 0 : 1;
+        if (verdict.Status == CollapseStatus.Healthy) return;
+        _logger.LogWarning("iteration {Iteration}: the responses look collapsed ({Status}): {Reasons}{Stop}", iteration + 1, verdict.Status,
+            string.Join("; ", verdict.Reasons), verdict.ShouldStop ? "; stopping the run (CollapseGuard.StopOnCollapse)" : "");
+        _collapsed |= verdict.ShouldStop;
     }
 
     private static double ExplainedVariance(Tensor values, Tensor returns, Tensor mask)

@@ -26,8 +26,11 @@ public class RlhfEndToEndTests(ITestOutputHelper output)
         trainer.Progress += p => output.WriteLine($"{p.Iteration}: reward {p.Metrics[RlMetricNames.RewardMean]:F3} kl {p.Metrics[RlMetricNames.Kl]:F3} approxkl {p.Metrics[RlMetricNames.ApproxKl]:F4} clip {p.Metrics[RlMetricNames.ClipFraction]:F3} ent {p.Metrics[RlMetricNames.Entropy]:F3} change {p.Metrics[RlMetricNames.RoutingChange]:F3}");
         var result = trainer.Run();
         output.WriteLine($"before {result.RewardBefore} after {result.RewardAfter} kl {result.Kl}");
-        // untrained, the letter is about 1 character in 10; the held-out responses' mean must rise by well over 3 standard errors
-        Assert.True(result.RewardAfter!.Mean > result.RewardBefore!.Mean + 0.15, $"reward {result.RewardBefore.Mean:F3} → {result.RewardAfter.Mean:F3}");
+        // untrained, the letter is about 1 character in 10; the held-out responses' mean must rise by more than 3 standard
+        // errors of the difference (the benchmark's criterion; across seeds 7-10 the rise is 4-12 of them, with and without routing replay)
+        var (before, after) = (result.RewardBefore!, result.RewardAfter!);
+        double standardError = Math.Sqrt(before.StandardError * before.StandardError + after.StandardError * after.StandardError);
+        Assert.True(after.Mean - before.Mean > 3 * standardError, $"reward {before.Mean:F3} → {after.Mean:F3} (standard error of the difference {standardError:F3})");
         Assert.InRange(result.Kl, 0, 3 * KlTarget);
     }
 }
