@@ -8,6 +8,8 @@ var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse M
     EvalCommand.Create(),
     GenerateCommand.Create(),
     GenerateCommand.CreateFineTuned(),
+    RlhfCommand.Create(),
+    RlhfCommand.CreateBestOfN(),
     InfoCommand.Create(),
     ScoreCommand.Create(),
     TokenizeCommand.Create(),

@@ -70,4 +70,28 @@ internal static class TrainingProgressView
                 });
             });
     }
+
+    /// <summary>
+    /// Runs <paramref name="body"/>, which receives a handler to call after each iteration with the iterations done and a
+    /// description; a bar on an interactive console (from <paramref name="first"/>), else one plain line per iteration.
+    /// </summary>
+    public static T RunIterations<T>(bool bar, long first, long total, Func<Action<long, string>, T> body)
+    {
+        if (!bar) return body((_, description) => Console.WriteLine(description));
+        return AnsiConsole.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
+                new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(context =>
+            {
+                var task = context.AddTask(Markup.Escape($"iteration {first}/{total}  starting"), maxValue: total);
+                task.Value = first;
+                return body((done, description) =>
+                {
+                    task.Value = done;
+                    task.Description = Markup.Escape(description);
+                });
+            });
+    }
 }
