@@ -30,6 +30,12 @@ internal static unsafe class FewRows
     private const int ColumnsPerBlock = 64;
 
     /// <summary>
+    /// Multiply-adds from which a product is split between threads: starting a parallel loop costs some microseconds,
+    /// about what one thread needs for 2^20 multiply-adds here.
+    /// </summary>
+    private const long ParallelWork = 1 << 20;
+
+    /// <summary>
     /// Whether batched decoding uses the few-row kernels (these products, <see cref="ExpertRows"/> and the batched
     /// <see cref="AttentionRow"/>) when <see cref="RowProduct.Enabled"/> and supported; the benchmarks turn it off to time libtorch's path.
     /// </summary>
@@ -87,12 +93,33 @@ internal static unsafe class FewRows
     /// <summary>
     /// Y (rows, m) = X (rows, n) @ W (n, m) + b (b may be null). Per block of 64 columns (n × 64 weights, which stay in
     /// cache), four rows at a time, then the remaining rows one at a time; the last m mod 64 columns row by row.
-    /// 512-bit vectors when <paramref name="wide"/>, else 256-bit (the tests run both).
+    /// With enough work (<see cref="ParallelWork"/>) the column blocks are split between libtorch's number of threads
+    /// (each thread writes its own columns). 512-bit vectors when <paramref name="wide"/>, else 256-bit (the tests run both).
     /// </summary>
     internal static void InputMajor(float* x, float* w, float* b, float* y, int rows, int n, int m, bool wide)
     {
-        int j = 0;
-        for (; j + ColumnsPerBlock <= m; j += ColumnsPerBlock)
+        int blocks = m / ColumnsPerBlock;
+        int parts = blocks > 1 && (long)rows * n * m >= ParallelWork ? Math.Min(torch.get_num_threads(), blocks) : 1;
+        if (parts <= 1)
+        {
+            Blocks(x, w, b, y, (rows, n, m), 0, blocks, wide);
+        }
+        else
+        {
+            (nint px, nint pw, nint pb, nint py) = ((nint)x, (nint)w, (nint)b, (nint)y); // pointers cannot be captured
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts },
+                p => Blocks((float*)px, (float*)pw, (float*)pb, (float*)py, (rows, n, m), blocks * p / parts, blocks * (p + 1) / parts, wide));
+        }
+
+        if (blocks * ColumnsPerBlock < m)
+            for (int r = 0; r < rows; r++) RowProduct.ColumnsFrom(x + (long)r * n, w, b, y + (long)r * m, n, m, blocks * ColumnsPerBlock);
+    }
+
+    /// <summary>Column blocks [<paramref name="first"/>, <paramref name="end"/>) of <see cref="InputMajor"/>'s product, for every row.</summary>
+    private static void Blocks(float* x, float* w, float* b, float* y, (int Rows, int N, int M) shape, int first, int end, bool wide)
+    {
+        var (rows, n, m) = shape;
+        for (int j = first * ColumnsPerBlock; j < end * ColumnsPerBlock; j += ColumnsPerBlock)
         {
             float* bj = b is null ? null : b + j;
             int r = 0;
@@ -104,9 +131,6 @@ internal static unsafe class FewRows
                 else RowProduct.Columns64Avx2(x + (long)r * n, w + j, bj, y + (long)r * m + j, n, m);
             }
         }
-
-        if (j < m)
-            for (int r = 0; r < rows; r++) RowProduct.ColumnsFrom(x + (long)r * n, w, b, y + (long)r * m, n, m, j);
     }
 
     /// <summary>Four rows (x rows n apart, y rows <paramref name="stride"/> apart) times one 64-column block of w (row stride <paramref name="stride"/>).</summary>

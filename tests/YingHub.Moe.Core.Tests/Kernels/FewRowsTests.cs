@@ -13,6 +13,7 @@ public class FewRowsTests
     public static TheoryData<int, int, int, bool> Shapes() => new()
     {
         { 2, 192, 768, true }, { 5, 33, 130, true }, { 4, 16, 72, false }, { 7, 20, 67, false }, { 3, 7, 5, true }, { 9, 64, 128, false }, { 64, 10, 66, true },
+        { 6, 192, 1000, true }, // enough work to split the column blocks between threads (with more than one torch thread)
     };
 
     private static bool[] Widths() => Vector512.IsHardwareAccelerated ? [false, true] : [false];
