@@ -5,8 +5,8 @@ using static TorchSharp.torch;
 namespace YingHub.Moe.Core.Kernels;
 
 /// <summary>
-/// One decoding token's causal self-attention over a KV cache on the CPU, in managed code (one sequence, one new
-/// position): rotate q and k (with rotary positions), write k and v into the cache at the token's position, and per head
+/// One decoding step's causal self-attention over a KV cache on the CPU, in managed code (one new position for each of
+/// B sequences, unpadded, B = 1 or up to <see cref="FewRows.MaxRows"/>): rotate q and k (with rotary positions), write k and v into the cache at the token's position, and per head
 /// <c>softmax(q Kᵀ / √hd) V</c> over every cached position up to and including the new one. libtorch's path for the same
 /// step is about a dozen tensor operations (views of the fused projection, two cache copies, the views of the cache,
 /// <c>scaled_dot_product_attention</c>, the merge of the heads), a few microseconds each; this is a loop over
@@ -16,17 +16,20 @@ namespace YingHub.Moe.Core.Kernels;
 internal static unsafe class AttentionRow
 {
     /// <summary>
-    /// Whether the managed path runs: <see cref="RowProduct.Runs"/> for the fused projection's output qkv (1, 1, 3C),
-    /// float32 CPU cache buffers (1, nh, Tmax, hd) with room at <paramref name="position"/>, and float32 CPU rotary
-    /// tables (Tmax, hd) if given.
+    /// Whether the managed path runs: the fused projection's output qkv (B, 1, 3C) one row (<see cref="RowProduct.Runs"/>)
+    /// or a few (<see cref="FewRows.Runs"/>), float32 CPU cache buffers (B, nh, Tmax, hd) with room at
+    /// <paramref name="position"/>, and float32 CPU rotary tables (Tmax, hd) if given.
     /// </summary>
     public static bool Applies(Tensor qkv, Tensor keys, Tensor values, long position, (Tensor Cos, Tensor Sin)? rotary)
     {
-        if (!RowProduct.Runs(qkv) || !RowProduct.IsFloatCpu(keys) || !RowProduct.IsFloatCpu(values) || keys.dim() != 4 || keys.size(0) != 1
+        if (!RowProduct.IsFloatCpu(keys) || !RowProduct.IsFloatCpu(values) || keys.dim() != 4 || values.dim() != 4
             || keys.numel() > int.MaxValue / sizeof(float)) // Tensor.bytes spans at most 2 GB
             return false;
-        long heads = keys.size(1), length = keys.size(2), headDim = keys.size(3);
-        if (qkv.size(-1) != 3 * heads * headDim || position >= length || values.dim() != 4
+        long rows = keys.size(0), heads = keys.size(1), length = keys.size(2), headDim = keys.size(3);
+        if (!(rows == 1 ? RowProduct.Runs(qkv) : FewRows.Runs(qkv) && qkv.size(0) == rows && qkv.numel() == rows * qkv.size(-1))
+            || values.size(0) != rows)
+            return false;
+        if (qkv.size(-1) != 3 * heads * headDim || position >= length
             || values.size(1) != heads || values.size(2) != length || values.size(3) != headDim)
             return false;
         return rotary is not { } r
@@ -34,46 +37,61 @@ internal static unsafe class AttentionRow
     }
 
     /// <summary>
-    /// The attention output (1, 1, C) of the token whose fused projection is <paramref name="qkv"/> (1, 1, 3C: q, k, v,
-    /// each heads × hd) at <paramref name="position"/>; writes its key and value into <paramref name="keys"/> and
-    /// <paramref name="values"/> there. Check <see cref="Applies"/> first.
+    /// The attention output (B, 1, C) of the tokens whose fused projections are <paramref name="qkv"/> (B, 1, 3C: q, k,
+    /// v, each heads × hd) at <paramref name="position"/> of every row; writes their keys and values into
+    /// <paramref name="keys"/> and <paramref name="values"/> there. Check <see cref="Applies"/> first.
     /// </summary>
     public static Tensor Attend(Tensor qkv, Tensor keys, Tensor values, long position, (Tensor Cos, Tensor Sin)? rotary)
     {
-        int heads = (int)keys.size(1), length = (int)keys.size(2), hd = (int)keys.size(3), c = heads * hd, keep = (int)position + 1;
-        var y = torch.empty([1, 1, c], ScalarType.Float32);
-        float* source = RowProduct.Data(qkv), output = RowProduct.Data(y), k = RowProduct.Data(keys), v = RowProduct.Data(values);
+        int rows = (int)keys.size(0), heads = (int)keys.size(1), length = (int)keys.size(2), hd = (int)keys.size(3), c = heads * hd, keep = (int)position + 1;
+        var y = torch.empty([rows, 1, c], ScalarType.Float32);
+        float* output = RowProduct.Data(y);
         float* cos = rotary is { } r1 ? RowProduct.Data(r1.Cos) + position * hd : null;
         float* sin = rotary is { } r2 ? RowProduct.Data(r2.Sin) + position * hd : null;
         float scale = 1f / MathF.Sqrt(hd);
         Span<float> q = hd <= 256 ? stackalloc float[hd] : new float[hd];
         Span<float> scores = keep <= 1024 ? stackalloc float[keep] : new float[keep];
+        float* source = RowProduct.Data(qkv), k = RowProduct.Data(keys), v = RowProduct.Data(values);
+        long cached = (long)heads * length * hd; // one row's cache
         fixed (float* pq = q, ps = scores)
         {
-            for (int h = 0; h < heads; h++)
-            {
-                float* kh = k + (long)h * length * hd, vh = v + (long)h * length * hd; // (Tmax, hd) of head h
-                // q (pre-scaled, as the product q·k/√hd), and the new key and value into the cache
-                Rotate(source + h * hd, cos, sin, pq, hd, scale);
-                Rotate(source + c + h * hd, cos, sin, kh + position * hd, hd, 1f);
-                new ReadOnlySpan<float>(source + 2 * c + h * hd, hd).CopyTo(new Span<float>(vh + position * hd, hd));
-
-                float max = float.NegativeInfinity;
-                for (int s = 0; s < keep; s++)
-                {
-                    ps[s] = Dot(pq, kh + (long)s * hd, hd);
-                    max = MathF.Max(max, ps[s]);
-                }
-
-                float sum = 0f;
-                for (int s = 0; s < keep; s++) sum += ps[s] = MathF.Exp(ps[s] - max);
-                float* oh = output + h * hd;
-                new Span<float>(oh, hd).Clear();
-                for (int s = 0; s < keep; s++) RowProduct.AddScaled(oh, ps[s] / sum, vh + (long)s * hd, hd);
-            }
+            for (int row = 0; row < rows; row++)
+                Row(source + row * 3L * c, k + row * cached, v + row * cached, output + (long)row * c, pq, ps, (heads, length, hd), position, cos, sin, scale);
         }
 
         return y;
+    }
+
+    /// <summary>
+    /// One row's attention: <paramref name="source"/> its q, k, v (3C), k and v its cache (nh, Tmax, hd), output its C
+    /// outputs; q (hd) and scores (position + 1) are scratch.
+    /// </summary>
+    private static void Row(float* source, float* k, float* v, float* output, float* pq, float* ps, (int Heads, int Length, int HeadDim) shape,
+        long position, float* cos, float* sin, float scale)
+    {
+        var (heads, length, hd) = shape;
+        int c = heads * hd, keep = (int)position + 1;
+        for (int h = 0; h < heads; h++)
+        {
+            float* kh = k + (long)h * length * hd, vh = v + (long)h * length * hd; // (Tmax, hd) of head h
+            // q (pre-scaled, as the product q·k/√hd), and the new key and value into the cache
+            Rotate(source + h * hd, cos, sin, pq, hd, scale);
+            Rotate(source + c + h * hd, cos, sin, kh + position * hd, hd, 1f);
+            new ReadOnlySpan<float>(source + 2 * c + h * hd, hd).CopyTo(new Span<float>(vh + position * hd, hd));
+
+            float max = float.NegativeInfinity;
+            for (int s = 0; s < keep; s++)
+            {
+                ps[s] = Dot(pq, kh + (long)s * hd, hd);
+                max = MathF.Max(max, ps[s]);
+            }
+
+            float sum = 0f;
+            for (int s = 0; s < keep; s++) sum += ps[s] = MathF.Exp(ps[s] - max);
+            float* oh = output + h * hd;
+            new Span<float>(oh, hd).Clear();
+            for (int s = 0; s < keep; s++) RowProduct.AddScaled(oh, ps[s] / sum, vh + (long)s * hd, hd);
+        }
     }
 
     /// <summary>

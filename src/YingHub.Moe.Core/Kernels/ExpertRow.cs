@@ -26,10 +26,15 @@ internal static unsafe class ExpertRow
     /// (in, out) weight whose input matches the previous layer's output (after the activation: SwiGLU halves it) and whose
     /// last output is C.
     /// </summary>
-    public static bool Applies(Tensor x, IReadOnlyList<ExpertLayer[]> experts, ExpertActivation activation)
+    public static bool Applies(Tensor x, IReadOnlyList<ExpertLayer[]> experts, ExpertActivation activation) =>
+        RowProduct.Runs(x) && LayersFit(x.size(-1), experts, activation);
+
+    /// <summary>
+    /// Whether every expert's layers are dense float32 CPU (in, out) weights, each input matching the previous layer's
+    /// output after the activation (SwiGLU halves it), from C in to C out.
+    /// </summary>
+    internal static bool LayersFit(long c, IEnumerable<ExpertLayer[]> experts, ExpertActivation activation)
     {
-        if (!RowProduct.Runs(x)) return false;
-        long c = x.size(-1);
         foreach (var layers in experts)
         {
             long width = c;

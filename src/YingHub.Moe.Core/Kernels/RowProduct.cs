@@ -111,6 +111,13 @@ internal static unsafe class RowProduct
             for (; j + 64 <= m; j += 64) Columns64Avx2(x, w + j, b is null ? null : b + j, y + j, n, m);
         }
 
+        ColumnsFrom(x, w, b, y, n, m, j);
+    }
+
+    /// <summary>Columns <paramref name="from"/>..m−1 of <see cref="InputMajor"/>'s product: eight at a time, then one at a time.</summary>
+    internal static void ColumnsFrom(float* x, float* w, float* b, float* y, int n, int m, int from)
+    {
+        int j = from;
         for (; j + 8 <= m; j += 8)
         {
             var acc = b is null ? Vector256<float>.Zero : Vector256.Load(b + j);
@@ -129,7 +136,7 @@ internal static unsafe class RowProduct
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Columns64Avx512(float* x, float* w, float* b, float* y, int n, int stride)
+    internal static void Columns64Avx512(float* x, float* w, float* b, float* y, int n, int stride)
     {
         Vector512<float> a0, a1, a2, a3;
         if (b is null) a0 = a1 = a2 = a3 = Vector512<float>.Zero;
@@ -150,7 +157,7 @@ internal static unsafe class RowProduct
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Columns64Avx2(float* x, float* w, float* b, float* y, int n, int stride)
+    internal static void Columns64Avx2(float* x, float* w, float* b, float* y, int n, int stride)
     {
         Vector256<float> a0, a1, a2, a3, a4, a5, a6, a7;
         if (b is null) a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = Vector256<float>.Zero;
@@ -210,7 +217,7 @@ internal static unsafe class RowProduct
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (float, float, float, float) Dot4Avx512(float* x, float* r, int n)
+    internal static (float, float, float, float) Dot4Avx512(float* x, float* r, int n)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         int i = 0;
@@ -228,7 +235,7 @@ internal static unsafe class RowProduct
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (float, float, float, float) Dot4Avx2(float* x, float* r, int n)
+    internal static (float, float, float, float) Dot4Avx2(float* x, float* r, int n)
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         int i = 0;
@@ -246,7 +253,7 @@ internal static unsafe class RowProduct
     }
 
     /// <summary>Adds elements <paramref name="from"/>..n−1 of the four rows' dot products to the vector part's sums.</summary>
-    private static (float, float, float, float) Dot4Tail(float* x, float* r, int n, int from, (float, float, float, float) sums)
+    internal static (float, float, float, float) Dot4Tail(float* x, float* r, int n, int from, (float, float, float, float) sums)
     {
         var (s0, s1, s2, s3) = sums;
         for (int i = from; i < n; i++)

@@ -96,7 +96,8 @@ internal sealed class SparseMoeBlock : nn.Module
         long? capacity = training && _options.CapacityFactor is { } cf
             ? Capacity(cf, request.DispatchMask is { } d ? request.DispatchedTokens ?? d.sum().item<long>() : n) // padding takes no capacity
             : null;
-        var (y, assigned, kept) = n == 1 ? SingleToken(flat, route) : Dispatch(flat, route, capacity, b, request.DispatchMask);
+        var (y, assigned, kept) = n == 1 ? SingleToken(flat, route)
+            : FewTokenDispatch.Run(flat, route, NumExperts, Layers, _options.Activation, training, request.DispatchMask) ?? Dispatch(flat, route, capacity, b, request.DispatchMask);
         if (_shared is not null) y = y + _shared.call(flat);
 
         var mask = request.LossMask;

@@ -41,11 +41,12 @@ public static class Autocast
     /// <c>x @ weightᵀ + bias</c> in the current autocast type (x (..., in), weight (out, in), bias (out)); outside a
     /// scope, or for inputs that are not float32, <c>nn.functional.linear</c>. Outside a scope and without autograd, a
     /// single float32 row on the CPU (a decoding step) runs in the library's one-row kernel instead, which streams the
-    /// weight faster than BLAS (<see cref="RowProduct"/>).
+    /// weight faster than BLAS (<see cref="RowProduct"/>), and a few rows (a batched decoding step) in the few-row
+    /// kernels (<see cref="FewRows"/>).
     /// </summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
-        if (_current is null && RowProduct.Linear(x, weight, bias) is { } row) return row;
+        if (_current is null && (RowProduct.Linear(x, weight, bias) ?? FewRows.Linear(x, weight, bias)) is { } row) return row;
         (x, weight, bias) = InAutocastType(x, weight, bias);
         return nn.functional.linear(x, weight, bias);
     }
@@ -53,11 +54,11 @@ public static class Autocast
     /// <summary>
     /// <c>x @ weight + bias</c> with the weight stored input-major (x (N, in), weight (in, out), bias (out)): one
     /// <c>addmm</c> (or <c>mm</c>), in the current autocast type as <see cref="Linear"/>; one row in inference on the
-    /// CPU runs in the one-row kernel, as there.
+    /// CPU runs in the one-row kernel, and a few rows in the few-row kernels, as there.
     /// </summary>
     public static Tensor MatMul(Tensor x, Tensor weight, Tensor? bias = null)
     {
-        if (_current is null && RowProduct.MatMul(x, weight, bias) is { } row) return row;
+        if (_current is null && (RowProduct.MatMul(x, weight, bias) ?? FewRows.MatMul(x, weight, bias)) is { } row) return row;
         (x, weight, bias) = InAutocastType(x, weight, bias);
         return bias is null ? x.mm(weight) : torch.addmm(bias, x, weight, beta: 1, alpha: 1);
     }

@@ -54,8 +54,44 @@ public class AttentionRowTests
         }
     }
 
+    [SimdKernelTheory]
+    [InlineData(0, false)]
+    [InlineData(5, true)]
+    public void A_batched_step_equals_naive_attention_in_doubles_for_every_row(int position, bool rotary)
+    {
+        using var scope = torch.NewDisposeScope();
+        const int rows = 3, heads = 2, hd = 10, length = 6, c = heads * hd;
+        torch.manual_seed(40 + position);
+        var qkv = torch.randn(rows, 1, 3 * c) * 2;               // (B, 1, 3C)
+        var keys = torch.randn(rows, heads, length, hd);          // (B, nh, Tmax, hd)
+        var values = torch.randn(rows, heads, length, hd);
+        (Tensor, Tensor)? tables = rotary ? (torch.randn(length, hd).cos(), torch.randn(length, hd).sin()) : null;
+        // the reference in float64 tensors: rotate q and k at the position, put k and v in the cache, softmax(q Kᵀ/√hd) V
+        var q64 = qkv.to(ScalarType.Float64).view(rows, 3, heads, hd).unbind(1);               // 3 × (B, nh, hd)
+        Tensor Rot(Tensor t) => rotary
+            ? t * tables!.Value.Item1[position].to(ScalarType.Float64) + torch.cat([-t[.., .., (hd / 2)..], t[.., .., ..(hd / 2)]], -1) * tables!.Value.Item2[position].to(ScalarType.Float64)
+            : t;
+        var k64 = keys.to(ScalarType.Float64).clone();
+        var v64 = values.to(ScalarType.Float64).clone();
+        k64[.., .., position] = Rot(q64[1]);
+        v64[.., .., position] = q64[2];
+        var scores = torch.einsum("bhd,bhsd->bhs", Rot(q64[0]), k64[.., .., ..(position + 1)]) / Math.Sqrt(hd); // (B, nh, S)
+        var expected = torch.einsum("bhs,bhsd->bhd", scores.softmax(-1), v64[.., .., ..(position + 1)]).reshape(rows, 1, c); // (B, 1, C)
+
+        Tensor y;
+        using (torch.inference_mode())
+        {
+            Assert.True(AttentionRow.Applies(qkv, keys, values, position, tables));
+            y = AttentionRow.Attend(qkv, keys, values, position, tables);
+        }
+
+        Assert.True(expected.allclose(y.to(ScalarType.Float64), rtol: 1e-5, atol: 1e-5), $"max difference {(expected - y.to(ScalarType.Float64)).abs().max().item<double>()}");
+        Assert.True(k64.allclose(keys.to(ScalarType.Float64), rtol: 1e-5, atol: 1e-6), "every row's rotated key is cached at the position");
+        Assert.True(v64.allclose(values.to(ScalarType.Float64), rtol: 0, atol: 0), "every row's value is cached at the position");
+    }
+
     [SimdKernelFact]
-    public void Several_rows_another_type_or_a_full_cache_are_left_to_libtorch()
+    public void Several_positions_another_type_or_a_full_cache_are_left_to_libtorch()
     {
         using var scope = torch.NewDisposeScope();
         var keys = torch.zeros(1, 2, 4, 8);
@@ -65,7 +101,9 @@ public class AttentionRowTests
         Assert.False(AttentionRow.Applies(torch.randn(1, 2, 48), keys, values, 3, null));                          // two positions
         Assert.False(AttentionRow.Applies(torch.randn(1, 1, 48), keys, values, 4, null));                          // no room left
         Assert.False(AttentionRow.Applies(torch.randn(1, 1, 48, dtype: ScalarType.Float64), keys, values, 3, null)); // another type
-        Assert.False(AttentionRow.Applies(torch.randn(1, 1, 48), torch.zeros(2, 2, 4, 8), torch.zeros(2, 2, 4, 8), 3, null)); // a batch of two
+        Assert.False(AttentionRow.Applies(torch.randn(1, 1, 48), torch.zeros(2, 2, 4, 8), torch.zeros(2, 2, 4, 8), 3, null)); // one row for a cache of two
+        Assert.True(AttentionRow.Applies(torch.randn(2, 1, 48), torch.zeros(2, 2, 4, 8), torch.zeros(2, 2, 4, 8), 3, null));  // a batch of two
+        Assert.False(AttentionRow.Applies(torch.randn(2, 2, 48), torch.zeros(2, 2, 4, 8), torch.zeros(2, 2, 4, 8), 3, null)); // two positions per row
         Assert.False(AttentionRow.Applies(torch.randn(1, 1, 48), keys, values, 3, (torch.zeros(3, 8), torch.zeros(3, 8)))); // tables too short
     }
 
