@@ -259,6 +259,8 @@ public sealed class RlhfTrainer : IDisposable
     /// <summary>
     /// One iteration: a rollout over this iteration's prompts, per-token rewards and advantages, the KL controller's
     /// update, and the policy (and value) update. Returns the iteration's metrics (<see cref="RlMetricNames"/>).
+    /// Cancellation stops the rollout (nothing has changed yet, so a checkpoint of the previous iteration stays exact);
+    /// once the update has begun it runs to the end of the iteration, for the same reason.
     /// </summary>
     public IReadOnlyDictionary<string, double> RunIteration(CancellationToken cancellationToken = default)
     {
@@ -301,7 +303,8 @@ public sealed class RlhfTrainer : IDisposable
                     iteration + 1, meanKl, estimator);
 
             clock.Restart();
-            var update = Update(batch, advantages, returns, iteration, cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            var update = Update(batch, advantages, returns, iteration);
             double updateSeconds = clock.Elapsed.TotalSeconds;
             foreach (var (name, value) in update) metrics[name] = value;
             _kl.Update(meanKl, batch.Count);
@@ -422,7 +425,7 @@ public sealed class RlhfTrainer : IDisposable
     }
 
     /// <summary>Epochs of shuffled minibatches over the rollout; returns the update's metrics.</summary>
-    private Dictionary<string, double> Update(ExperienceBatch batch, Tensor advantages, Tensor? returns, long iteration, CancellationToken cancellationToken)
+    private Dictionary<string, double> Update(ExperienceBatch batch, Tensor advantages, Tensor? returns, long iteration)
     {
         int b = batch.Count, p = batch.PromptColumns, r = batch.ResponseColumns;
         long t = batch.Sequences.size(1);
@@ -437,7 +440,6 @@ public sealed class RlhfTrainer : IDisposable
             var order = torch.randperm(b, generator: shuffle).to(batch.Sequences.device);      // (B)
             for (int start = 0; start < b && !stopped; start += _options.MiniBatchSize)
             {
-                cancellationToken.ThrowIfCancellationRequested();
                 using var scope = torch.NewDisposeScope();
                 var rows = order.narrow(0, start, Math.Min(_options.MiniBatchSize, b - start));  // (m)
                 var mask = batch.ResponseMask.index_select(0, rows);                             // (m, R)

@@ -120,7 +120,7 @@ public sealed class ExperienceCollector
         var responseTokens = torch.tensor(responseIds, b, r, device: device);             // (B, R)
         var responseMask = torch.tensor(responseReal, b, r, device: device);              // (B, R)
 
-        bool policyTraining = _policy.training;
+        bool policyTraining = _policy.training, headTraining = _valueHead?.training ?? false;
         _policy.eval(); // the rollout's own distribution: no dropout, no router noise
         Tensor oldLogProbs, values;
         IReadOnlyList<Tensor> routing;
@@ -133,16 +133,15 @@ public sealed class ExperienceCollector
             routing = output.Routing!.Select(x => x.SelectedExperts.clone()).ToList();                            // per layer (B·(P + R), k)
             if (_valueHead is not null)
             {
-                bool headTraining = _valueHead.training;
                 _valueHead.eval();
                 values = ResponseLogProbs.Slice(_valueHead.call(output.LastHiddenState!), p, r);                   // (B, R)
                 valueOut = values.masked_fill(responseMask.logical_not(), 0);
-                _valueHead.train(headTraining);
             }
         }
         finally
         {
             _policy.train(policyTraining);
+            _valueHead?.train(headTraining);
         }
 
         Tensor referenceLogProbs;
