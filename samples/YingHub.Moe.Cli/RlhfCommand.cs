@@ -306,6 +306,12 @@ internal static class RlhfCommand
             {
                 RunDirectory = output + ".cache", Jsonl = true, TensorBoard = t.TensorBoard, MlflowTrackingUri = t.MlflowUri,
                 RunName = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(output))), PlotInterval = t.PlotInterval,
+                CurvePlots =
+                [
+                    new CurvePlot("reward.png", "Mean task reward of the rollouts", "reward", [RlMetricNames.RewardMean]),
+                    new CurvePlot("kl.png", "Mean KL to the reference per sequence", "nats", [RlMetricNames.Kl]),
+                    new CurvePlot("routing.png", "Routing change between rollout and update", "share of (token, layer)", [RlMetricNames.RoutingChange, RlMetricNames.RoutingChangeUsed]),
+                ],
             });
         }
         catch (InvalidOperationException ex)

@@ -49,6 +49,7 @@ public sealed class RlhfCommandTests : IDisposable
         Assert.Equal(2, CheckpointStore.ReadState(output).Step);
         Assert.True(File.Exists(Path.Combine(CheckpointStore.FindNewestComplete(output), "value_head.safetensors")));
         Assert.True(File.Exists(Path.Combine(output + ".cache", "metrics.jsonl")));
+        Assert.True(File.Exists(Path.Combine(output + ".cache", "plots", "reward.png")));
 
         (exit, stdout, stderr) = _cli.Run(Rlhf(output, "--iterations", "3", "--json", "--resume"));
         Assert.True(exit == 0, stderr + stdout);
