@@ -137,6 +137,15 @@ public sealed class RlhfOptions : IValidatableOptions
     /// <summary>The value loss trains the shared trunk too (TRL); false trains the value head alone on detached hidden states.</summary>
     public bool ValueLossTrainsPolicy { get; set; } = true;
 
+    /// <summary>
+    /// PPO's values come from a separate critic: a copy of the starting policy with the value head, trained by the value
+    /// loss alone (at <see cref="ValueLearningRate"/>), so the value loss never moves the policy; it costs a second model's
+    /// memory and optimizer state and a critic forward per rollout and minibatch. One optimizer holds both, so
+    /// <see cref="GradientClip"/>'s global norm spans policy and critic together (as TRL's wrapper of the two does).
+    /// False (default): the head on the policy.
+    /// </summary>
+    public bool SeparateCritic { get; set; }
+
     /// <summary>Save a checkpoint every this many iterations (and at the end); 0: only at the end. [0, 10,000,000].</summary>
     public long SaveEvery { get; set; }
 
@@ -189,6 +198,7 @@ public sealed class RlhfOptions : IValidatableOptions
 
         errors.Require(CollapseGuard is not null, nameof(CollapseGuard), null, "collapse guard settings");
         errors.AddNested(nameof(CollapseGuard), CollapseGuard);
+        errors.Require(!SeparateCritic || Algorithm == RlAlgorithm.Ppo, nameof(SeparateCritic), SeparateCritic, "false for GRPO, which has no critic");
         errors.Require(SaveEvery is >= 0 and <= 10_000_000, nameof(SaveEvery), SaveEvery, "[0, 10000000]");
         errors.Require(CheckpointDirectory is null || !string.IsNullOrWhiteSpace(CheckpointDirectory), nameof(CheckpointDirectory), CheckpointDirectory, "null or a non-empty path");
         errors.Require(Enum.IsDefined(Precision), nameof(Precision), Precision, string.Join(", ", Enum.GetNames<YingHub.Moe.Training.TrainingPrecision>()));

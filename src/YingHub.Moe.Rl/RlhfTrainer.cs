@@ -63,6 +63,12 @@ public sealed class RlhfTrainer : IDisposable
     /// <summary>The value head's weights in a checkpoint.</summary>
     public const string ValueHeadFile = "value_head.safetensors";
 
+    /// <summary>A separate critic's weights in a checkpoint (<see cref="RlhfOptions.SeparateCritic"/>).</summary>
+    public const string CriticFile = "critic.safetensors";
+
+    /// <summary>A separate critic's parameter-name prefix in the optimizer.</summary>
+    public const string CriticPrefix = "critic.";
+
     private const string BetaKey = "rl.beta";
     private const string OptimizerStepsKey = "rl.optimizer_steps";
     private const string ReferenceKey = "rl.reference_sha256";
@@ -81,6 +87,7 @@ public sealed class RlhfTrainer : IDisposable
     private readonly IReadOnlyList<IReadOnlyList<long>>? _heldOut;
     private readonly FrozenReference _reference;
     private readonly CausalLMWithValueHead? _withValue;
+    private readonly MoeForCausalLM? _critic;
     private readonly OptimizerStep _optimizer;
     private readonly KlController _kl;
     private readonly ExperienceCollector _collector;
@@ -132,15 +139,25 @@ public sealed class RlhfTrainer : IDisposable
         _reference = FrozenReference.CopyOf(policy);
         _referenceHash = Fingerprint(_reference.Model);
         _logger.LogInformation("reference model: a frozen copy of the starting policy, {Megabytes:F1} MB of parameters", _reference.ParameterBytes / 1e6);
-        if (options.Algorithm == RlAlgorithm.Ppo) _withValue = new CausalLMWithValueHead(policy);
-        var parameters = _withValue?.NamedParameters() ?? policy.named_parameters();
+        if (options.SeparateCritic)
+        {
+            _critic = FrozenReference.Clone(policy);
+            _withValue = new CausalLMWithValueHead(_critic, modelPrefix: CriticPrefix);
+            _logger.LogInformation("separate critic: a trainable copy of the starting policy with the value head");
+        }
+        else if (options.Algorithm == RlAlgorithm.Ppo)
+        {
+            _withValue = new CausalLMWithValueHead(policy);
+        }
+
+        var parameters = _critic is not null ? policy.named_parameters().Concat(_withValue!.NamedParameters()) : _withValue?.NamedParameters() ?? policy.named_parameters();
         double valueMultiplier = (options.ValueLearningRate ?? options.LearningRate) / options.LearningRate;
         _optimizer = new OptimizerStep(parameters, new OptimizerStepOptions
         {
             AdamW = new AdamWGroupOptions
             {
                 LearningRate = options.LearningRate, WeightDecay = options.WeightDecay,
-                LearningRateGroups = [new LearningRateGroupRule("value_head", [CausalLMWithValueHead.ValueHeadPrefix], valueMultiplier)],
+                LearningRateGroups = [new LearningRateGroupRule("value_head", [CausalLMWithValueHead.ValueHeadPrefix, CriticPrefix], valueMultiplier)],
             },
             Schedule = new ConstantSchedule(options.LearningRate), GradientClip = options.GradientClip, ModuleGradientClip = options.ModuleGradientClip,
             TotalSteps = Math.Max(1, options.Iterations * options.Epochs * (long)Math.Ceiling((double)options.RolloutSequences / options.MiniBatchSize)),
@@ -149,7 +166,7 @@ public sealed class RlhfTrainer : IDisposable
         _kl = new KlController(options.KlCoef, options.KlTarget, options.KlHorizon);
         _collapseGuard = new CollapseGuard(options.CollapseGuard);
         _responseLength = options.Curriculum is { } curriculum ? ResponseLengthSchedules.Parse(curriculum, options.ResponseTokens) : ResponseLengthSchedules.Constant(options.ResponseTokens);
-        _collector = new ExperienceCollector(policy, _withValue?.ValueHead, _reference, tokenizer, reward);
+        _collector = new ExperienceCollector(policy, _withValue?.ValueHead, _reference, tokenizer, reward, _critic);
         if (options.CheckpointDirectory is { } dir) _store = new CheckpointStore(dir);
     }
 
@@ -181,6 +198,9 @@ public sealed class RlhfTrainer : IDisposable
         if (length < 1) throw new InvalidOperationException($"The response-length schedule gave {length} tokens at iteration {iteration}; lengths must be at least 1.");
         return Math.Min(length, _options.ResponseTokens);
     }
+
+    /// <summary>The separate critic (<see cref="RlhfOptions.SeparateCritic"/>), or null.</summary>
+    public MoeForCausalLM? Critic => _critic;
 
     /// <summary>The value head (PPO), or null (GRPO).</summary>
     public ValueHead? ValueHead => _withValue?.ValueHead;
@@ -269,6 +289,7 @@ public sealed class RlhfTrainer : IDisposable
         var metrics = new Dictionary<string, double>(StringComparer.Ordinal);
         _policy.eval();
         _withValue?.ValueHead.eval();
+        _critic?.eval();
         int responseLength = ResponseLengthAt(iteration);
         var (batch, timings) = _collector.Collect(IterationPrompts(iteration), new RolloutSettings(responseLength, _options.Temperature, RolloutSeed(iteration)), cancellationToken);
         Guard(batch.Texts, iteration, metrics);
@@ -377,6 +398,7 @@ public sealed class RlhfTrainer : IDisposable
             throw new ArgumentException($"Checkpoint '{checkpoint}' was trained against another reference model: build the trainer from the run's starting checkpoint to resume it.", nameof(checkpoint));
         var state = CheckpointStore.Load(checkpoint, _policy, _optimizer);
         if (_withValue is not null) MoeCheckpoint.LoadWeights(_withValue.ValueHead, Path.Combine(checkpoint, ValueHeadFile), strict: true, verifyChecksum: false);
+        if (_critic is not null) MoeCheckpoint.LoadWeights(_critic, Path.Combine(checkpoint, CriticFile), strict: true, verifyChecksum: false);
         _kl.Restore(double.Parse(extra[BetaKey], CultureInfo.InvariantCulture));
         _optimizerSteps = long.Parse(extra[OptimizerStepsKey], CultureInfo.InvariantCulture);
         _lastKl = extra.TryGetValue(KlKey, out string? kl) ? double.Parse(kl, CultureInfo.InvariantCulture) : double.NaN;
@@ -410,6 +432,7 @@ public sealed class RlhfTrainer : IDisposable
             {
                 using var scope = torch.NewDisposeScope();
                 Safetensors.Write(Path.Combine(staging, ValueHeadFile), _withValue.ValueHead.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().cpu().contiguous()));
+                if (_critic is not null) Safetensors.Write(Path.Combine(staging, CriticFile), _critic.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().cpu().contiguous()));
             }
 
             CheckpointExtras?.Invoke(staging);
@@ -421,6 +444,7 @@ public sealed class RlhfTrainer : IDisposable
     {
         _optimizer.Dispose();
         _withValue?.Dispose();
+        _critic?.Dispose();
         _reference.Dispose();
     }
 
@@ -452,7 +476,14 @@ public sealed class RlhfTrainer : IDisposable
                 {
                     CausalLMOutput output;
                     Tensor? v = null;
-                    if (_withValue is not null) (output, v) = _withValue.Forward(input, _options.ValueLossTrainsPolicy);
+                    if (_critic is not null)
+                    {
+                        output = _policy.call(input);
+                        // the critic routes its own way: no replay, no labels, no router outputs
+                        (var criticOutput, v) = _withValue!.Forward(new CausalLMInput(input.InputIds, AttentionMask: input.AttentionMask, RouterStatistics: false));
+                        criticOutput.Dispose();
+                    }
+                    else if (_withValue is not null) (output, v) = _withValue.Forward(input, _options.ValueLossTrainsPolicy);
                     else output = _policy.call(input);
                     var logProbs = ResponseLogProbs.Gather(output.Logits, p, batch.ResponseTokens.index_select(0, rows), mask, _options.Temperature); // (m, R)
                     var policy = PpoLosses.Policy(logProbs, batch.OldLogProbs.index_select(0, rows), advantages.index_select(0, rows), mask, _options.ClipRange);

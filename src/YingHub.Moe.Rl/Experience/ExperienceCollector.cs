@@ -32,13 +32,23 @@ public sealed class ExperienceCollector
 {
     private readonly MoeForCausalLM _policy;
     private readonly ValueHead? _valueHead;
+    private readonly MoeForCausalLM? _critic;
     private readonly FrozenReference _reference;
     private readonly ITextTokenizer _tokenizer;
     private readonly IRewardFunction _reward;
 
     /// <summary>A collector for <paramref name="policy"/> (with <paramref name="valueHead"/> for PPO's values, or none for GRPO).</summary>
-    public ExperienceCollector(MoeForCausalLM policy, ValueHead? valueHead, FrozenReference reference, ITextTokenizer tokenizer, IRewardFunction reward)
+    /// <param name="policy">The policy that samples and whose log-probs and routing are recorded.</param>
+    /// <param name="valueHead">The value head (PPO), on the policy's final hidden states, or on <paramref name="critic"/>'s when given; null: no values (GRPO).</param>
+    /// <param name="reference">The frozen reference.</param>
+    /// <param name="tokenizer">Decodes responses for the reward.</param>
+    /// <param name="reward">Scores the decoded responses.</param>
+    /// <param name="critic">A separate critic model under the value head, or null for the policy's own hidden states.</param>
+    public ExperienceCollector(MoeForCausalLM policy, ValueHead? valueHead, FrozenReference reference, ITextTokenizer tokenizer, IRewardFunction reward,
+        MoeForCausalLM? critic = null)
     {
+        if (critic is not null && valueHead is null) throw new ArgumentException("A critic needs a value head.", nameof(critic));
+        _critic = critic;
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(reference);
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -93,6 +103,15 @@ public sealed class ExperienceCollector
         return (batch, new RolloutTimings(generation, scoring, clock.Elapsed.TotalSeconds, responses.Sum(r => (long)r.Length)));
     }
 
+    /// <summary>The hidden states the value head reads (B, T, C): the policy's, or a separate critic's own forward (evaluation mode).</summary>
+    private Tensor CriticHidden(CausalLMOutput policyOutput, Tensor sequences, Tensor mask)
+    {
+        if (_critic is null) return policyOutput.LastHiddenState!;
+        _critic.eval();
+        using var critic = _critic.call(new CausalLMInput(sequences, AttentionMask: mask, RouterStatistics: false, OutputHiddenStates: true));
+        return critic.LastHiddenState!.detach().clone();
+    }
+
     private ExperienceBatch Forward(IReadOnlyList<IReadOnlyList<long>> prompts, long[][] responses, double temperature, IReadOnlyList<RewardResult> results, string[] texts)
     {
         int b = prompts.Count, p = prompts.Max(x => x.Count), r = responses.Max(x => x.Length), t = p + r;
@@ -120,7 +139,7 @@ public sealed class ExperienceCollector
         var responseTokens = torch.tensor(responseIds, b, r, device: device);             // (B, R)
         var responseMask = torch.tensor(responseReal, b, r, device: device);              // (B, R)
 
-        bool policyTraining = _policy.training, headTraining = _valueHead?.training ?? false;
+        bool policyTraining = _policy.training, headTraining = _valueHead?.training ?? false, criticTraining = _critic?.training ?? false;
         _policy.eval(); // the rollout's own distribution: no dropout, no router noise
         Tensor oldLogProbs, values;
         IReadOnlyList<Tensor> routing;
@@ -134,7 +153,7 @@ public sealed class ExperienceCollector
             if (_valueHead is not null)
             {
                 _valueHead.eval();
-                values = ResponseLogProbs.Slice(_valueHead.call(output.LastHiddenState!), p, r);                   // (B, R)
+                values = ResponseLogProbs.Slice(_valueHead.call(CriticHidden(output, sequences, mask)), p, r);      // (B, R)
                 valueOut = values.masked_fill(responseMask.logical_not(), 0);
             }
         }
@@ -142,6 +161,7 @@ public sealed class ExperienceCollector
         {
             _policy.train(policyTraining);
             _valueHead?.train(headTraining);
+            _critic?.train(criticTraining);
         }
 
         Tensor referenceLogProbs;

@@ -17,11 +17,16 @@ public sealed class CausalLMWithValueHead : IDisposable
     public const string ValueHeadPrefix = "v_head.";
 
     /// <summary>Wraps <paramref name="model"/> with <paramref name="valueHead"/> (moved to the model's device), or a new zero-initialised one.</summary>
+    /// <param name="model">The language model under the head; not owned.</param>
+    /// <param name="valueHead">The head, or null for a new zero-initialised one; owned.</param>
+    /// <param name="modelPrefix">Prefix of the model's names in <see cref="NamedParameters"/> (e.g. <c>critic.</c> when the model is a separate critic beside the policy in one optimizer).</param>
     /// <exception cref="ArgumentException">The value head's width differs from the model's hidden size.</exception>
-    public CausalLMWithValueHead(MoeForCausalLM model, ValueHead? valueHead = null)
+    public CausalLMWithValueHead(MoeForCausalLM model, ValueHead? valueHead = null, string modelPrefix = "")
     {
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(modelPrefix);
         Model = model;
+        ModelPrefix = modelPrefix;
         ValueHead = valueHead ?? new ValueHead(model.Options.HiddenSize);
         long width = ValueHead.parameters().First().size(-1);
         if (width != model.Options.HiddenSize)
@@ -29,15 +34,18 @@ public sealed class CausalLMWithValueHead : IDisposable
         ValueHead.to(model.Device);
     }
 
-    /// <summary>The language model (the policy); not owned.</summary>
+    /// <summary>The language model (the policy, or a separate critic); not owned.</summary>
     public MoeForCausalLM Model { get; }
 
     /// <summary>The value head; owned.</summary>
     public ValueHead ValueHead { get; }
 
-    /// <summary>The model's parameters, then the value head's under <see cref="ValueHeadPrefix"/>.</summary>
+    /// <summary>Prefix of the model's parameter names in <see cref="NamedParameters"/>.</summary>
+    public string ModelPrefix { get; }
+
+    /// <summary>The model's parameters (under <see cref="ModelPrefix"/>), then the value head's under <see cref="ValueHeadPrefix"/>.</summary>
     public IEnumerable<(string name, Parameter parameter)> NamedParameters() =>
-        Model.named_parameters().Concat(ValueHead.named_parameters().Select(p => (ValueHeadPrefix + p.name, p.parameter)));
+        Model.named_parameters().Select(p => (ModelPrefix + p.name, p.parameter)).Concat(ValueHead.named_parameters().Select(p => (ValueHeadPrefix + p.name, p.parameter)));
 
     /// <summary>
     /// Runs the language model on <paramref name="input"/> (asking for its final hidden states) and the value head on

@@ -25,18 +25,28 @@ public sealed class FrozenReference : IDisposable
     /// <summary>A copy of <paramref name="policy"/>'s current weights, on its device, frozen.</summary>
     public static FrozenReference CopyOf(MoeForCausalLM policy)
     {
-        ArgumentNullException.ThrowIfNull(policy);
-        var copy = new MoeForCausalLM(policy.Options); // its initial weights are overwritten below
-        copy.to(policy.Device, policy.parameters().First().dtype);
-        using (torch.no_grad())
-        {
-            var source = policy.state_dict();
-            foreach (var (name, tensor) in copy.state_dict()) tensor.copy_(source[name]);
-        }
-
+        var copy = Clone(policy);
         foreach (var p in copy.parameters()) p.requires_grad = false;
         copy.eval();
         return new FrozenReference(copy);
+    }
+
+    /// <summary>
+    /// A new model with <paramref name="model"/>'s options and a copy of its current weights and buffers, on its device and
+    /// in its dtype, trainable like any new model (e.g. a separate critic that starts from the policy).
+    /// </summary>
+    public static MoeForCausalLM Clone(MoeForCausalLM model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var copy = new MoeForCausalLM(model.Options); // its initial weights are overwritten below
+        copy.to(model.Device, model.parameters().First().dtype);
+        using (torch.no_grad())
+        {
+            var source = model.state_dict();
+            foreach (var (name, tensor) in copy.state_dict()) tensor.copy_(source[name]);
+        }
+
+        return copy;
     }
 
     /// <inheritdoc />

@@ -1,5 +1,6 @@
 using YingHub.Moe.Rl.Curriculum;
 using YingHub.Moe.Rl.Diagnostics;
+using YingHub.Moe.Training.Checkpointing;
 
 namespace YingHub.Moe.Rl.Tests.Training;
 
@@ -95,5 +96,83 @@ public class RlhfTrainerOptionsInUseTests
         var result = trainer.Run();
         Assert.False(result.Collapsed);
         Assert.Equal(4, result.Iterations);
+    }
+
+    [Fact]
+    public void Cancelling_during_the_rollout_changes_nothing_and_the_run_reports_it()
+    {
+        var (model, tokenizer) = TinyPolicy.Create();
+        using var _ = model;
+        var start = Weights.Snapshot(model.named_parameters());
+        using var stop = new CancellationTokenSource();
+        // the reward runs inside the rollout, after generation: a Ctrl-C arriving there
+        var reward = new YingHub.Moe.Rl.Rewards.FunctionReward("cancel", _ =>
+        {
+            stop.Cancel();
+            return 0;
+        });
+        using var trainer = new RlhfTrainer(model, tokenizer, reward, TinyPolicy.Prompts(tokenizer, 8, seed: 1), RlhfTrainerTests.Small());
+
+        Assert.ThrowsAny<OperationCanceledException>(() => trainer.RunIteration(stop.Token));
+        Assert.Equal(0, trainer.Iteration);
+        Assert.Empty(Weights.Changed(start, Weights.Snapshot(model.named_parameters())));
+        var result = trainer.Run(stop.Token);
+        Assert.True(result.Cancelled);
+        Assert.Equal(0, result.Iterations);
+    }
+
+    [Fact]
+    public void A_separate_critic_learns_from_the_value_loss_alone_and_resumes_from_its_checkpoint()
+    {
+        (Dictionary<string, float[]> Policy, Dictionary<string, float[]> Critic) After(double valueLossCoef, string? directory = null)
+        {
+            var (model, tokenizer) = TinyPolicy.Create();
+            using var _ = model;
+            var options = RlhfTrainerTests.Small();
+            options.SeparateCritic = true;
+            options.ValueLossCoef = valueLossCoef;
+            options.GradientClip = null; // a global clip norm would couple the two through the shared scale
+            options.CheckpointDirectory = directory;
+            using var trainer = RlhfTrainerTests.Trainer(model, tokenizer, options);
+            // one iteration: from the second on, the critic's values shape the advantages, and so the policy's update
+            trainer.RunIteration();
+            if (directory is not null) trainer.Save();
+            return (Weights.Snapshot(model.named_parameters()), Weights.Snapshot(trainer.Critic!.named_parameters()));
+        }
+
+        var (model0, _) = TinyPolicy.Create();
+        var start = Weights.Snapshot(model0.named_parameters());
+        model0.Dispose();
+        string directory = Directory.CreateTempSubdirectory("yinghub-critic-").FullName;
+        try
+        {
+            var small = After(0.1, directory);
+            var large = After(5.0);
+            Assert.Empty(Weights.Changed(small.Policy, large.Policy));       // the value loss never reaches the policy
+            Assert.NotEmpty(Weights.Changed(small.Critic, large.Critic));    // it is what trains the critic
+            Assert.NotEmpty(Weights.Changed(start, small.Critic));
+            Assert.NotEmpty(Weights.Changed(start, small.Policy));
+
+            var (model, tokenizer) = TinyPolicy.Create();
+            using var _ = model;
+            var options = RlhfTrainerTests.Small();
+            options.SeparateCritic = true;
+            using var resumed = RlhfTrainerTests.Trainer(model, tokenizer, options);
+            resumed.Resume(CheckpointStore.FindNewestComplete(directory));
+            Assert.Empty(Weights.Changed(small.Critic, Weights.Snapshot(resumed.Critic!.named_parameters())));
+            Assert.Empty(Weights.Changed(small.Policy, Weights.Snapshot(model.named_parameters())));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void A_separate_critic_is_refused_for_grpo()
+    {
+        var options = RlhfTrainerTests.Small(RlAlgorithm.Grpo);
+        options.SeparateCritic = true;
+        Assert.Contains(options.GetValidationErrors(), e => e.Message.Contains("SeparateCritic", StringComparison.Ordinal));
     }
 }
