@@ -52,23 +52,13 @@ internal static class TrainingProgressView
             });
         }
 
-        return AnsiConsole.Progress()
-            .AutoClear(false)
-            .HideCompleted(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(context =>
-            {
-                var task = context.AddTask(Markup.Escape($"step {firstStep}/{totalSteps}  starting"), maxValue: totalSteps);
-                task.Value = firstStep;
-                return body(p =>
-                {
-                    Remember(p);
-                    task.Value = p.Step;
-                    task.Description = Markup.Escape(Describe(p, totalSteps));
-                    if (PlainLine(p, totalSteps, lastStep) is { } line) AnsiConsole.WriteLine(line);
-                });
-            });
+        return Bar($"step {firstStep}/{totalSteps}  starting", firstStep, totalSteps, task => body(p =>
+        {
+            Remember(p);
+            task.Value = p.Step;
+            task.Description = Markup.Escape(Describe(p, totalSteps));
+            if (PlainLine(p, totalSteps, lastStep) is { } line) AnsiConsole.WriteLine(line);
+        }));
     }
 
     /// <summary>
@@ -78,20 +68,24 @@ internal static class TrainingProgressView
     public static T RunIterations<T>(bool bar, long first, long total, Func<Action<long, string>, T> body)
     {
         if (!bar) return body((_, description) => Console.WriteLine(description));
-        return AnsiConsole.Progress()
+        return Bar($"iteration {first}/{total}  starting", first, total, task => body((done, description) =>
+        {
+            task.Value = done;
+            task.Description = Markup.Escape(description);
+        }));
+    }
+
+    /// <summary>The progress bar of both views (description, bar, percentage, elapsed and remaining time), from <paramref name="first"/> of <paramref name="total"/>.</summary>
+    private static T Bar<T>(string start, long first, long total, Func<ProgressTask, T> body) =>
+        AnsiConsole.Progress()
             .AutoClear(false)
             .HideCompleted(false)
             .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
                 new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
             .Start(context =>
             {
-                var task = context.AddTask(Markup.Escape($"iteration {first}/{total}  starting"), maxValue: total);
+                var task = context.AddTask(Markup.Escape(start), maxValue: total);
                 task.Value = first;
-                return body((done, description) =>
-                {
-                    task.Value = done;
-                    task.Description = Markup.Escape(description);
-                });
+                return body(task);
             });
-    }
 }
