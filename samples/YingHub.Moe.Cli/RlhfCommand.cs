@@ -63,7 +63,7 @@ internal static class RlhfCommand
         var evalPrompts = Cli.OptionalInt("--eval-prompts", "Held-out prompts scored before and after (0: none). Default: 64.");
         var saveEvery = Cli.OptionalLong("--save-every", "Save a resumable checkpoint every N iterations; 0: only at the end. Default: 0.");
         var resume = new Option<bool>("--resume") { Description = "Continue the run saved in --out (build it from the same --checkpoint and settings)." };
-        var json = new Option<bool>("--json") { Description = "No progress bar; end with one JSON object line: reward_before, reward_after, kl, iterations, checkpoint." };
+        var json = new Option<bool>("--json") { Description = "No progress bar; end with one JSON object line: reward_before, reward_after, kl, beta, iterations, checkpoint, collapsed." };
         var tensorBoard = new Option<bool>("--tensorboard") { Description = "Also write TensorBoard event files (in {out}.cache/tensorboard)." };
         var mlflow = new Option<string?>("--mlflow") { Description = "Log the run to this MLflow tracking server (default: $MLFLOW_TRACKING_URI if set)." };
         var command = new Command("rlhf", "Fine-tune a checkpoint toward a reward with PPO or GRPO, against a frozen copy of itself.")
@@ -103,7 +103,7 @@ internal static class RlhfCommand
                     reward_before = result.RewardBefore?.Mean, reward_before_stderr = result.RewardBefore?.StandardError,
                     reward_after = result.RewardAfter?.Mean, reward_after_stderr = result.RewardAfter?.StandardError,
                     kl = double.IsFinite(result.Kl) ? result.Kl : (double?)null, beta = result.Beta, iterations = result.Iterations,
-                    checkpoint = result.Checkpoint,
+                    checkpoint = result.Checkpoint, collapsed = result.Collapsed,
                 }));
             }
 
@@ -154,6 +154,8 @@ internal static class RlhfCommand
                 trainer.Progress += p => report(p.Iteration, Describe(p));
                 return trainer.Run(stop);
             });
+            if (result.Collapsed)
+                Console.WriteLine($"stopped at iteration {result.Iterations}: the collapse guard saw collapsed responses (collapse/* in the metrics); the last checkpoint is the collapsed policy");
             if (result.RewardBefore is { } before && result.RewardAfter is { } after)
                 Console.WriteLine($"held-out reward: {before.Mean:F4} ± {before.StandardError:F4} before, {after.Mean:F4} ± {after.StandardError:F4} after ({after.Count} responses)");
             Console.WriteLine($"saved {result.Checkpoint} ({result.Iterations} iterations); metrics and plots in {Path.GetFullPath(options.CheckpointDirectory + ".cache")}; sample it with 'yinghub ftgenerate --checkpoint {options.CheckpointDirectory}'");

@@ -45,6 +45,7 @@ public sealed class RlhfCommandTests : IDisposable
         foreach (string key in new[] { "reward_before", "reward_after", "kl", "beta" })
             Assert.True(double.IsFinite(result.GetProperty(key).GetDouble()), key);
         Assert.InRange(result.GetProperty("reward_before").GetDouble(), 0, 1); // a letter share
+        Assert.False(result.GetProperty("collapsed").GetBoolean());
         Assert.Equal(Path.GetFullPath(output), Path.GetFullPath(result.GetProperty("checkpoint").GetString()!));
         Assert.Equal(2, CheckpointStore.ReadState(output).Step);
         Assert.True(File.Exists(Path.Combine(CheckpointStore.FindNewestComplete(output), "value_head.safetensors")));
