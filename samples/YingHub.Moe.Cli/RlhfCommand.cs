@@ -100,9 +100,9 @@ internal static class RlhfCommand
             {
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    reward_before = result.RewardBefore?.Mean, reward_before_stderr = result.RewardBefore?.StandardError,
-                    reward_after = result.RewardAfter?.Mean, reward_after_stderr = result.RewardAfter?.StandardError,
-                    kl = double.IsFinite(result.Kl) ? result.Kl : (double?)null, beta = result.Beta, iterations = result.Iterations,
+                    reward_before = result.RewardBefore?.Mean, reward_before_stderr = Finite(result.RewardBefore?.StandardError),
+                    reward_after = result.RewardAfter?.Mean, reward_after_stderr = Finite(result.RewardAfter?.StandardError),
+                    kl = Finite(result.Kl), beta = result.Beta, iterations = result.Iterations,
                     checkpoint = result.Checkpoint, collapsed = result.Collapsed,
                 }));
             }
@@ -220,15 +220,14 @@ internal static class RlhfCommand
                 int chunk = Math.Max(1, 32 / samples);
                 for (int start = 0; start < heldOut.Count; start += chunk)
                     best.AddRange(sampler.Sample(heldOut.Skip(start).Take(chunk).ToList(), samples, Sampling(firstSeed + start), tokens).Prompts);
-                double mean = best.Average(b => b.BestReward);
-                double se = best.Count > 1 ? Math.Sqrt(best.Sum(b => (b.BestReward - mean) * (b.BestReward - mean)) / (best.Count - 1) / best.Count) : double.NaN;
+                var (mean, se, _) = RewardEvaluation.Of(best.Select(b => b.BestReward).ToList());
                 double all = best.SelectMany(b => b.Rewards).Average();
                 double kl = BestOfNSampler.KlDivergence(samples);
                 foreach (var b in best.Take(3)) Console.WriteLine($"best of {samples} ({b.BestReward:F3}): {b.BestText.ReplaceLineEndings(" / ")}");
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"best-of-{samples} over {best.Count} held-out prompts from {source}: reward {mean:F4} ± {se:F4} (every sample: {all:F4}); KL to the model {kl:F4} nats"));
                 if (parse.GetValue(json))
-                    Console.WriteLine(JsonSerializer.Serialize(new { n = samples, kl, reward_best = mean, reward_best_stderr = double.IsFinite(se) ? se : (double?)null, reward_mean = all, prompts = best.Count }));
+                    Console.WriteLine(JsonSerializer.Serialize(new { n = samples, kl, reward_best = mean, reward_best_stderr = Finite(se), reward_mean = all, prompts = best.Count }));
             }
 
             return 0;
@@ -321,6 +320,9 @@ internal static class RlhfCommand
             throw new CliException($"Tracking: {ex.Message}");
         }
     }
+
+    /// <summary>A value for a JSON line: JSON has no NaN or infinity, so those are null.</summary>
+    private static double? Finite(double? value) => value is { } v && double.IsFinite(v) ? v : null;
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 }

@@ -16,6 +16,7 @@ using YingHub.Moe.Rl.Curriculum;
 using YingHub.Moe.Rl.Diagnostics;
 using YingHub.Moe.Rl.Experience;
 using YingHub.Moe.Rl.Modules;
+using YingHub.Moe.Rl.Rewards;
 using YingHub.Moe.Training.Checkpointing;
 using YingHub.Moe.Training.Freezing;
 using YingHub.Moe.Training.Optimization;
@@ -33,9 +34,21 @@ public sealed record RlhfProgress(long Iteration, long Iterations, IReadOnlyDict
 
 /// <summary>The mean task reward over a fixed prompt set.</summary>
 /// <param name="Mean">Mean reward.</param>
-/// <param name="StandardError">Standard error of the mean (sample standard deviation / √n).</param>
+/// <param name="StandardError">Standard error of the mean (sample standard deviation / √n); NaN for a single reward.</param>
 /// <param name="Count">Responses scored.</param>
-public sealed record RewardEvaluation(double Mean, double StandardError, int Count);
+public sealed record RewardEvaluation(double Mean, double StandardError, int Count)
+{
+    /// <summary>The mean and its standard error over <paramref name="rewards"/>.</summary>
+    /// <exception cref="ArgumentException">No rewards.</exception>
+    public static RewardEvaluation Of(IReadOnlyList<double> rewards)
+    {
+        ArgumentNullException.ThrowIfNull(rewards);
+        if (rewards.Count == 0) throw new ArgumentException("At least one reward is needed.", nameof(rewards));
+        double mean = rewards.Average();
+        double variance = rewards.Count > 1 ? rewards.Sum(r => (r - mean) * (r - mean)) / (rewards.Count - 1) : double.NaN;
+        return new RewardEvaluation(mean, Math.Sqrt(variance / rewards.Count), rewards.Count);
+    }
+}
 
 /// <summary>The outcome of <see cref="RlhfTrainer.Run"/>.</summary>
 /// <param name="Iterations">Iterations done (of a resumed run, all of them).</param>
@@ -369,13 +382,11 @@ public sealed class RlhfTrainer : IDisposable
         {
             var part = prompts.Skip(start).Take(chunk).ToList();
             var sampling = new Core.Generation.SamplingOptions { MaxNewTokens = _options.ResponseTokens, Temperature = _options.Temperature, Seed = EvaluationSeed + start };
-            var texts = generator.GenerateBatch(part, sampling, cancellationToken).Select(r => _tokenizer.Decode(r.Select(id => (int)id).ToArray())).ToList();
-            rewards.AddRange(_reward.ScoreBatch(texts).Select(r => r.Total));
+            var texts = RewardScoring.Decode(_tokenizer, generator.GenerateBatch(part, sampling, cancellationToken));
+            rewards.AddRange(_reward.ScoreChecked(texts).Select(r => r.Total));
         }
 
-        double mean = rewards.Average();
-        double sd = rewards.Count > 1 ? Math.Sqrt(rewards.Sum(r => (r - mean) * (r - mean)) / (rewards.Count - 1)) : 0;
-        return new RewardEvaluation(mean, sd / Math.Sqrt(rewards.Count), rewards.Count);
+        return RewardEvaluation.Of(rewards);
     }
 
     private long EvaluationSeed => _options.Seed + 7_919;

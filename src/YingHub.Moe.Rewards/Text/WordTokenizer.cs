@@ -8,12 +8,13 @@ internal readonly record struct TokenSpan(int Start, int Length);
 /// <summary>
 /// Splits normalised text (see <see cref="WordNormalizer"/>) into words: runs of letters and digits, joined by inner
 /// apostrophes (<c>lov'd</c>, <c>summer's</c>), with a leading apostrophe kept before a letter (<c>'tis</c>). A
-/// trailing apostrophe, hyphens and all other punctuation separate words.
+/// trailing apostrophe, hyphens and all other punctuation separate words. The rewards' own notion of a word, public so
+/// that other scorers (RL rewards, collapse metrics) count the same words.
 /// </summary>
-internal static class WordTokenizer
+public static class WordTokenizer
 {
     /// <summary>Appends the words of <paramref name="text"/>, offset by <paramref name="offset"/>, to <paramref name="tokens"/>.</summary>
-    public static void Tokenize(ReadOnlySpan<char> text, int offset, List<TokenSpan> tokens)
+    internal static void Tokenize(ReadOnlySpan<char> text, int offset, List<TokenSpan> tokens)
     {
         int i = 0;
         while (i < text.Length)
@@ -38,9 +39,13 @@ internal static class WordTokenizer
         }
     }
 
-    /// <summary>The words of a string, normalised; used for configured word lists and tests.</summary>
+    /// <summary>
+    /// The words of <paramref name="text"/>, normalised: lower-cased (invariant), typographic apostrophes as <c>'</c>
+    /// (<c>Summer’s 'Tis</c> → <c>summer's</c>, <c>'tis</c>).
+    /// </summary>
     public static string[] Words(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         string normalized = WordNormalizer.Normalize(text);
         var tokens = new List<TokenSpan>();
         Tokenize(normalized, 0, tokens);

@@ -3,6 +3,8 @@ using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
 using YingHub.Moe.Rewards;
 
+using YingHub.Moe.Rl.Rewards;
+
 namespace YingHub.Moe.Rl.BestOfN;
 
 /// <summary>
@@ -65,8 +67,8 @@ public sealed class BestOfNSampler
             if (prompts[p] is not { Count: > 0 }) throw new ArgumentException($"Prompt {p} is empty or null.", nameof(prompts));
         var repeated = prompts.SelectMany(p => Enumerable.Repeat(p, n)).ToArray();              // (P·n) prompt-major
         long[][] responses = new TokenGenerator(_model).GenerateBatch(repeated, WithLength(sampling, responseTokens), cancellationToken);
-        string[] texts = responses.Select(r => _tokenizer.Decode(r.Select(id => (int)id).ToArray())).ToArray();
-        double[] rewards = Score(texts);
+        string[] texts = RewardScoring.Decode(_tokenizer, responses);
+        double[] rewards = _reward.ScoreChecked(texts).Select(r => r.Total).ToArray();
 
         var results = new BestOfNPrompt[prompts.Count];
         for (int p = 0; p < results.Length; p++)
@@ -79,30 +81,7 @@ public sealed class BestOfNSampler
         }
 
         double[] bests = results.Select(r => r.BestReward).ToArray();
-        return new BestOfNResult(n, results, bests.Average(), StandardError(bests), rewards.Average());
-    }
-
-    private double[] Score(string[] texts)
-    {
-        IReadOnlyList<RewardResult> results = _reward.ScoreBatch(texts);
-        if (results.Count != texts.Length) throw new InvalidOperationException($"The reward returned {results.Count} results for {texts.Length} texts.");
-        var totals = new double[texts.Length];
-        for (int i = 0; i < totals.Length; i++)
-        {
-            totals[i] = results[i].Total;
-            if (!double.IsFinite(totals[i])) throw new InvalidOperationException($"The reward of response {i} is {totals[i]}: rewards must be finite. Response: \"{texts[i]}\"");
-        }
-
-        return totals;
-    }
-
-    /// <summary>Sample standard deviation / √count; NaN for fewer than two values.</summary>
-    private static double StandardError(double[] values)
-    {
-        if (values.Length < 2) return double.NaN;
-        double mean = values.Average();
-        double variance = values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1);
-        return Math.Sqrt(variance / values.Length);
+        return new BestOfNResult(n, results, bests.Average(), RewardEvaluation.Of(bests).StandardError, rewards.Average());
     }
 
     /// <summary>A copy of <paramref name="source"/> with <paramref name="maxNewTokens"/>, so the caller's options stay as they were.</summary>

@@ -1,10 +1,11 @@
+using YingHub.Moe.Rewards.Text;
 using YingHub.Moe.Rl.Rewards;
 
 namespace YingHub.Moe.Rl.Diagnostics;
 
 /// <summary>
 /// Signs of mode collapse in one batch of responses (a policy that found one high-reward string and repeats it).
-/// Units are tokens for <see cref="OfTokens"/>, words (<see cref="TextRewards.Words"/>) for <see cref="OfTexts"/>.
+/// Units are tokens for <see cref="OfTokens"/>, words (<see cref="WordTokenizer.Words"/>) for <see cref="OfTexts"/>.
 /// </summary>
 /// <param name="IdenticalShare">
 /// <c>1 − distinct responses / responses</c>: the share of responses that duplicate an earlier one. 0 when all
@@ -37,7 +38,7 @@ public sealed record CollapseMetrics(double IdenticalShare, double Distinct2, do
         return Compute(responses, repeatedNgramSize, nameof(responses));
     }
 
-    /// <summary>The metrics of text responses, over their words (lower-cased, see <see cref="TextRewards.Words"/>).</summary>
+    /// <summary>The metrics of text responses, over their words (lower-cased, see <see cref="WordTokenizer.Words"/>).</summary>
     /// <param name="responses">The texts, at least one.</param>
     /// <param name="repeatedNgramSize">The n of <see cref="RepeatedNgramRate"/>, ≥ 1.</param>
     /// <exception cref="ArgumentException">No responses, a null response, or <paramref name="repeatedNgramSize"/> below 1.</exception>
@@ -46,7 +47,7 @@ public sealed record CollapseMetrics(double IdenticalShare, double Distinct2, do
         ArgumentNullException.ThrowIfNull(responses);
         var words = new IReadOnlyList<string>[responses.Count];
         for (int i = 0; i < words.Length; i++)
-            words[i] = TextRewards.Words(responses[i] ?? throw new ArgumentException($"Response {i} is null.", nameof(responses)));
+            words[i] = WordTokenizer.Words(responses[i] ?? throw new ArgumentException($"Response {i} is null.", nameof(responses)));
         return Compute(words, repeatedNgramSize, nameof(responses));
     }
 

@@ -5,6 +5,7 @@ using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
 using YingHub.Moe.Rewards;
 using YingHub.Moe.Rl.Modules;
+using YingHub.Moe.Rl.Rewards;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Rl.Experience;
@@ -90,11 +91,8 @@ public sealed class ExperienceCollector
         double generation = clock.Elapsed.TotalSeconds;
 
         clock.Restart();
-        var texts = responses.Select(r => _tokenizer.Decode(r.Select(id => (int)id).ToArray())).ToArray();
-        var results = _reward.ScoreBatch(texts);
-        if (results.Count != texts.Length) throw new InvalidOperationException($"The reward returned {results.Count} results for {texts.Length} texts.");
-        for (int i = 0; i < results.Count; i++)
-            if (!double.IsFinite(results[i].Total)) throw new InvalidOperationException($"The reward of response {i} is {results[i].Total}: rewards must be finite. Response: \"{texts[i]}\"");
+        var texts = RewardScoring.Decode(_tokenizer, responses);
+        var results = _reward.ScoreChecked(texts);
         double scoring = clock.Elapsed.TotalSeconds;
 
         cancellationToken.ThrowIfCancellationRequested();

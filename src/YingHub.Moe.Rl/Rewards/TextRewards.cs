@@ -1,9 +1,11 @@
+using YingHub.Moe.Rewards.Text;
+
 namespace YingHub.Moe.Rl.Rewards;
 
 /// <summary>
 /// Small built-in rewards, each a <see cref="FunctionReward"/> in 0..1: targets for RL runs that must move fast (a
-/// letter's share), a diversity term to add to a task reward (distinct words), and a length term. Words are those of
-/// <see cref="Words"/>.
+/// letter's share), a diversity term to add to a task reward (distinct words), and a length term. Words are the rewards'
+/// own (<see cref="WordTokenizer.Words"/>).
 /// </summary>
 public static class TextRewards
 {
@@ -39,10 +41,10 @@ public static class TextRewards
         });
     }
 
-    /// <summary>Distinct words / words (case-insensitive, see <see cref="Words"/>); 0 for a text without words.</summary>
+    /// <summary>Distinct words / words (case-insensitive, see <see cref="WordTokenizer.Words"/>); 0 for a text without words.</summary>
     public static FunctionReward DistinctWords() => new(DistinctWordsName, text =>
     {
-        string[] words = Words(text);
+        string[] words = WordTokenizer.Words(text);
         return words.Length == 0 ? 0 : words.Distinct(StringComparer.Ordinal).Count() / (double)words.Length;
     });
 
@@ -54,33 +56,6 @@ public static class TextRewards
     public static FunctionReward Length(int targetWords)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(targetWords, 1);
-        return new FunctionReward(LengthName, text => Math.Max(0, 1 - Math.Abs(Words(text).Length - targetWords) / (double)targetWords));
+        return new FunctionReward(LengthName, text => Math.Max(0, 1 - Math.Abs(WordTokenizer.Words(text).Length - targetWords) / (double)targetWords));
     }
-
-    /// <summary>
-    /// The words of <paramref name="text"/>, lower-cased (invariant culture): runs of letters and digits, joined by
-    /// inner apostrophes, straight or typographic (<c>lov'd</c>, <c>summer’s</c>); every other character separates words.
-    /// </summary>
-    public static string[] Words(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        var words = new List<string>();
-        int i = 0;
-        while (i < text.Length)
-        {
-            if (!char.IsLetterOrDigit(text[i]))
-            {
-                i++;
-                continue;
-            }
-
-            int start = i++;
-            while (i < text.Length && (char.IsLetterOrDigit(text[i]) || (IsApostrophe(text[i]) && i + 1 < text.Length && char.IsLetterOrDigit(text[i + 1])))) i++;
-            words.Add(text[start..i].ToLowerInvariant().Replace('\u2019', '\''));
-        }
-
-        return [.. words];
-    }
-
-    private static bool IsApostrophe(char c) => c is '\'' or '\u2019'; // straight or typographic (summer’s)
 }

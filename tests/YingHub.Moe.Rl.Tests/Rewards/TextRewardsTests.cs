@@ -1,3 +1,4 @@
+using YingHub.Moe.Rewards.Text;
 using YingHub.Moe.Rl.Rewards;
 
 namespace YingHub.Moe.Rl.Tests.Rewards;
@@ -39,8 +40,8 @@ public class TextRewardsTests
     }
 
     [Fact]
-    public void Words_are_lower_cased_runs_with_inner_apostrophes()
+    public void Words_are_the_rewards_own_lower_cased_runs_with_inner_and_leading_apostrophes()
     {
-        Assert.Equal(["summer's", "lov'd", "tis", "e", "mail", "x2"], TextRewards.Words("Summer’s lov'd 'tis e-mail X2'"));
+        Assert.Equal(["summer's", "lov'd", "'tis", "e", "mail", "x2"], WordTokenizer.Words("Summer’s lov'd 'tis e-mail X2'"));
     }
 }
