@@ -219,7 +219,7 @@ internal static class RlhfCommand
                 // a few prompts per batch: the n samples of each share one KV-cache generation
                 int chunk = Math.Max(1, 32 / samples);
                 for (int start = 0; start < heldOut.Count; start += chunk)
-                    best.AddRange(sampler.Sample(heldOut.Skip(start).Take(chunk).ToList(), samples, Sampling(firstSeed + start), tokens).Prompts);
+                    best.AddRange(sampler.Sample(heldOut.Skip(start).Take(chunk).ToList(), samples, Sampling(firstSeed + start)).Prompts);
                 var (mean, se, _) = RewardEvaluation.Of(best.Select(b => b.BestReward).ToList());
                 double all = best.SelectMany(b => b.Rewards).Average();
                 double kl = BestOfNSampler.KlDivergence(samples);

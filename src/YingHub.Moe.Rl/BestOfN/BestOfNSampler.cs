@@ -44,29 +44,26 @@ public sealed class BestOfNSampler
     }
 
     /// <summary>
-    /// Samples <paramref name="n"/> responses of up to <paramref name="responseTokens"/> tokens per prompt, all prompts
-    /// in one batched KV-cache generation (prompt-major: prompt 0's n samples first), and keeps each prompt's best.
-    /// <paramref name="sampling"/> is copied with <see cref="SamplingOptions.MaxNewTokens"/> =
-    /// <paramref name="responseTokens"/>; with a <see cref="SamplingOptions.Seed"/> the result is reproducible.
+    /// Samples <paramref name="n"/> responses per prompt as <paramref name="sampling"/> says (their length is its
+    /// <see cref="SamplingOptions.MaxNewTokens"/>), all prompts in one batched KV-cache generation (prompt-major: prompt
+    /// 0's n samples first), and keeps each prompt's best; with a <see cref="SamplingOptions.Seed"/> the result is reproducible.
     /// </summary>
     /// <param name="prompts">Token ids of each prompt, at least one, none empty.</param>
     /// <param name="n">Samples per prompt, ≥ 1.</param>
     /// <param name="sampling">How to sample (temperature, top-p, seed, ...); not changed.</param>
-    /// <param name="responseTokens">New tokens per response, ≥ 1 (a stop sequence may end one earlier).</param>
     /// <param name="cancellationToken">Cancels between generated tokens.</param>
-    /// <exception cref="ArgumentException">Bad prompts, <paramref name="n"/> or <paramref name="responseTokens"/> below 1, or invalid sampling options.</exception>
+    /// <exception cref="ArgumentException">Bad prompts, <paramref name="n"/> below 1, or invalid sampling options.</exception>
     /// <exception cref="InvalidOperationException">The reward returned the wrong number of results or a non-finite total.</exception>
-    public BestOfNResult Sample(IReadOnlyList<IReadOnlyList<long>> prompts, int n, SamplingOptions sampling, int responseTokens, CancellationToken cancellationToken = default)
+    public BestOfNResult Sample(IReadOnlyList<IReadOnlyList<long>> prompts, int n, SamplingOptions sampling, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(sampling);
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(responseTokens, 1);
         if (prompts.Count == 0) throw new ArgumentException("At least one prompt is needed.", nameof(prompts));
         for (int p = 0; p < prompts.Count; p++)
             if (prompts[p] is not { Count: > 0 }) throw new ArgumentException($"Prompt {p} is empty or null.", nameof(prompts));
         var repeated = prompts.SelectMany(p => Enumerable.Repeat(p, n)).ToArray();              // (P·n) prompt-major
-        long[][] responses = new TokenGenerator(_model).GenerateBatch(repeated, WithLength(sampling, responseTokens), cancellationToken);
+        long[][] responses = new TokenGenerator(_model).GenerateBatch(repeated, sampling, cancellationToken);
         string[] texts = RewardScoring.Decode(_tokenizer, responses);
         double[] rewards = _reward.ScoreChecked(texts).Select(r => r.Total).ToArray();
 
@@ -83,26 +80,4 @@ public sealed class BestOfNSampler
         double[] bests = results.Select(r => r.BestReward).ToArray();
         return new BestOfNResult(n, results, bests.Average(), RewardEvaluation.Of(bests).StandardError, rewards.Average());
     }
-
-    /// <summary>A copy of <paramref name="source"/> with <paramref name="maxNewTokens"/>, so the caller's options stay as they were.</summary>
-    internal static SamplingOptions WithLength(SamplingOptions source, int maxNewTokens) => new()
-    {
-        MaxNewTokens = maxNewTokens,
-        Temperature = source.Temperature,
-        AnnealTemperature = source.AnnealTemperature,
-        MinTemperature = source.MinTemperature,
-        Greedy = source.Greedy,
-        TopK = source.TopK,
-        TopP = source.TopP,
-        MinP = source.MinP,
-        PresencePenalty = source.PresencePenalty,
-        FrequencyPenalty = source.FrequencyPenalty,
-        StopSequences = source.StopSequences,
-        RepetitionPenalty = source.RepetitionPenalty,
-        RepetitionWindow = source.RepetitionWindow,
-        LogitsProcessors = source.LogitsProcessors,
-        Seed = source.Seed,
-        SlideKeep = source.SlideKeep,
-        UseCache = source.UseCache,
-    };
 }
