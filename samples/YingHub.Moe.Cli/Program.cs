@@ -10,6 +10,7 @@ var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse M
     GenerateCommand.CreateFineTuned(),
     RlhfCommand.Create(),
     RlhfCommand.CreateBestOfN(),
+    ServeCommand.Create(),
     InfoCommand.Create(),
     ScoreCommand.Create(),
     TokenizeCommand.Create(),
