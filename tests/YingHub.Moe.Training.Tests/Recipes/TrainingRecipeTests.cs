@@ -198,8 +198,10 @@ public class TrainingRecipeTests
         var recipe = TrainingRecipe.Load(Recipe("yinghub-v2.json"));
         var t = recipe.Trainer;
         Assert.Equal(("tinyshakespeare", "char", 128, "yinghub-v2"), (recipe.Data, recipe.Tokenizer, recipe.BlockSize, recipe.Preset));
-        Assert.Equal((1000, 16, 0.002, 0.0002, 40), (t.Steps, t.BatchSize, t.LearningRate, t.MinLearningRate, t.WarmupSteps));
-        Assert.Equal((LearningRateScheduleKind.Sgdr, 320L, 2L), (t.LearningRateSchedule.Kind, t.LearningRateSchedule.T0, t.LearningRateSchedule.TMult));
+        Assert.Equal((1000, 16, 0.002, 0.0002, 0), (t.Steps, t.BatchSize, t.LearningRate, t.MinLearningRate, t.WarmupSteps));
+        Assert.Equal((0.9, 0.95, 0.1), (t.Beta1, t.Beta2, t.WeightDecay));
+        var s = t.LearningRateSchedule;
+        Assert.Equal((LearningRateScheduleKind.TwoStage, 323L, 0.002, 0.0004), (s.Kind, s.MilestoneStep, s.SecondPeakLearningRate, s.SecondMinLearningRate));
         var clip = t.ModuleGradientClip!;
         Assert.Equal(2, clip.Groups.Count);
         Assert.Equal(("router", 0.5), (clip.Groups[0].Name, clip.Groups[0].MaxNorm));
@@ -209,16 +211,20 @@ public class TrainingRecipeTests
         Assert.Equal(1.0, clip.OtherMaxNorm);
         Assert.Equal([(0.0, 1.0), (0.5, 2.0), (1.0, 2.5)], t.GradientClipSchedule!.Knots);
         Assert.Equal((0L, 0.20, 0.05), (t.TokenMasking!.MaskTokenId, t.TokenMasking.StartProbability, t.TokenMasking.EndProbability));
-        Assert.Equal((5, 0.0, true), (t.EarlyStopping!.Patience, t.EarlyStopping.MinDelta, t.EarlyStopping.RestoreBestWeights));
+        Assert.Equal((5, 0.01, false), (t.EarlyStopping!.Patience, t.EarlyStopping.MinDelta, t.EarlyStopping.RestoreBestWeights));
         var k = t.AdaptiveTopK!;
-        Assert.Equal((0.9, 0.5, 2, 4, 200), (k.High, k.Low, k.MinK, k.MaxK, k.Cooldown));
-        Assert.Equal((50, 20), (t.EvalInterval, t.EvalBatches));
+        Assert.Equal((0.95, 0.8, 2, 6, 0), (k.High, k.Low, k.MinK, k.MaxK, k.Cooldown));
+        Assert.Equal((100, 20, 10), (t.EvalInterval, t.EvalBatches, t.LogInterval));
         var m = recipe.Model!;
-        Assert.Equal((0.01, 0.01, 100, 0.5), (m.LoadBalancingCoef, m.UtilizationKlCoef, m.UtilizationWindow, m.UtilizationThreshold));
+        Assert.Equal((0.0, 0.04, 500, 0.1), (m.LoadBalancingCoef, m.UtilizationKlCoef, m.UtilizationWindow, m.UtilizationThreshold));
         Assert.Equal((192, 8, 6, 2, RouterKind.NoisyTopK), (m.HiddenSize, m.NumLayers, m.NumExperts, m.DeepExperts, m.Router));
         Assert.Empty(recipe.GetProblems());
-        // the second SGDR cycle ends where the run does: restarts at 40 + 320 and at 40 + 320 + 640 = 1000
-        Assert.Equal(0.0002, t.CreateSchedule().At(999), 6);
+        // MoE.py's two stages, scaled: 2e-3 -> 2e-4 by step 323, then 2e-3 -> 4e-4 by step 1000
+        var schedule = t.CreateSchedule();
+        Assert.Equal(0.002, schedule.At(0), 12);
+        Assert.Equal(0.0002 + 0.0018 * (1 + Math.Cos(Math.PI * 100 / 323.0)) / 2, schedule.At(100), 12);
+        Assert.Equal(0.002, schedule.At(323), 12);
+        Assert.Equal(0.0004, schedule.At(1000), 12);
     }
 
     [Fact]
