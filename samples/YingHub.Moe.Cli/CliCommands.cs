@@ -3,14 +3,18 @@ using System.CommandLine;
 namespace YingHub.Moe.Cli;
 
 /// <summary>
-/// The <c>yinghub</c> command tree, built in one place so the program and the tests read the same definitions.
+/// The <c>yinghub</c> command tree, built in one place so the program, the reference in <c>docs/cli.md</c>
+/// (<see cref="CliReference"/>) and the tests all read the same definitions.
 /// </summary>
 internal static class CliCommands
 {
-    /// <summary>The root command with every subcommand.</summary>
+    /// <summary>The program's name in the reference's usage lines (the root command's own name is the host's file name: <c>testhost</c> under a test runner).</summary>
+    public const string ProgramName = "yinghub";
+
+    /// <summary>The root command with every subcommand, plus the hidden <c>--cli-reference</c> option that prints <c>docs/cli.md</c>.</summary>
     public static RootCommand CreateRoot()
     {
-        return new RootCommand("yinghub: build, train, sample and fine-tune sparse Mixture-of-Experts language models.")
+        var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse Mixture-of-Experts language models.")
         {
             DemoCommand.Create(),
             TrainCommand.Create(),
@@ -24,5 +28,7 @@ internal static class CliCommands
             TokenizeCommand.Create(),
             DoctorCommand.Create(),
         };
+        root.Options.Add(CliReference.CreateOption());
+        return root;
     }
 }
