@@ -6,8 +6,8 @@ namespace YingHub.Moe.Cli.Tests;
 
 /// <summary>
 /// <c>docs/cli.md</c> against the program: the file is what the commands generate, every option the real
-/// <c>yinghub &lt;command&gt; --help</c> prints is in its command's table. The generator itself is checked on a small
-/// hand-built command whose Markdown is written out here.
+/// <c>yinghub &lt;command&gt; --help</c> prints is in its command's table, and every example command in the README
+/// parses. The generator itself is checked on a small hand-built command whose Markdown is written out here.
 /// </summary>
 public sealed class CliReferenceTests
 {
@@ -89,6 +89,23 @@ public sealed class CliReferenceTests
                     + $"regenerate it: {CliReference.RegenerateCommandLine}");
                 Assert.True(row.Required == first.Contains("(REQUIRED)"), $"{heading} {names[^1]}: required in --help and in {CliReference.DocumentPath} differ.");
             }
+        }
+    }
+
+    // ---- the README's examples parse ----
+
+    [Fact]
+    public void Every_example_command_in_the_readme_parses()
+    {
+        string readme = File.ReadAllText(RepositoryFile("README.md"));
+        string[] examples = ReadmeExamples(readme).ToArray();
+        foreach (string command in new[] { "demo", "train", "generate", "eval", "score", "rlhf", "ftgenerate", "best-of-n", "info", "tokenize", "doctor" })
+            Assert.Contains(examples, e => e.StartsWith(command + " ", StringComparison.Ordinal) || e == command);
+        Assert.Contains(examples, e => e.StartsWith("train ", StringComparison.Ordinal) && e.Contains("--config samples/recipes/"));
+        foreach (string example in examples)
+        {
+            var parsed = CliCommands.CreateRoot().Parse(ShellWords(example));
+            Assert.True(parsed.Errors.Count == 0, $"README example 'yinghub {example}': {string.Join("; ", parsed.Errors.Select(e => e.Message))}");
         }
     }
 
@@ -212,6 +229,19 @@ public sealed class CliReferenceTests
         Lines(help).SkipWhile(l => l != header).Skip(1).TakeWhile(l => l.Length > 0)
             .Where(l => l.StartsWith("  ", StringComparison.Ordinal) && l[2] != ' ')
             .Select(l => Regex.Split(l.Trim(), @"\s{2,}")[0]).ToArray();
+
+    /// <summary>
+    /// The arguments of every <c>yinghub …</c> in the README (code-block lines, in full or through <c>dotnet run</c>, and
+    /// inline code), but for placeholders such as <c>&lt;command&gt;</c>.
+    /// </summary>
+    private static IEnumerable<string> ReadmeExamples(string readme) =>
+        Regex.Matches(readme, @"^(?:yinghub|dotnet run -c Release --project samples/YingHub\.Moe\.Cli --) (.+?)\s*(?:#.*)?$|`yinghub ([^`]+)`", RegexOptions.Multiline)
+            .Select(m => (m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value).Trim())
+            .Where(example => !example.Contains('<'));
+
+    /// <summary>A command line split as a POSIX shell splits it, for words and '…' or "…" quotes (no escapes).</summary>
+    private static string[] ShellWords(string line) =>
+        Regex.Matches(line, @"(?:'[^']*'|""[^""]*""|[^\s'""]+)+").Select(m => Regex.Replace(m.Value, @"'([^']*)'|""([^""]*)""", "$1$2")).ToArray();
 
     /// <summary>A file of this repository (found above the test's output directory by <c>YingHub.Moe.sln</c>).</summary>
     private static string RepositoryFile(string relative)
