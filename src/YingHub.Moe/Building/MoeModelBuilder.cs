@@ -79,6 +79,22 @@ public sealed class MoeModelBuilder
     public MoeModelBuilder Bias(bool bias) => Set(o => o.Bias = bias);
 
     /// <summary>
+    /// Biases per projection: the attention's q/k/v and output projections (null: follow <see cref="Bias"/>) and the
+    /// LM head (makeMoE and YingHub-v2 have one; it cannot be tied to the embeddings).
+    /// </summary>
+    public MoeModelBuilder Biases(bool? attentionQkv, bool? attentionOutput, bool lmHead) =>
+        Set(o => { o.AttentionQkvBias = attentionQkv; o.AttentionOutputBias = attentionOutput; o.LmHeadBias = lmHead; });
+
+    /// <summary>How biases start: zero (the default) or PyTorch's <c>nn.Linear</c> uniform draw (makeMoE).</summary>
+    public MoeModelBuilder BiasInit(BiasInitScheme scheme) => Set(o => o.BiasInit = scheme);
+
+    /// <summary>The attention scores' scale: head_dim^-0.5 (the standard) or makeMoE's n_embd^-0.5.</summary>
+    public MoeModelBuilder AttentionScale(AttentionScaleRule rule) => Set(o => o.AttentionScale = rule);
+
+    /// <summary>Where each sub-layer's norm sits: before it (pre-norm, the default) or after the residual sum (post-norm, the original Transformer).</summary>
+    public MoeModelBuilder NormPosition(NormPosition position) => Set(o => o.NormPosition = position);
+
+    /// <summary>
     /// Weight initialisation: the scheme, the standard deviation of <see cref="InitScheme.Normal"/>, and how the
     /// projections into the residual stream start (null: the scheme's own convention, whatever the preset said).
     /// </summary>
