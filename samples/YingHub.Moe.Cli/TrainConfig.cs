@@ -75,7 +75,8 @@ internal static class TrainConfig
         Number("--lr", ["trainer.learning_rate"], $"Peak learning rate (AdamW; warmup then the schedule, by default cosine to a tenth). Default: {DefaultLearningRate}.", v => [JsonValue.Create(v)]),
         Long("--seed", "trainer.seed", $"Seed of weights, batches and dropout. Default: {DefaultSeed}."),
         Choice("--amp", ["trainer.precision"], "Mixed precision: none, bf16 or fp16. Default: none.", AmpModes, v => [JsonValue.Create(v == "none" ? "fp32" : v)]),
-        Text("--out", "trainer.checkpoint_directory", $"Checkpoint directory. Default: {DefaultOutput}."),
+        Text("--out", ["trainer.checkpoint_directory", "tracking.run_directory", "tracking.run_name"], $"Checkpoint directory; metrics and plots go beside it in {{out}}.cache. Default: {DefaultOutput}.",
+            v => [JsonValue.Create(v), JsonValue.Create(RunDirectory(v)), JsonValue.Create(RunName(v))]),
         IntOrOff("--save-every", "trainer.checkpoint_interval", $"Save a resumable checkpoint every N steps (the previous one stays until the new one is complete); 0: off. Default: {DefaultSaveEvery}."),
         Number("--save-every-minutes", ["trainer.checkpoint_interval_minutes"], $"Also save when this many minutes have passed since the last save, whichever comes first; 0: off. Default: {DefaultSaveEveryMinutes}.",
             v => [v == 0 ? null : JsonValue.Create(v)]),
@@ -148,7 +149,7 @@ internal static class TrainConfig
         {
             // metrics, plots and event files go beside the checkpoint (which is replaced whole at every save), with the token cache
             tracking.TryAdd("run_directory", RunDirectory(output));
-            tracking.TryAdd("run_name", Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(output))));
+            tracking.TryAdd("run_name", RunName(output));
             tracking.TryAdd("plot_interval", DefaultPlotInterval);
             if (NonEmpty(Environment.GetEnvironmentVariable("MLFLOW_TRACKING_URI")) is { } uri) tracking.TryAdd("mlflow_tracking_uri", uri);
         }
@@ -156,6 +157,10 @@ internal static class TrainConfig
 
     /// <summary>Where a run's metrics, plots and token cache go: beside its checkpoint directory.</summary>
     public static string RunDirectory(string output) => output + ".cache";
+
+    /// <summary>A run's name in trackers: its checkpoint directory's name.</summary>
+    private static string RunName(string output) =>
+        string.IsNullOrWhiteSpace(output) ? output : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(output)));
 
     /// <summary>
     /// The recipe of a merged configuration, checked: every bad setting, each naming its key (and the flag that set it),
@@ -245,10 +250,14 @@ internal static class TrainConfig
 
     private static string WithKey(string description, IEnumerable<string> keys) => $"{description} [config: {string.Join(", ", keys)}]";
 
-    private static SettingFlag Text(string name, string key, string description)
+    private static SettingFlag Text(string name, string key, string description) => Text(name, [key], description, v => [JsonValue.Create(v)]);
+
+    /// <summary>A flag of one word or path whose value <paramref name="values"/> turns into one value per key; <paramref name="choices"/>, when given, are the words it accepts.</summary>
+    private static SettingFlag Text(string name, IReadOnlyList<string> keys, string description, Func<string, JsonNode?[]> values, IReadOnlyList<string>? choices = null)
     {
-        var option = new Option<string?>(name) { Description = WithKey(description, [key]) };
-        return new SettingFlag(option, [key], p => p.GetValue(option) is { } v ? [(key, JsonValue.Create(v))] : null);
+        var option = new Option<string?>(name) { Description = WithKey(description, keys) };
+        if (choices is not null) option.AcceptOnlyFromAmong([.. choices]);
+        return new SettingFlag(option, keys, p => p.GetValue(option) is { } v ? Pairs(keys, values(v)) : null);
     }
 
     private static SettingFlag Texts(string name, string key, string description)
@@ -258,14 +267,10 @@ internal static class TrainConfig
     }
 
     private static SettingFlag Choice(string name, string key, string description, IReadOnlyList<string> choices) =>
-        Choice(name, [key], description, choices, v => [JsonValue.Create(v)]);
+        Text(name, [key], description, v => [JsonValue.Create(v)], choices);
 
-    private static SettingFlag Choice(string name, IReadOnlyList<string> keys, string description, IReadOnlyList<string> choices, Func<string, JsonNode?[]> values)
-    {
-        var option = new Option<string?>(name) { Description = WithKey(description, keys) };
-        option.AcceptOnlyFromAmong([.. choices]);
-        return new SettingFlag(option, keys, p => p.GetValue(option) is { } v ? Pairs(keys, values(v)) : null);
-    }
+    private static SettingFlag Choice(string name, IReadOnlyList<string> keys, string description, IReadOnlyList<string> choices, Func<string, JsonNode?[]> values) =>
+        Text(name, keys, description, values, choices);
 
     private static SettingFlag Int(string name, string key, string description)
     {

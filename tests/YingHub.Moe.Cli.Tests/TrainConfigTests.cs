@@ -65,6 +65,13 @@ public class TrainConfigTests
         Assert.Equal((7, 5), (fromFile.WarmupSteps, fromFile.EvalInterval)); // given values are not derived
     }
 
+    [Fact]
+    public void Out_moves_the_metrics_with_the_checkpoint_even_over_a_printed_configuration()
+    {
+        var s = Settings("""{ "trainer": { "checkpoint_directory": "runs/x" }, "tracking": { "run_directory": "runs/x.cache", "run_name": "x" } }""", "--out", "runs/y");
+        Assert.Equal(("runs/y", "runs/y.cache", "y"), (s.Trainer.CheckpointDirectory, s.Tracking!.RunDirectory, s.Tracking.RunName));
+    }
+
     [Theory]
     [InlineData("--save-every", "0", "checkpoint_interval")]
     [InlineData("--save-every-minutes", "0", "checkpoint_interval_minutes")]
