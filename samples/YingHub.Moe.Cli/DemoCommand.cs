@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using YingHub.Moe.Core.Generation;
 using YingHub.Moe.Core.Tokenizers;
 
@@ -32,7 +33,13 @@ internal static class DemoCommand
         if (steps < 1 || batch < 1 || newTokens < 0 || !(lr > 0))
             throw new CliException($"--steps ({steps}) and --batch ({batch}) must be at least 1, --tokens ({newTokens}) at least 0, --lr ({lr}) positive.", 2);
         var clock = Stopwatch.StartNew();
-        var (model, tokenizer, _) = TrainCommand.Train(new TrainSettings(dataPath ?? "tinyshakespeare", "tiny", "char", steps, batch, null, lr, seed, outDir));
+        var settings = new JsonObject
+        {
+            ["data"] = dataPath ?? TrainConfig.DefaultData,
+            ["trainer"] = new JsonObject { ["steps"] = steps, ["batch_size"] = batch, ["learning_rate"] = lr, ["seed"] = seed, ["checkpoint_directory"] = outDir },
+        };
+        var recipe = TrainConfig.Recipe(TrainConfig.Merge(settings, parse: null, progressBar: false), "demo", baseDirectory: null);
+        var (model, tokenizer, _) = TrainCommand.Train(new TrainSettings(recipe));
         using var owned = model;
         Console.WriteLine($"trained {steps} steps in {clock.Elapsed.TotalSeconds:F0} s (try: yinghub generate --checkpoint {outDir}); generating {newTokens} characters:");
         Console.WriteLine(new string('-', 60));

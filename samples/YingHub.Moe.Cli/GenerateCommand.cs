@@ -104,7 +104,7 @@ internal static class GenerateCommand
             if (json)
                 Console.WriteLine(JsonSerializer.Serialize(new { text = text.ToString(), tokens = count, tokens_per_s = Math.Round(count / seconds, 1) }));
             else
-                Console.Error.WriteLine($"{count} tokens in {seconds:F2} s ({count / seconds:F1} tokens/s, {(sampling.UseCache ? "KV cache" : "recompute")})");
+                Console.Error.WriteLine($"{count} tokens in {seconds:F2} s ({count / seconds:F1} tokens/s, {(sampling.UseCache && model.SupportsCachedDecoding ? "KV cache" : "recompute")})"); // capacity in evaluation recomputes
             return 0;
         }
     }

@@ -1,21 +1,7 @@
 using System.CommandLine;
 using YingHub.Moe.Cli;
 
-var root = new RootCommand("yinghub: build, train, sample and fine-tune sparse Mixture-of-Experts language models.")
-{
-    DemoCommand.Create(),
-    TrainCommand.Create(),
-    EvalCommand.Create(),
-    GenerateCommand.Create(),
-    GenerateCommand.CreateFineTuned(),
-    RlhfCommand.Create(),
-    RlhfCommand.CreateBestOfN(),
-    ServeCommand.Create(),
-    InfoCommand.Create(),
-    ScoreCommand.Create(),
-    TokenizeCommand.Create(),
-    DoctorCommand.Create(),
-};
+var root = CliCommands.CreateRoot();
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)
 {

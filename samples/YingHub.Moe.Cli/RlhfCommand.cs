@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Serialization;
+using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
 using YingHub.Moe.Core.Tokenizers;
 using YingHub.Moe.Rewards;
@@ -21,12 +21,6 @@ namespace YingHub.Moe.Cli;
 /// </summary>
 internal static class RlhfCommand
 {
-    private static readonly JsonSerializerOptions ConfigJson = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) }, ReadCommentHandling = JsonCommentHandling.Skip,
-    };
-
     public static Command Create()
     {
         var checkpoint = new Option<string>("--checkpoint") { Description = "The checkpoint to fine-tune (its weights also become the frozen reference).", Required = true };
@@ -288,14 +282,14 @@ internal static class RlhfCommand
 
     private static RlhfOptions ReadConfig(string path)
     {
-        if (!File.Exists(path)) throw new CliException($"--config '{path}' does not exist.");
+        var json = TrainConfig.ReadFile(path);
         try
         {
-            return JsonSerializer.Deserialize<RlhfOptions>(File.ReadAllText(path), ConfigJson) ?? new RlhfOptions();
+            return OptionsJson.Read<RlhfOptions>(json, $"--config '{path}'", OptionsJson.SnakeCase); // the same keys, checks and messages as yinghub train's trainer section
         }
-        catch (JsonException ex)
+        catch (InvalidDataException ex)
         {
-            throw new CliException($"--config '{path}': {ex.Message}", 2);
+            throw new CliException(ex.Message, 2);
         }
     }
 

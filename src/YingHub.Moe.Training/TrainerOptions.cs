@@ -20,7 +20,10 @@ public sealed class TrainerOptions : IValidatableOptions
     /// <summary>Learning rate at the end of the cosine decay, [0, LearningRate].</summary>
     public double MinLearningRate { get; set; } = 1e-4;
 
-    /// <summary>Linear warmup steps from 0 to the peak, [0, Steps].</summary>
+    /// <summary>
+    /// Linear warmup steps from 0 to the peak, [0, 100,000,000]; a warmup longer than <see cref="Steps"/> (a run
+    /// shortened on resume, say) only rises, as Hugging Face's schedules do.
+    /// </summary>
     public int WarmupSteps { get; set; } = 100;
 
     /// <summary>AdamW weight decay on weight matrices (not on biases, norms or embeddings), [0, 10].</summary>
@@ -36,6 +39,7 @@ public sealed class TrainerOptions : IValidatableOptions
     /// Run AdamW as libtorch's fused multi-tensor kernel (PyTorch's <c>fused=True</c>, see
     /// <see cref="Optimization.FusedAdamW"/>); false: TorchSharp's per-parameter AdamW. Same update, same state files.
     /// </summary>
+    [System.Text.Json.Serialization.JsonPropertyName("fused_adamw")]
     public bool FusedAdamW { get; set; } = true;
 
     /// <summary>Maximum global gradient norm, (0, 1e6], or null for no global clipping.</summary>
@@ -50,16 +54,16 @@ public sealed class TrainerOptions : IValidatableOptions
     /// <summary>Learning-rate multiplier of the router parameters, (0, 100].</summary>
     public double RouterLearningRateMultiplier { get; set; } = 1.0;
 
-    /// <summary>Evaluate every N steps (and at the end), [1, Steps].</summary>
+    /// <summary>Evaluate every N steps (and at the end), [1, 100,000,000]; beyond <see cref="Steps"/> means at the end only.</summary>
     public int EvalInterval { get; set; } = 250;
 
     /// <summary>Batches averaged per evaluation, [1, 10,000].</summary>
     public int EvalBatches { get; set; } = 20;
 
-    /// <summary>Log the training loss every N steps, [1, Steps].</summary>
+    /// <summary>Log the training loss every N steps, [1, 100,000,000].</summary>
     public int LogInterval { get; set; } = 50;
 
-    /// <summary>Save a resumable checkpoint every N steps (and at the end and on cancellation when a directory is set), [1, Steps]; null: no step interval.</summary>
+    /// <summary>Save a resumable checkpoint every N steps (and at the end and on cancellation when a directory is set), [1, 100,000,000]; null: no step interval.</summary>
     public int? CheckpointInterval { get; set; }
 
     /// <summary>
@@ -88,9 +92,9 @@ public sealed class TrainerOptions : IValidatableOptions
 
     /// <summary>
     /// A global clip norm that changes over training (progress 0..1), overriding <see cref="GradientClip"/>, e.g.
-    /// <see cref="Schedules.YingHubV2Schedules.GlobalClipNorm"/> (1.0 → 2.0 over the first half, 2.0 → 2.5 over the second).
+    /// <see cref="Schedules.YingHubV2Schedules.GlobalClipNorm"/> (1.0 → 2.0 over the first half, 2.0 → 2.5 over the second);
+    /// null uses <see cref="GradientClip"/> throughout. In JSON: <c>[[progress, norm], ...]</c>.
     /// </summary>
-    [System.Text.Json.Serialization.JsonIgnore]
     public Schedules.PiecewiseLinearSchedule? GradientClipSchedule { get; set; }
 
     /// <summary>Dynamic masking of input tokens (YingHub-v2: 0.20 → 0.05 over training); null masks nothing.</summary>
@@ -112,18 +116,23 @@ public sealed class TrainerOptions : IValidatableOptions
     public long Seed { get; set; } = 1337;
 
     /// <summary>
-    /// The learning-rate schedule over optimizer steps (0-based), e.g. a <see cref="Schedules.WarmupCosineRestartsSchedule"/>;
-    /// null uses linear warmup over <see cref="WarmupSteps"/> then cosine decay from <see cref="LearningRate"/> to
-    /// <see cref="MinLearningRate"/> at <see cref="Steps"/>.
+    /// The learning-rate schedule by name (warmup + cosine, SGDR, two-stage, constant) over <see cref="Steps"/>, from
+    /// <see cref="LearningRate"/> to <see cref="MinLearningRate"/> after <see cref="WarmupSteps"/>: the form a config file
+    /// holds (key <c>schedule</c>). <see cref="Schedule"/>, when set, overrides it.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonPropertyName("schedule")]
+    public Schedules.LearningRateScheduleOptions LearningRateSchedule { get; set; } = new();
+
+    /// <summary>
+    /// Any learning-rate schedule object over optimizer steps (0-based), e.g. a <see cref="Schedules.SequentialSchedule"/>;
+    /// null follows <see cref="LearningRateSchedule"/>. Code only: a config file names its schedule in <c>schedule</c>.
     /// </summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public Schedules.ILearningRateSchedule? Schedule { get; set; }
 
-    /// <summary>The schedule the trainer follows: <see cref="Schedule"/>, or the default warmup + cosine.</summary>
-    public Schedules.ILearningRateSchedule CreateSchedule() => Schedule ?? new Schedules.WarmupCosineSchedule(new Schedules.WarmupCosineOptions
-    {
-        PeakLearningRate = LearningRate, MinLearningRate = MinLearningRate, WarmupSteps = WarmupSteps, TotalSteps = Steps,
-    });
+    /// <summary>The schedule the trainer follows: <see cref="Schedule"/>, or the one <see cref="LearningRateSchedule"/> names.</summary>
+    /// <exception cref="ArgumentException">The named schedule does not fit these options (e.g. a milestone past the last step).</exception>
+    public Schedules.ILearningRateSchedule CreateSchedule() => Schedule ?? LearningRateSchedule.Create(this);
 
     /// <inheritdoc />
     public IReadOnlyList<OptionError> GetValidationErrors()
@@ -134,16 +143,16 @@ public sealed class TrainerOptions : IValidatableOptions
         errors.Require(GradientAccumulation is >= 1 and <= 4096, nameof(GradientAccumulation), GradientAccumulation, "[1, 4096]");
         errors.Require(LearningRate > 0 && LearningRate <= 10, nameof(LearningRate), LearningRate, "(0, 10]");
         errors.Require(MinLearningRate >= 0 && MinLearningRate <= LearningRate, nameof(MinLearningRate), MinLearningRate, $"[0, LearningRate = {LearningRate}]");
-        errors.Require(WarmupSteps >= 0 && WarmupSteps <= Steps, nameof(WarmupSteps), WarmupSteps, $"[0, Steps = {Steps}]");
+        errors.Require(WarmupSteps is >= 0 and <= 100_000_000, nameof(WarmupSteps), WarmupSteps, "[0, 100000000]");
         errors.Require(WeightDecay >= 0 && WeightDecay <= 10, nameof(WeightDecay), WeightDecay, "[0, 10]");
         errors.Require(Beta1 >= 0 && Beta1 < 1, nameof(Beta1), Beta1, "[0, 1)");
         errors.Require(RouterLearningRateMultiplier > 0 && RouterLearningRateMultiplier <= 100, nameof(RouterLearningRateMultiplier), RouterLearningRateMultiplier, "(0, 100]");
         errors.AddNested(nameof(ModuleGradientClip), ModuleGradientClip);
         errors.Require(Beta2 >= 0 && Beta2 < 1, nameof(Beta2), Beta2, "[0, 1)");
         errors.Require(GradientClip is not { } clip || (clip > 0 && clip <= 1e6), nameof(GradientClip), GradientClip, "(0, 1000000] or null");
-        errors.Require(EvalInterval >= 1 && EvalInterval <= Math.Max(1, Steps), nameof(EvalInterval), EvalInterval, $"[1, Steps = {Steps}]");
+        errors.Require(EvalInterval is >= 1 and <= 100_000_000, nameof(EvalInterval), EvalInterval, "[1, 100000000]");
         errors.Require(EvalBatches is >= 1 and <= 10_000, nameof(EvalBatches), EvalBatches, "[1, 10000]");
-        errors.Require(LogInterval >= 1 && LogInterval <= Math.Max(1, Steps), nameof(LogInterval), LogInterval, $"[1, Steps = {Steps}]");
+        errors.Require(LogInterval is >= 1 and <= 100_000_000, nameof(LogInterval), LogInterval, "[1, 100000000]");
         errors.AddNested(nameof(AdaptiveTopK), AdaptiveTopK);
         errors.Require(Enum.IsDefined(Precision), nameof(Precision), Precision, string.Join(", ", Enum.GetNames<TrainingPrecision>()));
         errors.AddNested(nameof(LossScaling), LossScaling);
@@ -155,7 +164,21 @@ public sealed class TrainerOptions : IValidatableOptions
             nameof(CheckpointIntervalMinutes), CheckpointIntervalMinutes, "(0, 525600] or null");
         errors.Require(Freeze is not null && !Freeze.Any(string.IsNullOrWhiteSpace), nameof(Freeze),
             Freeze is null ? null : string.Join(",", Freeze), "a list of non-empty patterns");
-        errors.Require(CheckpointInterval is not { } ci || (ci >= 1 && ci <= Math.Max(1, Steps)), nameof(CheckpointInterval), CheckpointInterval, $"[1, Steps = {Steps}] or null");
+        errors.Require(LearningRateSchedule is not null, nameof(LearningRateSchedule), null, "a schedule");
+        errors.AddNested(nameof(LearningRateSchedule), LearningRateSchedule);
+        if (errors.Count == 0 && Schedule is null)
+        {
+            try
+            {
+                LearningRateSchedule!.Create(this); // the kind's own checks against this run (warmup, milestone, steps)
+            }
+            catch (ArgumentException ex)
+            {
+                errors.Add(new OptionError(nameof(LearningRateSchedule), LearningRateSchedule!.Kind, ex.Message));
+            }
+        }
+
+        errors.Require(CheckpointInterval is not { } ci || ci is >= 1 and <= 100_000_000, nameof(CheckpointInterval), CheckpointInterval, "[1, 100000000] or null");
         return errors;
     }
 }

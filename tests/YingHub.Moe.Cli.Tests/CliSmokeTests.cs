@@ -239,7 +239,7 @@ public sealed class CliSmokeTests(TinyCheckpoint checkpoint) : IClassFixture<Tin
     {
         string output = Path.Combine(_dir, "run");
         CliRunner.AssertOneLineError(CliRunner.Run("train", "--steps", "abc"), 2, "--steps must be an integer; got 'abc'.", "yinghub train --help");
-        CliRunner.AssertOneLineError(CliRunner.Run("train", "--steps", "0", "--data", checkpoint.Corpus, "--out", output), 2, "steps must be at least 1 (got 0).");
+        CliRunner.AssertOneLineError(CliRunner.Run("train", "--steps", "0", "--data", checkpoint.Corpus, "--out", output), 2, "trainer.steps = 0 is invalid; allowed: [1, 100000000] (from --steps).");
         CliRunner.AssertOneLineError(CliRunner.Run("train", "--amp", "fp8", "--data", checkpoint.Corpus, "--out", output), 2, "fp8");
         CliRunner.AssertOneLineError(CliRunner.Run("train", "--data", Path.Combine(_dir, "absent.txt"), "--steps", "1", "--out", output), 1, "absent.txt' does not exist");
         Assert.False(Directory.Exists(output)); // nothing was trained or saved

@@ -19,7 +19,7 @@ internal sealed class TrainProcess : IDisposable
     /// <summary>The working directory of every run.</summary>
     public string Directory { get; }
 
-    /// <summary>A text of 19 distinct characters.</summary>
+    /// <summary>A text of 18 distinct characters (17 letters and the space).</summary>
     public string Corpus => Path.Combine(Directory, "text.txt");
 
     /// <summary><c>yinghub train</c> of the tiny preset on <see cref="Corpus"/> with small blocks and batches, then <paramref name="more"/>.</summary>

@@ -24,6 +24,19 @@ public class MoeModelBuilderTests
     }
 
     [Fact]
+    public void The_source_fidelity_options_are_fluent_too()
+    {
+        var options = MoeModelBuilder.Create()
+            .Biases(attentionQkv: false, attentionOutput: true, lmHead: true).BiasInit(BiasInitScheme.Uniform)
+            .AttentionScale(AttentionScaleRule.HiddenSize).NormPosition(NormPosition.Post)
+            .Experts(e => e.Capacity(1.0, inEvaluation: true, CapacityRoundingRule.Floor, CapacityRankingRule.Flat))
+            .BuildOptions();
+        Assert.Equal(((bool?)false, (bool?)true, true, BiasInitScheme.Uniform), (options.AttentionQkvBias, options.AttentionOutputBias, options.LmHeadBias, options.BiasInit));
+        Assert.Equal((AttentionScaleRule.HiddenSize, NormPosition.Post), (options.AttentionScale, options.NormPosition));
+        Assert.Equal(((double?)1.0, true, CapacityRoundingRule.Floor, CapacityRankingRule.Flat), (options.CapacityFactor, options.CapacityInEvaluation, options.CapacityRounding, options.CapacityRanking));
+    }
+
+    [Fact]
     public void A_preset_is_a_starting_point_and_the_model_is_built_from_it()
     {
         using var model = MoeModelBuilder.FromPreset("makemoe").Layers(2).Experts(e => e.TopK(1)).Build();

@@ -47,7 +47,8 @@ public enum RouterKind
 
     /// <summary>
     /// As <see cref="TopK"/>, but in training mode <c>N(0,1) * softplus(W_noise x) * temperature</c> is added to the
-    /// logits first (Shazeer et al. 2017; YingHub-v2). No noise in evaluation mode.
+    /// logits first (Shazeer et al. 2017; YingHub-v2). No noise in evaluation mode (makeMoE adds it there too, which
+    /// makes its evaluation loss random; the makemoe-exact preset keeps the library's rule, see docs/presets.md).
     /// </summary>
     NoisyTopK,
 }
@@ -135,8 +136,33 @@ public sealed partial class MoeModelOptions
     /// <summary>Normalisation epsilon, (0, 0.1].</summary>
     [JsonPropertyName("norm_eps")] public double NormEpsilon { get; set; } = 1e-5;
 
-    /// <summary>Whether linear layers (attention, experts, router) have a bias.</summary>
+    /// <summary>
+    /// Whether linear layers have a bias: experts, dense FFNs, the router (and its noise projection), and the attention
+    /// projections unless <see cref="AttentionQkvBias"/> or <see cref="AttentionOutputBias"/> say otherwise. The LM
+    /// head follows <see cref="LmHeadBias"/> instead.
+    /// </summary>
     [JsonPropertyName("bias")] public bool Bias { get; set; } = true;
+
+    /// <summary>
+    /// Whether the query, key and value projections have a bias; null (the default) follows <see cref="Bias"/>.
+    /// makeMoE and YingHub-v2 have none (<c>nn.Linear(n_embd, head_size, bias=False)</c>).
+    /// </summary>
+    [JsonPropertyName("attention_qkv_bias")] public bool? AttentionQkvBias { get; set; }
+
+    /// <summary>Whether the attention output projection has a bias; null (the default) follows <see cref="Bias"/>.</summary>
+    [JsonPropertyName("attention_output_bias")] public bool? AttentionOutputBias { get; set; }
+
+    /// <summary>
+    /// Whether the LM head has a bias (false by default, as GPT-2 and Mixtral; makeMoE's <c>nn.Linear(n_embd,
+    /// vocab_size)</c> has one). Must be false with <see cref="TieWordEmbeddings"/>: a tied head has no bias of its own.
+    /// </summary>
+    [JsonPropertyName("lm_head_bias")] public bool LmHeadBias { get; set; }
+
+    /// <summary>How attention scores are scaled: 1/√(head dim) (the default) or makeMoE's 1/√(hidden size).</summary>
+    [JsonPropertyName("attention_scale")] public AttentionScaleRule AttentionScale { get; set; } = AttentionScaleRule.HeadDim;
+
+    /// <summary>Pre-norm (the default, <c>x + f(norm(x))</c>) or post-norm (<c>norm(x + f(x))</c>).</summary>
+    [JsonPropertyName("norm_position")] public NormPosition NormPosition { get; set; } = NormPosition.Pre;
 
     /// <summary>Experts per MoE layer E, [1, 1024].</summary>
     [JsonPropertyName("num_local_experts")] public int NumExperts { get; set; } = 4;
@@ -170,11 +196,32 @@ public sealed partial class MoeModelOptions
     [JsonPropertyName("router_noise_max_temperature")] public double NoiseTemperatureMax { get; set; } = 2.0;
 
     /// <summary>
-    /// Expert capacity factor: capacity = ceil(factor * tokens * k / E) assignments per expert and batch, &gt; 0, in
-    /// training (evaluation and decoding are dropless, so cached decoding equals a full forward). Earlier sequence
-    /// positions win, so capacity keeps the model causal. Null means dropless (no capacity).
+    /// Expert capacity factor, (0, 1024]: an expert keeps at most factor · N · k / E assignments of the N tokens of a
+    /// forward (rounded by <see cref="CapacityRounding"/>, ranked by <see cref="CapacityRanking"/>); the rest of its
+    /// assignments contribute nothing and the residual carries those tokens. Binds in training, and in evaluation too
+    /// with <see cref="CapacityInEvaluation"/>. Either ranking keeps the model causal: a token is never dropped because
+    /// of a later position of its own sequence. Null means dropless (no capacity).
     /// </summary>
     [JsonPropertyName("capacity_factor")] public double? CapacityFactor { get; set; }
+
+    /// <summary>
+    /// Whether capacity also binds in evaluation mode (makeMoE: yes). Off by default, and then evaluation and decoding
+    /// are dropless, so a KV-cached decoding step gives the logits of a full forward. On, a token's output depends on
+    /// how many tokens share its forward (the capacity is computed from them), so cached decoding cannot equal a full
+    /// forward: the model refuses a KV cache (<see cref="Modules.MoeForCausalLM.SupportsCachedDecoding"/>) and
+    /// <see cref="Generation.TokenGenerator"/> recomputes the window for every token instead, as makeMoE's
+    /// <c>generate</c> does. No effect without <see cref="CapacityFactor"/>.
+    /// </summary>
+    [JsonPropertyName("capacity_in_eval")] public bool CapacityInEvaluation { get; set; }
+
+    /// <summary>Rounding of the capacity: up and at least 1 (the default) or makeMoE's down (<c>int()</c>), which can give 0.</summary>
+    [JsonPropertyName("capacity_rounding")] public CapacityRoundingRule CapacityRounding { get; set; } = CapacityRoundingRule.Ceil;
+
+    /// <summary>
+    /// Which assignments win when an expert is over capacity: earlier sequence positions across the batch (the default)
+    /// or makeMoE's first come, first served in flat token order b·T + t.
+    /// </summary>
+    [JsonPropertyName("capacity_ranking")] public CapacityRankingRule CapacityRanking { get; set; } = CapacityRankingRule.Position;
 
     /// <summary>Add a dense shared expert that every token passes through (OpenMoE, DeepSpeed PR-MoE).</summary>
     [JsonPropertyName("shared_expert")] public bool SharedExpert { get; set; }
@@ -215,11 +262,26 @@ public sealed partial class MoeModelOptions
     /// </summary>
     [JsonPropertyName("residual_init")] public ResidualInitScheme? ResidualInit { get; set; }
 
+    /// <summary>How biases start: zero (the default) or PyTorch's <c>nn.Linear</c> default uniform(±1/√fan_in), as makeMoE leaves them.</summary>
+    [JsonPropertyName("bias_init")] public BiasInitScheme BiasInit { get; set; } = BiasInitScheme.Zero;
+
     /// <summary>Label smoothing of the LM cross-entropy, [0, 1).</summary>
     [JsonPropertyName("label_smoothing")] public double LabelSmoothing { get; set; }
 
     /// <summary>Head dimension C / nh.</summary>
     [JsonIgnore] public int HeadDim => HiddenSize / NumHeads;
+
+    /// <summary>Whether the query, key and value projections have a bias (<see cref="AttentionQkvBias"/>, else <see cref="Bias"/>).</summary>
+    [JsonIgnore] public bool HasQkvBias => AttentionQkvBias ?? Bias;
+
+    /// <summary>Whether the attention output projection has a bias (<see cref="AttentionOutputBias"/>, else <see cref="Bias"/>).</summary>
+    [JsonIgnore] public bool HasAttentionOutputBias => AttentionOutputBias ?? Bias;
+
+    /// <summary>
+    /// Whether expert capacity binds in a forward in training (<paramref name="training"/>) or evaluation mode: a
+    /// <see cref="CapacityFactor"/> is set, and the mode is training or <see cref="CapacityInEvaluation"/> is on.
+    /// </summary>
+    public bool CapacityBinds(bool training) => CapacityFactor is not null && (training || CapacityInEvaluation);
 
     /// <summary>Whether layer <paramref name="layer"/> (0-based) is a MoE layer.</summary>
     public bool IsMoeLayer(int layer) => (layer + 1) % MoeEvery == 0;

@@ -39,6 +39,15 @@ public sealed partial class MoeModelOptions : IValidatableOptions
         errors.Require(ResidualInit is not { } residual || Enum.IsDefined(residual), nameof(ResidualInit), ResidualInit,
             string.Join(", ", Enum.GetNames<ResidualInitScheme>()) + ", or null for the scheme's convention");
         errors.Require(LabelSmoothing is >= 0 and < 1, nameof(LabelSmoothing), LabelSmoothing, "[0, 1)");
+        errors.Require(!(LmHeadBias && TieWordEmbeddings), nameof(LmHeadBias), LmHeadBias, "false with TieWordEmbeddings (a tied head has no bias of its own)");
+        RequireDefined(errors, AttentionScale, nameof(AttentionScale));
+        RequireDefined(errors, NormPosition, nameof(NormPosition));
+        RequireDefined(errors, BiasInit, nameof(BiasInit));
+        RequireDefined(errors, CapacityRounding, nameof(CapacityRounding));
+        RequireDefined(errors, CapacityRanking, nameof(CapacityRanking));
         return errors;
     }
+
+    private static void RequireDefined<T>(List<OptionError> errors, T value, string field) where T : struct, Enum =>
+        errors.Require(Enum.IsDefined(value), field, value, string.Join(", ", Enum.GetNames<T>()));
 }

@@ -87,7 +87,10 @@ public sealed class SamplingOptions : IValidatableOptions
     /// </summary>
     public double SlideKeep { get; set; } = 0.5;
 
-    /// <summary>Decode with the KV cache (true) or recompute the whole window for every token (false).</summary>
+    /// <summary>
+    /// Decode with the KV cache (true) or recompute the whole window for every token (false). A model that applies
+    /// expert capacity in evaluation (<see cref="Modules.MoeForCausalLM.SupportsCachedDecoding"/> false) always recomputes.
+    /// </summary>
     public bool UseCache { get; set; } = true;
 
     /// <inheritdoc />

@@ -7,7 +7,8 @@ namespace YingHub.Moe.Core.Generation;
 
 /// <summary>
 /// Autoregressive decoding with a <see cref="MoeForCausalLM"/>, one sequence or a batch: KV-cache decoding by default
-/// (recomputation of the whole window per token when <see cref="SamplingOptions.UseCache"/> is off).
+/// (recomputation of the whole window per token when <see cref="SamplingOptions.UseCache"/> is off, or when the model
+/// applies expert capacity in evaluation and so cannot decode from a cache: <see cref="MoeForCausalLM.SupportsCachedDecoding"/>).
 /// <para>
 /// Past the context length the cache slides: it restarts from the last <see cref="SamplingOptions.SlideKeep"/> ×
 /// context tokens, recomputed in one forward, so the logits always equal a fresh forward over the window the model
@@ -88,7 +89,7 @@ public sealed class TokenGenerator
         var tokens = prompts.Select(p => new List<long>(p)).ToArray();
         var active = Enumerable.Range(0, batch).ToList(); // the sequences still generating, in the cache's row order
         using var generator = options.Seed is { } seed ? new torch.Generator((ulong)seed, _model.Device) : null;
-        using var cache = options.UseCache ? _model.CreateCache(batch) : null;
+        using var cache = options.UseCache && _model.SupportsCachedDecoding ? _model.CreateCache(batch) : null;
         Tensor? next = null; // logits (active, V) of the next tokens
         try
         {

@@ -39,16 +39,17 @@ internal static unsafe class AttentionRow
     /// <summary>
     /// The attention output (B, 1, C) of the tokens whose fused projections are <paramref name="qkv"/> (B, 1, 3C: q, k,
     /// v, each heads × hd) at <paramref name="position"/> of every row; writes their keys and values into
-    /// <paramref name="keys"/> and <paramref name="values"/> there. Check <see cref="Applies"/> first.
+    /// <paramref name="keys"/> and <paramref name="values"/> there. The scores are q·k × <paramref name="scale"/>
+    /// (null: 1/√hd). Check <see cref="Applies"/> first.
     /// </summary>
-    public static Tensor Attend(Tensor qkv, Tensor keys, Tensor values, long position, (Tensor Cos, Tensor Sin)? rotary)
+    public static Tensor Attend(Tensor qkv, Tensor keys, Tensor values, long position, (Tensor Cos, Tensor Sin)? rotary, float? scale = null)
     {
         int rows = (int)keys.size(0), heads = (int)keys.size(1), length = (int)keys.size(2), hd = (int)keys.size(3), c = heads * hd, keep = (int)position + 1;
         var y = torch.empty([rows, 1, c], ScalarType.Float32);
         float* output = RowProduct.Data(y);
         float* cos = rotary is { } r1 ? RowProduct.Data(r1.Cos) + position * hd : null;
         float* sin = rotary is { } r2 ? RowProduct.Data(r2.Sin) + position * hd : null;
-        float scale = 1f / MathF.Sqrt(hd);
+        float scoreScale = scale ?? 1f / MathF.Sqrt(hd);
         Span<float> q = hd <= 256 ? stackalloc float[hd] : new float[hd];
         Span<float> scores = keep <= 1024 ? stackalloc float[keep] : new float[keep];
         float* source = RowProduct.Data(qkv), k = RowProduct.Data(keys), v = RowProduct.Data(values);
@@ -56,7 +57,7 @@ internal static unsafe class AttentionRow
         fixed (float* pq = q, ps = scores)
         {
             for (int row = 0; row < rows; row++)
-                Row(source + row * 3L * c, k + row * cached, v + row * cached, output + (long)row * c, pq, ps, (heads, length, hd), position, cos, sin, scale);
+                Row(source + row * 3L * c, k + row * cached, v + row * cached, output + (long)row * c, pq, ps, (heads, length, hd), position, cos, sin, scoreScale);
         }
 
         return y;
@@ -74,7 +75,7 @@ internal static unsafe class AttentionRow
         for (int h = 0; h < heads; h++)
         {
             float* kh = k + (long)h * length * hd, vh = v + (long)h * length * hd; // (Tmax, hd) of head h
-            // q (pre-scaled, as the product q·k/√hd), and the new key and value into the cache
+            // q (pre-scaled, as the product q·k × scale), and the new key and value into the cache
             Rotate(source + h * hd, cos, sin, pq, hd, scale);
             Rotate(source + c + h * hd, cos, sin, kh + position * hd, hd, 1f);
             new ReadOnlySpan<float>(source + 2 * c + h * hd, hd).CopyTo(new Span<float>(vh + position * hd, hd));

@@ -19,6 +19,8 @@ internal sealed class CausalSelfAttention : nn.Module
     private readonly int _headDim;
     private readonly double _attnDropout;
     private readonly double _residDropout;
+    private readonly double? _queryScale; // null for the standard 1/√hd; else what turns libtorch's 1/√hd into the rule's scale
+    private readonly float _scoreScale;   // the rule's scale, for the managed decoding kernel
 
     public CausalSelfAttention(MoeModelOptions options) : base(nameof(CausalSelfAttention))
     {
@@ -26,9 +28,21 @@ internal sealed class CausalSelfAttention : nn.Module
         _heads = options.NumHeads;
         _headDim = options.HeadDim;
         _attnDropout = options.AttentionDropout;
-        _qkv = new InputMajorLinear(c, 3 * c, options.Bias, options);
-        _out = new InputMajorLinear(c, c, options.Bias, options, residual: true);
+        _qkv = new InputMajorLinear(c, 3 * c, options.HasQkvBias, options);
+        _out = new InputMajorLinear(c, c, options.HasAttentionOutputBias, options, residual: true);
         _residDropout = options.Dropout;
+        // scaled_dot_product_attention in TorchSharp 0.107 takes no scale and always uses 1/√hd: another rule multiplies
+        // the queries by √hd · scale first (decided here, so the standard rule costs nothing per call)
+        if (options.AttentionScale == AttentionScaleRule.HiddenSize)
+        {
+            _queryScale = Math.Sqrt((double)_headDim / c);
+            _scoreScale = 1f / MathF.Sqrt(c);
+        }
+        else
+        {
+            _scoreScale = 1f / MathF.Sqrt(_headDim);
+        }
+
         RegisterComponents();
     }
 
@@ -49,7 +63,7 @@ internal sealed class CausalSelfAttention : nn.Module
             var (keys, values) = cache.Buffers(layer);
             var tables = rope?.Tables(x);
             if (AttentionRow.Applies(fused, keys, values, start, tables))
-                return _out.call(AttentionRow.Attend(fused, keys, values, start, tables)).MoveToOuterDisposeScope(); // (1, 1, C); dropout is off in evaluation
+                return _out.call(AttentionRow.Attend(fused, keys, values, start, tables, _scoreScale)).MoveToOuterDisposeScope(); // (1, 1, C); dropout is off in evaluation
         }
 
         var qkv = fused.view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × (B, nh, T, hd)
@@ -59,6 +73,8 @@ internal sealed class CausalSelfAttention : nn.Module
             q = padding is null ? rope.Apply(q, start) : rope.Apply(q, padding.Positions);
             k = padding is null ? rope.Apply(k, start) : rope.Apply(k, padding.Positions);
         }
+
+        if (_queryScale is { } qs) q = q * qs; // (B, nh, T, hd): the scores q·k/√hd become q·k · scale
 
         Tensor? mask = padding?.Allowed; // (B, 1, T, S)
         bool causal = padding is null;

@@ -6,8 +6,10 @@ using static TorchSharp.torch;
 namespace YingHub.Moe.Core.Modules;
 
 /// <summary>
-/// One pre-norm transformer block: <c>x + DropPath(attn(norm(x)))</c>, then <c>x + DropPath(ffn(norm(x)))</c>, the FFN
-/// being a sparse MoE block or, on interleaved dense layers, a dense FFN.
+/// One transformer block, pre-norm: <c>x + DropPath(attn(norm(x)))</c>, then <c>x + DropPath(ffn(norm(x)))</c>; or
+/// post-norm (<see cref="NormPosition.Post"/>, the original Transformer's): <c>norm(x + DropPath(attn(x)))</c>, then
+/// <c>norm(x + DropPath(ffn(x)))</c>. The FFN is a sparse MoE block or, on interleaved dense layers, a dense FFN. The
+/// norms keep their keys in both (<c>input_layernorm</c> belongs to attention, <c>post_attention_layernorm</c> to the FFN).
 /// </summary>
 internal sealed class DecoderLayer : nn.Module
 {
@@ -18,10 +20,12 @@ internal sealed class DecoderLayer : nn.Module
     [ComponentName(Name = "mlp")] private readonly DenseFeedForward? _mlp;
     [ComponentName(Name = "drop_path")] private readonly DropPath _dropPath;
     private readonly int _index;
+    private readonly bool _postNorm;
 
     public DecoderLayer(MoeModelOptions options, int index) : base(nameof(DecoderLayer))
     {
         _index = index;
+        _postNorm = options.NormPosition == NormPosition.Post;
         _attnNorm = Norms.Create(options);
         _attn = new CausalSelfAttention(options);
         _ffnNorm = Norms.Create(options);
@@ -40,11 +44,21 @@ internal sealed class DecoderLayer : nn.Module
     /// </summary>
     public (Tensor Hidden, MoeBlockOutput? Moe) Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache, PaddingMask? padding, MoeBlockRequest request)
     {
+        if (_postNorm) return PostNorm(x, rope, cache, padding, request);
         x = x + DropPath(_attn.Forward(_attnNorm.call(x), rope, cache, _index, padding)); // (B, T, C)
         var h = _ffnNorm.call(x);                                                          // (B, T, C)
         if (_moe is null) return (x + DropPath(_mlp!.call(h)), null);
         var moe = _moe.Forward(h, request, _index);
         return (x + DropPath(moe.Hidden), moe);                                   // (B, T, C)
+    }
+
+    /// <summary>The post-norm block: each sub-layer reads the stream as it is, and the sum is normalised.</summary>
+    private (Tensor Hidden, MoeBlockOutput? Moe) PostNorm(Tensor x, RotaryEmbedding? rope, KvCache? cache, PaddingMask? padding, MoeBlockRequest request)
+    {
+        x = _attnNorm.call(x + DropPath(_attn.Forward(x, rope, cache, _index, padding))); // (B, T, C)
+        if (_moe is null) return (_ffnNorm.call(x + DropPath(_mlp!.call(x))), null);
+        var moe = _moe.Forward(x, request, _index);
+        return (_ffnNorm.call(x + DropPath(moe.Hidden)), moe);                              // (B, T, C)
     }
 
     private Tensor DropPath(Tensor branch) => _dropPath.Active ? _dropPath.call(branch) : branch;

@@ -24,7 +24,12 @@ internal sealed class InputMajorLinear : nn.Module<Tensor, Tensor>
     {
         _weight = Owned.Parameter(torch.empty(inFeatures, outFeatures));
         using (var asLinear = _weight.detach().t()) WeightInit.Weight(asLinear, options, residual); // the (out, in) view: a Linear's fans
-        if (bias) _bias = Owned.Parameter(torch.zeros(outFeatures));
+        if (bias)
+        {
+            _bias = Owned.Parameter(torch.zeros(outFeatures));
+            WeightInit.Bias(_bias, inFeatures, options);
+        }
+
         RegisterComponents();
     }
 

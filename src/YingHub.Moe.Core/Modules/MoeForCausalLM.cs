@@ -158,8 +158,8 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         if (!options.TieWordEmbeddings)
         {
             // tied: the head reads embed_tokens.weight directly, so the optimizer sees that parameter once
-            _lmHead = nn.Linear(options.HiddenSize, options.VocabSize, hasBias: false);
-            WeightInit.Weight(_lmHead.weight!, options);
+            _lmHead = nn.Linear(options.HiddenSize, options.VocabSize, hasBias: options.LmHeadBias);
+            WeightInit.Linear(_lmHead, options);
         }
         RegisterComponents();
     }
@@ -185,6 +185,14 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
     /// <summary>The MoE blocks, with their layer index.</summary>
     internal IEnumerable<(int Layer, SparseMoeBlock Block)> MoeBlocks =>
         _layers.Select((l, i) => (i, l.Moe)).Where(p => p.Moe is not null).Select(p => (p.i, p.Moe!));
+
+    /// <summary>
+    /// Whether a forward may take a KV cache (<see cref="CausalLMInput.Cache"/>) in evaluation mode: false when expert
+    /// capacity binds there (<see cref="MoeModelOptions.CapacityInEvaluation"/>), because a token's capacity then
+    /// depends on how many tokens share its forward and a cached step (one token) cannot reproduce a full forward's
+    /// drops. Generate by recomputing the window instead (<see cref="Generation.TokenGenerator"/> does so by itself).
+    /// </summary>
+    public bool SupportsCachedDecoding => !_options.CapacityBinds(training: false);
 
     /// <summary>A KV cache for <paramref name="batch"/> sequences of up to the context length, on the model's device and dtype.</summary>
     public KvCache CreateCache(long batch = 1) =>
@@ -229,7 +237,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         if (padding is not null) input.Cache?.RecordRealTokens(real, t); // after the layers: a forward that throws leaves the cache as it was
         input.Cache?.Advance(t);
         var h = _norm.call(x);                                                                 // (B, T, C)
-        var logits = Autocast.Linear(h, _lmHead?.weight ?? _embedTokens.weight!);                 // (B, T, V)
+        var logits = Autocast.Linear(h, _lmHead?.weight ?? _embedTokens.weight!, _lmHead?.bias);  // (B, T, V)
         if (logits.dtype != h.dtype) logits = logits.to(h.dtype);                              // float32 logits for the loss and the sampler under autocast
         var lbLoss = MeanOverLayers(moeOutputs.Select(m => m.LoadBalancingLoss), logits.device);
         var zLoss = MeanOverLayers(moeOutputs.Select(m => m.ZLoss), logits.device);
@@ -265,7 +273,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         Tensor? counted = real?.reshape(-1);                                                   // (N)
         bool counts = lb || z || kl || training;                                               // anything that counts tokens (training: the window)
         if (counts && labels is not null) counted = labels.reshape(-1).ne(IgnoreIndex);        // (N): padding is already -100; no host read
-        long? dispatched = real is not null && training && _options.CapacityFactor is not null
+        long? dispatched = real is not null && _options.CapacityBinds(training)
             ? real.sum().item<long>()                                                          // once per forward, for every layer's capacity
             : null;
         return new MoeBlockRequest(real?.reshape(-1), counted, lb, z, kl, Statistics: all, Routing: input.OutputRouterLogits, DispatchedTokens: dispatched);
@@ -424,6 +432,8 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
             throw new ArgumentException($"Labels must be int64; got {labels.dtype}.", nameof(CausalLMInput.Labels));
         if (cache is not null && torch.is_grad_enabled())
             throw new ArgumentException("A KV cache is for inference: run cached forwards under torch.no_grad() (the cache holds detached copies, so keys and values would get no gradient).", nameof(CausalLMInput.Cache));
+        if (cache is not null && _options.CapacityBinds(training))
+            throw new ArgumentException($"This model applies expert capacity in {(training ? "training" : "evaluation")} mode (capacity_factor {_options.CapacityFactor}{(training ? "" : ", capacity_in_eval")}): a token's capacity depends on how many tokens share its forward, so a cached step cannot give a full forward's logits. Recompute the window instead (SamplingOptions.UseCache = false).", nameof(CausalLMInput.Cache));
         if (labels is not null && !labels.shape.SequenceEqual(ids.shape))
             throw new ArgumentException($"Labels shape [{string.Join(", ", labels.shape)}] differs from InputIds shape [{string.Join(", ", ids.shape)}].", nameof(CausalLMInput.Labels));
         if (attentionMask is null) return;

@@ -48,7 +48,12 @@ internal sealed class Router : nn.Module<Tensor, RouterOutput>
         _normalize = options.NormalizeTopKWeights;
         _weight = Owned.Parameter(torch.empty(options.NumExperts, options.HiddenSize));
         WeightInit.Weight(_weight, options);
-        if (options.Bias) _bias = Owned.Parameter(torch.zeros(options.NumExperts));
+        if (options.Bias)
+        {
+            _bias = Owned.Parameter(torch.zeros(options.NumExperts));
+            WeightInit.Bias(_bias, options.HiddenSize, options);
+        }
+
         if (options.Router == RouterKind.NoisyTopK)
         {
             _noise = nn.Linear(options.HiddenSize, options.NumExperts, hasBias: options.Bias);

@@ -92,12 +92,15 @@ internal sealed class SparseMoeBlock : nn.Module
         var flat = x.reshape(n, c);                                  // (N, C)
         var route = request.ForcedExperts is null ? _router.call(flat) : _router.Forward(flat, request.ForcedExperts); // (N, E) logits/probs, (N, k) weights/indices
 
-        // capacity binds in training only: evaluation and decoding are dropless, so a cached decode equals a full forward
-        long? capacity = training && _options.CapacityFactor is { } cf
-            ? Capacity(cf, request.DispatchMask is { } d ? request.DispatchedTokens ?? d.sum().item<long>() : n) // padding takes no capacity
+        // capacity binds in training, and in evaluation only when the options say so (then the model refuses a KV cache:
+        // a token's capacity depends on how many tokens share its forward)
+        long? capacity = _options.CapacityBinds(training)
+            ? Capacity(_options.CapacityFactor!.Value, request.DispatchMask is { } d ? request.DispatchedTokens ?? d.sum().item<long>() : n) // padding takes no capacity
             : null;
-        var (y, assigned, kept) = n == 1 ? SingleToken(flat, route)
-            : FewTokenDispatch.Run(flat, route, NumExperts, Layers, _options.Activation, training, request.DispatchMask) ?? Dispatch(flat, route, capacity, b, request.DispatchMask);
+        // one token's k distinct experts never exceed a capacity of 1; the few-token kernels are dropless
+        var (y, assigned, kept) = n == 1 && capacity is null or >= 1 ? SingleToken(flat, route)
+            : (capacity is null ? FewTokenDispatch.Run(flat, route, NumExperts, Layers, _options.Activation, training, request.DispatchMask) : null)
+              ?? Dispatch(flat, route, capacity, b, request.DispatchMask);
         if (_shared is not null) y = y + _shared.call(flat);
 
         var mask = request.LossMask;
@@ -130,7 +133,7 @@ internal sealed class SparseMoeBlock : nn.Module
     /// </summary>
     private (Tensor Output, long[] Assigned, long[] Kept) Dispatch(Tensor flat, RouterOutput route, long? capacity, long batch, Tensor? dispatchMask)
     {
-        using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity, batch, dispatchMask);
+        using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity, batch, dispatchMask, _options.CapacityRanking);
         var routed = Autocast.CastFloat(flat.index_select(0, plan.TokenIndex)); // (M, C), grouped by expert (cast once under autocast)
         // one split into per-expert slices (its backward is one cat); experts with no tokens get null and cost nothing
         var pieces = routed.split(plan.Kept).Select((t, e) => plan.Kept[e] > 0 ? t : null).ToArray(); // E × (kept_e, C)
@@ -142,9 +145,9 @@ internal sealed class SparseMoeBlock : nn.Module
     }
 
     /// <summary>
-    /// One token (incremental decoding): its k experts run directly, no sort or scatter. Capacity never binds for
-    /// one token (ceil(factor · k / E) ≥ 1 and its k experts are distinct). In inference on the CPU the experts run in
-    /// managed code (<see cref="ExpertRow"/>), with no tensor between their layers.
+    /// One token (incremental decoding): its k experts run directly, no sort or scatter. The caller sends a token here
+    /// only when capacity cannot bind (none, or at least 1: its k experts are distinct). In inference on the CPU the
+    /// experts run in managed code (<see cref="ExpertRow"/>), with no tensor between their layers.
     /// </summary>
     private (Tensor Output, long[] Assigned, long[] Kept) SingleToken(Tensor flat, RouterOutput route)
     {
@@ -170,9 +173,15 @@ internal sealed class SparseMoeBlock : nn.Module
         return (y!, counts, counts);
     }
 
-    /// <summary>ceil(factor · N · k / E) assignments per expert, at least 1 (a tiny tolerance absorbs binary rounding: 1.1 · 100 is 110).</summary>
-    private long Capacity(double factor, long tokens) =>
-        Math.Max(1, (long)Math.Ceiling(factor * tokens * TopK / NumExperts - 1e-9));
+    /// <summary>
+    /// Assignments an expert may keep out of <paramref name="tokens"/> tokens, by <see cref="MoeModelOptions.CapacityRounding"/>:
+    /// ceil(factor · N · k / E), at least 1 (a tiny tolerance absorbs binary rounding: 1.1 · 100 is 110); or makeMoE's
+    /// <c>int(N · k / E * factor)</c>, the same double operations in the same order, truncated, so it matches makeMoE
+    /// bit for bit (no tolerance: 0.29 · 100 gives 28 there as here), and can be 0.
+    /// </summary>
+    private long Capacity(double factor, long tokens) => _options.CapacityRounding == CapacityRoundingRule.Floor
+        ? (long)((double)(tokens * TopK) / NumExperts * factor)
+        : Math.Max(1, (long)Math.Ceiling(factor * tokens * TopK / NumExperts - 1e-9));
 
     /// <summary>Expert <paramref name="expert"/>'s (0-based over all E) layers as kept views; inference only.</summary>
     private ExpertLayer[] Layers(int expert) =>

@@ -27,7 +27,12 @@ internal sealed class StackedLinear : nn.Module
     {
         _weight = Owned.Parameter(torch.empty(count, inFeatures, outFeatures));
         using (var asLinear = _weight.detach().transpose(1, 2)) WeightInit.Weight(asLinear, options, residual); // (n, out, in) views: the fans of a Linear
-        if (bias) _bias = Owned.Parameter(torch.zeros(count, outFeatures));
+        if (bias)
+        {
+            _bias = Owned.Parameter(torch.zeros(count, outFeatures));
+            WeightInit.Bias(_bias, inFeatures, options);
+        }
+
         RegisterComponents();
     }
 

@@ -1,4 +1,5 @@
 using TorchSharp;
+using YingHub.Moe.Core.Configuration;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Modules;
@@ -47,10 +48,13 @@ internal static class TokenDispatch
     /// <paramref name="experts"/> experts.
     /// <para>
     /// Capacity rule (when <paramref name="capacity"/> is set): an expert keeps at most that many assignments per
-    /// batch, and earlier sequence positions win: priority is by position t first, across the whole batch (then by row
-    /// b). A token can therefore only be displaced by tokens at the same or earlier positions, never by later ones, so
-    /// capacity keeps the model causal. (A token's k choices go to k different experts, so they never compete.) A
-    /// dropped assignment contributes nothing; the residual connection carries the token.
+    /// batch, ranked by <paramref name="ranking"/>. <see cref="CapacityRankingRule.Position"/>: earlier sequence
+    /// positions win, by position t first, across the whole batch (then by row b), so a token can only be displaced by
+    /// tokens at the same or earlier positions. <see cref="CapacityRankingRule.Flat"/> (makeMoE): flat token order
+    /// b·T + t, so a token can be displaced by earlier positions of its own row and by anything in earlier rows. Either
+    /// way never by a later position of its own sequence, so capacity keeps the model causal. (A token's k choices go
+    /// to k different experts, so they never compete.) A dropped assignment contributes nothing; the residual
+    /// connection carries the token.
     /// </para>
     /// </summary>
     /// <param name="indices">Selected experts (N, k), int64.</param>
@@ -63,12 +67,16 @@ internal static class TokenDispatch
     /// contribute nothing: their assignments get the sentinel expert E, so the stable sort puts them last, where the
     /// plan cuts them off.
     /// </param>
-    public static DispatchPlan Plan(Tensor indices, Tensor weights, int experts, long? capacity, long batch = 1, Tensor? tokenMask = null)
+    /// <param name="ranking">Which assignments an over-capacity expert keeps (ignored without capacity).</param>
+    public static DispatchPlan Plan(Tensor indices, Tensor weights, int experts, long? capacity, long batch = 1, Tensor? tokenMask = null,
+        CapacityRankingRule ranking = CapacityRankingRule.Position)
     {
         using var scope = torch.NewDisposeScope();
         long n = indices.size(0), k = indices.size(1);
-        // Dropless: token-major order (any order gives the same sum). Capacity: time-major, so earlier positions win.
-        Tensor? timeMajor = capacity is null ? null : torch.arange(n, device: indices.device).view(batch, n / batch).t().reshape(-1); // (N)
+        // Dropless, or capacity by flat order: token-major order (the stable sort keeps it within each expert).
+        // Capacity by position: time-major, so earlier positions win.
+        Tensor? timeMajor = capacity is null || ranking == CapacityRankingRule.Flat ? null
+            : torch.arange(n, device: indices.device).view(batch, n / batch).t().reshape(-1); // (N)
         var flatExpert = (timeMajor is null ? indices : indices.index_select(0, timeMajor)).reshape(-1); // (N*k)
         var flatWeight = (timeMajor is null ? weights : weights.index_select(0, timeMajor)).reshape(-1); // (N*k)
         if (tokenMask is not null)

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Modules;
 
-/// <summary>Initialises weights by <see cref="MoeModelOptions.Init"/>; biases start at zero.</summary>
+/// <summary>Initialises weights by <see cref="MoeModelOptions.Init"/> and biases by <see cref="MoeModelOptions.BiasInit"/>.</summary>
 internal static class WeightInit
 {
     [ThreadStatic] private static bool _skipping;
@@ -79,20 +79,35 @@ internal static class WeightInit
     public static ResidualInitScheme Residual(MoeModelOptions options) =>
         options.ResidualInit ?? (options.Init == InitScheme.Normal ? ResidualInitScheme.Scaled : ResidualInitScheme.Unscaled);
 
-    /// <summary>Initialises a Linear's weight by the scheme and its bias (if any) to zero.</summary>
+    /// <summary>Initialises a Linear's weight (out, in) by the scheme and its bias (if any) by <see cref="Bias"/>.</summary>
     public static void Linear(nn.Module<Tensor, Tensor> linear, MoeModelOptions options)
     {
         var l = (TorchSharp.Modules.Linear)linear;
         Weight(l.weight!, options);
-        if (l.bias is not null) Zero(l.bias);
+        if (l.bias is not null) Bias(l.bias, l.weight!.size(1), options);
     }
 
-    /// <summary>Zeroes a tensor in place (biases).</summary>
-    public static void Zero(Tensor t)
+    /// <summary>
+    /// Initialises a bias in place by <see cref="MoeModelOptions.BiasInit"/>: zero, or uniform(−1/√fanIn, 1/√fanIn) as
+    /// PyTorch's <c>nn.Linear.reset_parameters</c> draws it (<paramref name="fanIn"/>: the inputs of the layer it
+    /// belongs to; stacked experts share one fan-in, so one draw over the stack is each expert's own draw).
+    /// </summary>
+    public static void Bias(Tensor bias, long fanIn, MoeModelOptions options)
     {
         if (_skipping) return;
         using var _ = torch.no_grad();
-        t.zero_();
+        switch (options.BiasInit)
+        {
+            case BiasInitScheme.Zero:
+                bias.zero_();
+                return;
+            case BiasInitScheme.Uniform:
+                double bound = fanIn > 0 ? 1 / Math.Sqrt(fanIn) : 0;
+                nn.init.uniform_(bias, -bound, bound);
+                return;
+            default:
+                throw new ArgumentException($"BiasInit = {options.BiasInit} is not a bias initialisation scheme.", nameof(options));
+        }
     }
 
     /// <summary>

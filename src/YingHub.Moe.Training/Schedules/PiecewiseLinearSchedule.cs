@@ -5,6 +5,7 @@ namespace YingHub.Moe.Training.Schedules;
 /// <c>numpy.interp</c>: before the first knot it holds the first value, after the last knot the last value. Used for
 /// the stage-wise global clip norm and the dynamic token-masking probability (see <see cref="YingHubV2Schedules"/>).
 /// </summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(PiecewiseLinearScheduleJsonConverter))]
 public sealed class PiecewiseLinearSchedule
 {
     private readonly double[] _x;
@@ -62,5 +63,43 @@ public sealed class PiecewiseLinearSchedule
         if (totalSteps <= 0)
             throw new ArgumentException($"totalSteps = {totalSteps} is invalid; allowed: > 0.", nameof(totalSteps));
         return At(step / (double)totalSteps);
+    }
+}
+
+/// <summary>Reads and writes a <see cref="PiecewiseLinearSchedule"/> as its knots, <c>[[progress, value], ...]</c>.</summary>
+public sealed class PiecewiseLinearScheduleJsonConverter : System.Text.Json.Serialization.JsonConverter<PiecewiseLinearSchedule>
+{
+    /// <inheritdoc />
+    public override PiecewiseLinearSchedule Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options)
+    {
+        var knots = System.Text.Json.JsonSerializer.Deserialize<double[][]>(ref reader, options)
+            ?? throw new System.Text.Json.JsonException("A piecewise-linear schedule must be an array of [progress, value] pairs.");
+        if (knots.Any(k => k is null || k.Length != 2))
+            throw new System.Text.Json.JsonException("A piecewise-linear schedule must be an array of [progress, value] pairs.");
+        try
+        {
+            return new PiecewiseLinearSchedule(knots.Select(k => (k[0], k[1])).ToArray());
+        }
+        catch (ArgumentException ex)
+        {
+            throw new System.Text.Json.JsonException(ex.Message, ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, PiecewiseLinearSchedule value, System.Text.Json.JsonSerializerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(value);
+        writer.WriteStartArray();
+        foreach (var (progress, knotValue) in value.Knots)
+        {
+            writer.WriteStartArray();
+            writer.WriteNumberValue(progress);
+            writer.WriteNumberValue(knotValue);
+            writer.WriteEndArray();
+        }
+
+        writer.WriteEndArray();
     }
 }

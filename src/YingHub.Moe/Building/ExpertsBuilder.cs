@@ -37,8 +37,14 @@ public sealed class ExpertsBuilder
     public ExpertsBuilder NoisyRouter(double minTemperature = 0.1, double maxTemperature = 2.0) =>
         Set(o => { o.Router = RouterKind.NoisyTopK; o.NoiseTemperatureMin = minTemperature; o.NoiseTemperatureMax = maxTemperature; });
 
-    /// <summary>Expert capacity factor (Switch/OpenMoE); null for dropless.</summary>
-    public ExpertsBuilder Capacity(double? factor) => Set(o => o.CapacityFactor = factor);
+    /// <summary>
+    /// Expert capacity factor (Switch/OpenMoE); null for dropless. <paramref name="inEvaluation"/> applies it in
+    /// evaluation too (makeMoE; generation then recomputes instead of caching), <paramref name="rounding"/> and
+    /// <paramref name="ranking"/> choose how the capacity is counted and which assignments an over-full expert keeps.
+    /// </summary>
+    public ExpertsBuilder Capacity(double? factor, bool inEvaluation = false, CapacityRoundingRule rounding = CapacityRoundingRule.Ceil,
+        CapacityRankingRule ranking = CapacityRankingRule.Position) =>
+        Set(o => { o.CapacityFactor = factor; o.CapacityInEvaluation = inEvaluation; o.CapacityRounding = rounding; o.CapacityRanking = ranking; });
 
     /// <summary>A dense shared expert every token passes through, hidden width multiplier × C.</summary>
     public ExpertsBuilder Shared(int multiplier = 4) => Set(o => { o.SharedExpert = true; o.DenseMultiplier = multiplier; });

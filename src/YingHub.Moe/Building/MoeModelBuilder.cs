@@ -27,7 +27,7 @@ public sealed class MoeModelBuilder
     /// <summary>Starts from the library defaults.</summary>
     public static MoeModelBuilder Create() => new(new MoeModelOptions());
 
-    /// <summary>Starts from a preset (<c>tiny</c>, <c>makemoe</c>, <c>yinghub-v2</c>); everything can be changed further.</summary>
+    /// <summary>Starts from a preset (<c>tiny</c>, <c>makemoe</c>, <c>yinghub-v2</c>, <c>makemoe-exact</c>); everything can be changed further.</summary>
     public static MoeModelBuilder FromPreset(string name) => new(MoePresets.Get(name));
 
     /// <summary>Starts from a copy of existing options.</summary>
@@ -77,6 +77,22 @@ public sealed class MoeModelBuilder
 
     /// <summary>Biases in linear layers.</summary>
     public MoeModelBuilder Bias(bool bias) => Set(o => o.Bias = bias);
+
+    /// <summary>
+    /// Biases per projection: the attention's q/k/v and output projections (null: follow <see cref="Bias"/>) and the
+    /// LM head (makeMoE and YingHub-v2 have one; it cannot be tied to the embeddings).
+    /// </summary>
+    public MoeModelBuilder Biases(bool? attentionQkv, bool? attentionOutput, bool lmHead) =>
+        Set(o => { o.AttentionQkvBias = attentionQkv; o.AttentionOutputBias = attentionOutput; o.LmHeadBias = lmHead; });
+
+    /// <summary>How biases start: zero (the default) or PyTorch's <c>nn.Linear</c> uniform draw (makeMoE).</summary>
+    public MoeModelBuilder BiasInit(BiasInitScheme scheme) => Set(o => o.BiasInit = scheme);
+
+    /// <summary>The attention scores' scale: head_dim^-0.5 (the standard) or makeMoE's n_embd^-0.5.</summary>
+    public MoeModelBuilder AttentionScale(AttentionScaleRule rule) => Set(o => o.AttentionScale = rule);
+
+    /// <summary>Where each sub-layer's norm sits: before it (pre-norm, the default) or after the residual sum (post-norm, the original Transformer).</summary>
+    public MoeModelBuilder NormPosition(NormPosition position) => Set(o => o.NormPosition = position);
 
     /// <summary>
     /// Weight initialisation: the scheme, the standard deviation of <see cref="InitScheme.Normal"/>, and how the

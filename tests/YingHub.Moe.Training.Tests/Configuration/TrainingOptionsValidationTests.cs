@@ -13,7 +13,7 @@ public class TrainingOptionsValidationTests
     {
         var options = new TrainerOptions
         {
-            Steps = 10, WarmupSteps = 20, LogInterval = 1, EvalInterval = 1,
+            Steps = 10, WarmupSteps = -1, LogInterval = 1, EvalInterval = 1,
             ModuleGradientClip = new GradientClipOptions { OtherMaxNorm = 0 },
             AdaptiveTopK = new TopKControllerOptions { High = 0.4, Low = 0.5 },
             EarlyStopping = new EarlyStoppingOptions { Patience = 0 },
@@ -26,7 +26,7 @@ public class TrainingOptionsValidationTests
         Assert.Contains(errors, e => e.Message == "AdaptiveTopK.Low = 0.5 is invalid; allowed: [0, High = 0.4).");
         var ex = Assert.Throws<ArgumentException>(() => options.ThrowIfInvalid(nameof(options)));
         Assert.Equal("options", ex.ParamName);
-        Assert.StartsWith("Invalid TrainerOptions: WarmupSteps = 20 is invalid; allowed: [0, Steps = 10]. ModuleGradientClip.OtherMaxNorm = 0", ex.Message);
+        Assert.StartsWith("Invalid TrainerOptions: WarmupSteps = -1 is invalid; allowed: [0, 100000000]. ModuleGradientClip.OtherMaxNorm = 0", ex.Message);
     }
 
     [Fact]
