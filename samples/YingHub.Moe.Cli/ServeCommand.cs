@@ -62,11 +62,19 @@ internal static class ServeCommand
         return command;
     }
 
+    /// <summary>The flag that sets each validated option, so an error names what the user typed.</summary>
+    private static readonly Dictionary<string, string> FlagOf = new()
+    {
+        [nameof(YingHubMoeChatClientOptions.MaxOutputTokensLimit)] = "--max-tokens", [nameof(YingHubMoeChatClientOptions.DefaultMaxOutputTokens)] = "--default-tokens",
+        [nameof(YingHubMoeChatClientOptions.MaxPromptTokens)] = "--max-prompt-tokens", [nameof(YingHubMoeChatClientOptions.MaxQueuedRequests)] = "--max-queue",
+        [nameof(YingHubMoeChatClientOptions.ModelId)] = "--model-id",
+    };
+
     private static string? NonEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
     private static int Run(string checkpoint, YingHubMoeChatClientOptions options, Settings settings)
     {
-        var problems = options.GetValidationErrors().Select(e => e.Message.Replace(nameof(options.MaxOutputTokensLimit), "--max-tokens", StringComparison.Ordinal)).ToList();
+        var problems = options.GetValidationErrors().Select(e => FlagOf.Aggregate(e.Message, (m, f) => m.Replace(f.Key, f.Value, StringComparison.Ordinal))).ToList();
         if (settings.Port is < 0 or > IPEndPoint.MaxPort) problems.Add($"--port {settings.Port} is invalid; allowed: [0, {IPEndPoint.MaxPort}].");
         if (settings.MaxBodyBytes < 1) problems.Add($"--max-body-bytes {settings.MaxBodyBytes} is invalid; allowed: >= 1.");
         if (ListenAddress(settings.Host) is null) problems.Add($"--host '{settings.Host}' is invalid; allowed: an IP address (127.0.0.1, 0.0.0.0, ::) or localhost.");

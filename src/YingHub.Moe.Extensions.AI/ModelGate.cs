@@ -23,7 +23,7 @@ internal sealed class ModelGate
     public async Task<IDisposable> EnterAsync(int maxQueued, CancellationToken cancellationToken)
     {
         // the one generating plus maxQueued waiting
-        if (Interlocked.Increment(ref _admitted) > maxQueued + 2)
+        if (Interlocked.Increment(ref _admitted) > maxQueued + 1)
         {
             Interlocked.Decrement(ref _admitted);
             throw new ModelBusyException(maxQueued);

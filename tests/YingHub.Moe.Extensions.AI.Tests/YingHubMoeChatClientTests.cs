@@ -175,7 +175,8 @@ public sealed class YingHubMoeChatClientTests : IDisposable
             Assert.True(await holder.MoveNextAsync()); // the model is the holder's now
             // the gate belongs to the model: another client over it must wait too, and may not
             await using var refused = noQueue.GetStreamingCompletionAsync("the").GetAsyncEnumerator();
-            var busy = await Assert.ThrowsAsync<ModelBusyException>(async () => await refused.MoveNextAsync());
+            // a bounded wait: were the request queued instead of refused, it would wait for the holder forever
+            var busy = await Assert.ThrowsAsync<ModelBusyException>(async () => await refused.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(60)));
             Assert.Equal(0, busy.Queued);
         }
 
