@@ -23,6 +23,7 @@ internal static class CliCommands
             GenerateCommand.CreateFineTuned(),
             RlhfCommand.Create(),
             RlhfCommand.CreateBestOfN(),
+            ServeCommand.Create(),
             InfoCommand.Create(),
             ScoreCommand.Create(),
             TokenizeCommand.Create(),

@@ -154,7 +154,8 @@ public sealed class TokenGenerator
         }
     }
 
-    private static bool EndsWithStop(List<long> tokens, int promptLength, IList<long[]> stops)
+    /// <summary>Whether <paramref name="tokens"/> ends with one of <paramref name="stops"/> made of tokens after the first <paramref name="promptLength"/>.</summary>
+    internal static bool EndsWithStop(List<long> tokens, int promptLength, IList<long[]> stops)
     {
         foreach (long[] stop in stops)
         {
