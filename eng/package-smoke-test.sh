@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs the five packages and builds, runs and publishes a throwaway console app that references only the packed
+# Packs the library packages (src/) and builds, runs and publishes a throwaway console app that references only the packed
 # facade (YingHub.Moe) and TorchSharp-cpu, as an application developer would. On Linux with an older libstdc++
 # (Debian 12, Ubuntu 22.04) this proves the packaged libstdc++ compat step: the app must print "ok" after build and
 # after publish. Uses the machine's NuGet sources plus the local pack folder; leaves nothing in the repository.
@@ -7,7 +7,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-dotnet pack "$repo/YingHub.Moe.sln" -c Release -o "$work/pack" -nologo -v q
+# the libraries only: the CLI tool packs on its own (eng/tool-smoke-test.sh)
+for project in "$repo"/src/*/*.csproj; do dotnet pack "$project" -c Release -o "$work/pack" -nologo -v q; done
 mkdir "$work/app"
 cd "$work/app"
 dotnet new console -f net10.0 -n App -o . >/dev/null
