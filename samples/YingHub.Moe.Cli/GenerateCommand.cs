@@ -39,7 +39,7 @@ internal static class GenerateCommand
         var seed = new Option<long?>("--seed") { Description = "Seed for reproducible sampling." };
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole window for every token instead of using the KV cache." };
         var output = new Option<string?>("--out") { Description = "Also write the generated text to this file." };
-        var json = new Option<bool>("--json") { Description = "End with one JSON object line: text, tokens, tokens_per_s." };
+        var json = new Option<bool>("--json") { Description = "End with one JSON object line: text, tokens, tokens_per_s, time_to_first_token_ms, steady_tokens_per_s (the tokens after the first), kv_cache." };
         var command = new Command(name, description)
             { checkpoint, prompt, tokens, temperature, anneal, minTemperature, topK, topP, repetition, seed, noCache, output, json };
         command.SetAction(parse => Cli.Run(() => Run(RequireCheckpoint(parse.GetValue(checkpoint)!, defaultCheckpoint), parse.GetValue(prompt)!, new SamplingOptions
@@ -86,11 +86,11 @@ internal static class GenerateCommand
             var decoder = new TextStreamDecoder(tokenizer);
             var text = new StringBuilder();
             var clock = Stopwatch.StartNew();
-            int count = 0;
+            var speed = new DecodeSpeed();
             Console.Write(prompt);
             foreach (long token in new TokenGenerator(model).Stream(ids.Select(i => (long)i).ToArray(), sampling))
             {
-                count++;
+                speed.Token(clock.Elapsed);
                 string piece = decoder.Push((int)token);
                 text.Append(piece);
                 Console.Write(piece);
@@ -99,13 +99,53 @@ internal static class GenerateCommand
             string rest = decoder.Flush();
             text.Append(rest);
             Console.WriteLine(rest);
-            double seconds = clock.Elapsed.TotalSeconds;
             if (outFile is not null) File.WriteAllText(outFile, prompt + text);
+            string how = sampling.UseCache && model.SupportsCachedDecoding ? "KV cache" : "recompute"; // capacity in evaluation recomputes
             if (json)
-                Console.WriteLine(JsonSerializer.Serialize(new { text = text.ToString(), tokens = count, tokens_per_s = Math.Round(count / seconds, 1) }));
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    text = text.ToString(), tokens = speed.Tokens, tokens_per_s = Math.Round(speed.TokensPerSecond, 1),
+                    time_to_first_token_ms = Math.Round(speed.FirstToken.TotalMilliseconds, 1), steady_tokens_per_s = speed.SteadyTokensPerSecond is { } steady ? Math.Round(steady, 1) : (double?)null,
+                    kv_cache = how == "KV cache",
+                }));
+            }
             else
-                Console.Error.WriteLine($"{count} tokens in {seconds:F2} s ({count / seconds:F1} tokens/s, {(sampling.UseCache && model.SupportsCachedDecoding ? "KV cache" : "recompute")})"); // capacity in evaluation recomputes
+            {
+                Console.Error.WriteLine($"{speed.Tokens} tokens in {speed.Total.TotalSeconds:F2} s ({speed.TokensPerSecond:F1} tokens/s; first token after "
+                    + $"{speed.FirstToken.TotalMilliseconds:F0} ms, then {speed.SteadyTokensPerSecond ?? 0:F1} tokens/s; {how})");
+            }
+
             return 0;
         }
+    }
+}
+
+/// <summary>
+/// What a user waits for: the time to the first token (the prompt's forward, and any first-use cost) apart from the
+/// steady rate of the tokens after it.
+/// </summary>
+internal sealed class DecodeSpeed
+{
+    /// <summary>Tokens seen.</summary>
+    public int Tokens { get; private set; }
+
+    /// <summary>From the start of decoding to the first token.</summary>
+    public TimeSpan FirstToken { get; private set; }
+
+    /// <summary>From the start of decoding to the last token.</summary>
+    public TimeSpan Total { get; private set; }
+
+    /// <summary>All tokens over the whole time.</summary>
+    public double TokensPerSecond => Tokens / Math.Max(Total.TotalSeconds, 1e-9);
+
+    /// <summary>The tokens after the first over the time after it; null with fewer than two tokens.</summary>
+    public double? SteadyTokensPerSecond => Tokens < 2 ? null : (Tokens - 1) / Math.Max((Total - FirstToken).TotalSeconds, 1e-9);
+
+    /// <summary>A token arrived <paramref name="elapsed"/> after decoding started.</summary>
+    public void Token(TimeSpan elapsed)
+    {
+        if (Tokens++ == 0) FirstToken = elapsed;
+        Total = elapsed;
     }
 }

@@ -78,6 +78,9 @@ public sealed class CliSmokeTests(TinyCheckpoint checkpoint) : IClassFixture<Tin
         JsonElement json = LastJsonLine(result.Out);
         Assert.Equal(6, json.GetProperty("tokens").GetInt32());
         Assert.Equal(6, json.GetProperty("text").GetString()!.Length); // char tokenizer: one character per token
+        Assert.True(json.GetProperty("time_to_first_token_ms").GetDouble() > 0);
+        Assert.True(json.GetProperty("steady_tokens_per_s").GetDouble() > 0);
+        Assert.True(json.GetProperty("kv_cache").GetBoolean());
         Assert.Equal("", result.Err);
     }
 

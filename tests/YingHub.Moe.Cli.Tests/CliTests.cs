@@ -47,4 +47,18 @@ public class CliTests
         Assert.EndsWith($"  {152:F0} ms/step  MFU {0.31:P0}", TrainingProgressView.Describe(log with { Metrics = metrics }, 100));
         Assert.False(TrainingProgressView.UseBar(json: true));
     }
+
+    [Fact]
+    public void Decode_speed_keeps_the_first_token_apart_from_the_steady_rate()
+    {
+        var speed = new DecodeSpeed();
+        Assert.Null(speed.SteadyTokensPerSecond);
+        speed.Token(TimeSpan.FromMilliseconds(100));
+        Assert.Null(speed.SteadyTokensPerSecond); // one token has no rate after it
+        speed.Token(TimeSpan.FromMilliseconds(150));
+        speed.Token(TimeSpan.FromMilliseconds(200));
+        Assert.Equal((3, 100.0, 200.0), (speed.Tokens, speed.FirstToken.TotalMilliseconds, speed.Total.TotalMilliseconds));
+        Assert.Equal(20.0, speed.SteadyTokensPerSecond!.Value, 9);  // 2 tokens in the 0.1 s after the first
+        Assert.Equal(15.0, speed.TokensPerSecond, 9);               // 3 tokens in 0.2 s
+    }
 }
