@@ -20,7 +20,7 @@ namespace YingHub.Moe.Benchmarks;
 /// round, the median of five cached decodes on libtorch alone, timed just before the kernels'. It also checks that both ways pick the same greedy tokens
 /// within the context. Prints one JSON line.
 /// <code>
-/// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- decode [--preset yinghub-v2] [--tokens 256] [--rounds 5] [--threads N] [--thread] [--no-row-kernel | --ab-kernel]
+/// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- decode [--preset yinghub-v2 | --checkpoint DIR] [--tokens 256] [--rounds 5] [--threads N] [--thread] [--no-row-kernel | --ab-kernel]
 /// </code>
 /// </summary>
 internal static class DecodingSpeed
@@ -37,7 +37,9 @@ internal static class DecodingSpeed
         if (rounds < 1) throw new ArgumentException($"--rounds {rounds}: at least 1.", "--rounds");
 
         torch.manual_seed(0);
-        using var model = UntrainedModel(preset);
+        // --checkpoint: a saved model as `yinghub generate` loads it, to tell the weights' load path from the CLI's
+        string checkpoint = a.Get("--checkpoint", "");
+        using var model = checkpoint.Length > 0 ? YingHub.Moe.Core.Checkpoints.MoeCheckpoint.Load(checkpoint) : UntrainedModel(preset);
         model.eval();
         var generator = new TokenGenerator(model);
         var cached = new SamplingOptions { MaxNewTokens = tokens, Greedy = true };
@@ -83,7 +85,7 @@ internal static class DecodingSpeed
         double medianCached = Statistics.Median(results.Select(r => r.Cached));
         Console.WriteLine(JsonSerializer.Serialize(new
         {
-            library = "YingHub.Moe", mode = "decode", preset, tokens, context = model.Options.ContextLength, threads = torch.get_num_threads(),
+            library = "YingHub.Moe", mode = "decode", preset = checkpoint.Length > 0 ? checkpoint : preset, tokens, context = model.Options.ContextLength, threads = torch.get_num_threads(),
             on_started_thread = a.Has("--thread"), cpu = TrainingThroughput.CpuName(),
             cached_ms = results.Select(r => Math.Round(r.Cached, 1)).ToArray(),
             recompute_ms = results.Select(r => Math.Round(r.Recompute, 1)).ToArray(),
