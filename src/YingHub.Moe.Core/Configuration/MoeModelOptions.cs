@@ -103,6 +103,14 @@ public sealed partial class MoeModelOptions
     /// <summary>Attention heads nh, [1, HiddenSize].</summary>
     [JsonPropertyName("num_attention_heads")] public int NumHeads { get; set; } = 4;
 
+    /// <summary>
+    /// Key/value heads nkv for grouped-query attention (Ainslie et al. 2023; Llama 2 70B, Mistral, Mixtral): keys and
+    /// values get nkv heads, each shared by the NumHeads / nkv query heads of its group (query head h reads key/value
+    /// head h / (NumHeads / nkv), as Hugging Face's <c>repeat_kv</c>), so the KV cache holds nkv heads. A divisor of
+    /// <see cref="NumHeads"/>; null (the default) means <see cref="NumHeads"/> (multi-head attention).
+    /// </summary>
+    [JsonPropertyName("num_key_value_heads")] public int? NumKeyValueHeads { get; set; }
+
     /// <summary>Decoder layers, [1, 1024].</summary>
     [JsonPropertyName("num_hidden_layers")] public int NumLayers { get; set; } = 4;
 
@@ -270,6 +278,9 @@ public sealed partial class MoeModelOptions
 
     /// <summary>Head dimension C / nh.</summary>
     [JsonIgnore] public int HeadDim => HiddenSize / NumHeads;
+
+    /// <summary>Key/value heads nkv: <see cref="NumKeyValueHeads"/>, else <see cref="NumHeads"/>.</summary>
+    [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumHeads;
 
     /// <summary>Whether the query, key and value projections have a bias (<see cref="AttentionQkvBias"/>, else <see cref="Bias"/>).</summary>
     [JsonIgnore] public bool HasQkvBias => AttentionQkvBias ?? Bias;
