@@ -181,6 +181,13 @@ public sealed partial class MoeModelOptions
     /// <summary>Expert hidden width as a multiple of <see cref="HiddenSize"/> (hidden = m * C), [1, 64].</summary>
     [JsonPropertyName("expert_multiplier")] public int ExpertMultiplier { get; set; } = 4;
 
+    /// <summary>
+    /// Expert hidden width H (Hugging Face's <c>intermediate_size</c>), [1, 1,048,576]; null (the default) means
+    /// <see cref="ExpertMultiplier"/> × <see cref="HiddenSize"/>. Set it for widths that are not a whole multiple of the
+    /// model width (Mixtral 8x7B: 14336 = 3.5 × 4096). Dense layers and the shared expert keep <see cref="DenseMultiplier"/>.
+    /// </summary>
+    [JsonPropertyName("intermediate_size")] public int? IntermediateSize { get; set; }
+
     /// <summary>How many experts of each MoE layer (the first ones) are deep (two hidden layers), [0, NumExperts].</summary>
     [JsonPropertyName("num_deep_experts")] public int DeepExperts { get; set; }
 
@@ -278,6 +285,9 @@ public sealed partial class MoeModelOptions
 
     /// <summary>Head dimension C / nh.</summary>
     [JsonIgnore] public int HeadDim => HiddenSize / NumHeads;
+
+    /// <summary>Expert hidden width H: <see cref="IntermediateSize"/>, else <see cref="ExpertMultiplier"/> × <see cref="HiddenSize"/>.</summary>
+    [JsonIgnore] public int ExpertWidth => IntermediateSize ?? ExpertMultiplier * HiddenSize;
 
     /// <summary>Key/value heads nkv: <see cref="NumKeyValueHeads"/>, else <see cref="NumHeads"/>.</summary>
     [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumHeads;

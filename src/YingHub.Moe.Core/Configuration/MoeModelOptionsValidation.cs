@@ -25,6 +25,7 @@ public sealed partial class MoeModelOptions : IValidatableOptions
         errors.Require(NumExperts is >= 1 and <= 1024, nameof(NumExperts), NumExperts, "[1, 1024]");
         errors.Require(TopK >= 1 && TopK <= NumExperts, nameof(TopK), TopK, $"[1, NumExperts = {NumExperts}]");
         errors.Require(ExpertMultiplier is >= 1 and <= 64, nameof(ExpertMultiplier), ExpertMultiplier, "[1, 64]");
+        errors.Require(IntermediateSize is null or (>= 1 and <= 1_048_576), nameof(IntermediateSize), IntermediateSize, "[1, 1048576], or null for ExpertMultiplier × HiddenSize");
         errors.Require(DeepExperts >= 0 && DeepExperts <= NumExperts, nameof(DeepExperts), DeepExperts, $"[0, NumExperts = {NumExperts}]");
         errors.Require(NoiseTemperatureMin > 0, nameof(NoiseTemperatureMin), NoiseTemperatureMin, "(0, ...)");
         errors.Require(NoiseTemperatureMax >= NoiseTemperatureMin, nameof(NoiseTemperatureMax), NoiseTemperatureMax, $"[NoiseTemperatureMin = {NoiseTemperatureMin}, ...)");

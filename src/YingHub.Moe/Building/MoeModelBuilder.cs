@@ -27,7 +27,7 @@ public sealed class MoeModelBuilder
     /// <summary>Starts from the library defaults.</summary>
     public static MoeModelBuilder Create() => new(new MoeModelOptions());
 
-    /// <summary>Starts from a preset (<c>tiny</c>, <c>makemoe</c>, <c>yinghub-v2</c>, <c>makemoe-exact</c>); everything can be changed further.</summary>
+    /// <summary>Starts from a preset (<c>tiny</c>, <c>makemoe</c>, <c>yinghub-v2</c>, <c>makemoe-exact</c>, <c>mixtral</c>); everything can be changed further.</summary>
     public static MoeModelBuilder FromPreset(string name) => new(MoePresets.Get(name));
 
     /// <summary>Starts from a copy of existing options.</summary>
