@@ -59,18 +59,17 @@ public static class MixtralImport
     public static MoeForCausalLM Load(string directory)
     {
         var options = ReadOptions(directory);
-        using var scope = torch.NewDisposeScope();
-        var (tensors, source) = ReadWeights(directory);
-        var state = MixtralWeights.FromHuggingFace(tensors, options, source);
-        var used = UsedNames(tensors.Keys, options);
-        var unexpected = tensors.Keys.Where(k => !used.Contains(k) && !k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
-        if (unexpected.Count > 0)
-            throw new InvalidDataException($"'{source}': tensors {string.Join(", ", unexpected.Take(8).Select(k => $"'{k}'"))}{(unexpected.Count > 8 ? $" and {unexpected.Count - 8} more" : "")} are not part of a Mixtral model with this configuration.");
-
         MoeForCausalLM model;
-        using (WeightInit.Skip()) model = new MoeForCausalLM(options);
+        using (WeightInit.Skip()) model = new MoeForCausalLM(options); // outside the scope below: it would dispose the new parameters
         try
         {
+            using var scope = torch.NewDisposeScope();
+            var (tensors, source) = ReadWeights(directory);
+            var state = MixtralWeights.FromHuggingFace(tensors, options, source);
+            var used = UsedNames(tensors.Keys, options);
+            var unexpected = tensors.Keys.Where(k => !used.Contains(k) && !k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
+            if (unexpected.Count > 0)
+                throw new InvalidDataException($"'{source}': tensors {string.Join(", ", unexpected.Take(8).Select(k => $"'{k}'"))}{(unexpected.Count > 8 ? $" and {unexpected.Count - 8} more" : "")} are not part of a Mixtral model with this configuration.");
             var report = MoeCheckpoint.LoadState(model, state, source, strict: false);
             var missing = report.Missing.Where(k => !k.Contains(".utilization.", StringComparison.Ordinal)).ToList(); // the routing window starts empty
             if (missing.Count > 0 || report.Unexpected.Count > 0 || report.Mismatched.Count > 0)

@@ -186,6 +186,7 @@ public sealed class MixtralInteropTests : IDisposable
 
         using var imported = MixtralImport.Load(dir);
         imported.eval();
+        Assert.Equal(model.ParameterCount, imported.ParameterCount); // every parameter alive after the import's own dispose scope
         Assert.Equal(Logits(model).data<float>().ToArray(), Logits(imported).data<float>().ToArray());
         Assert.Equal(MixtralImport.ReadOptions(dir).LoadBalancingCoef, model.Options.LoadBalancingCoef, 12);
     }
