@@ -49,6 +49,12 @@ public sealed class MoeModelBuilder
     /// <summary>Attention heads.</summary>
     public MoeModelBuilder Heads(int count) => Set(o => o.NumHeads = count);
 
+    /// <summary>
+    /// Attention heads, and key/value heads for grouped-query attention (<paramref name="keyValue"/>, a divisor of
+    /// <paramref name="count"/>; Mixtral: 32 and 8). The KV cache holds the key/value heads only.
+    /// </summary>
+    public MoeModelBuilder Heads(int count, int keyValue) => Set(o => { o.NumHeads = count; o.NumKeyValueHeads = keyValue; });
+
     /// <summary>Decoder layers.</summary>
     public MoeModelBuilder Layers(int count) => Set(o => o.NumLayers = count);
 
