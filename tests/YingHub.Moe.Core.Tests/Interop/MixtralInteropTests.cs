@@ -298,6 +298,62 @@ public sealed class MixtralInteropTests : IDisposable
         Assert.Equal(gpt2.VocabSize, loaded.VocabSize);
     }
 
+    /// <summary>
+    /// A SentencePiece BPE model file written here in protobuf (sentencepiece_model.proto: ModelProto 1 = pieces {1 piece,
+    /// 2 score, 3 type}, 2 = trainer_spec {3 model_type: 2 BPE}, 3 = normalizer_spec {1 name, 3 add_dummy_prefix,
+    /// 4 remove_extra_whitespaces, 5 escape_whitespaces}): &lt;unk&gt; &lt;s&gt; &lt;/s&gt;, eight characters, then merges
+    /// scored so that "hello world" becomes ▁hello ▁world.
+    /// </summary>
+    private static byte[] SentencePieceModel()
+    {
+        static void Varint(List<byte> b, ulong v) { for (; v >= 0x80; v >>= 7) b.Add((byte)(v | 0x80)); b.Add((byte)v); }
+        static void Bytes(List<byte> b, int field, byte[] data) { Varint(b, (ulong)(field << 3 | 2)); Varint(b, (ulong)data.Length); b.AddRange(data); }
+        static void Number(List<byte> b, int field, ulong v) { Varint(b, (ulong)(field << 3)); Varint(b, v); }
+        var model = new List<byte>();
+        (string Piece, float Score, int Type)[] pieces =
+        [
+            ("<unk>", 0, 2), ("<s>", 0, 3), ("</s>", 0, 3),
+            ("▁", -20, 1), ("h", -20, 1), ("e", -20, 1), ("l", -20, 1), ("o", -20, 1), ("w", -20, 1), ("r", -20, 1), ("d", -20, 1),
+            ("ll", -1, 1), ("▁h", -2, 1), ("▁he", -3, 1), ("▁hell", -4, 1), ("▁hello", -5, 1), ("▁w", -6, 1), ("or", -7, 1), ("▁wor", -8, 1), ("ld", -9, 1), ("▁world", -10, 1),
+        ];
+        foreach (var (piece, score, type) in pieces)
+        {
+            var p = new List<byte>();
+            Bytes(p, 1, Encoding.UTF8.GetBytes(piece));
+            Varint(p, 2 << 3 | 5);
+            p.AddRange(BitConverter.GetBytes(score));
+            Number(p, 3, (ulong)type);
+            Bytes(model, 1, p.ToArray());
+        }
+
+        var trainer = new List<byte>();
+        Number(trainer, 3, 2); // BPE
+        Bytes(model, 2, trainer.ToArray());
+        var normalizer = new List<byte>();
+        Bytes(normalizer, 1, Encoding.UTF8.GetBytes("identity"));
+        Number(normalizer, 3, 1);
+        Number(normalizer, 4, 1);
+        Number(normalizer, 5, 1);
+        Bytes(model, 3, normalizer.ToArray());
+        return model.ToArray();
+    }
+
+    [Fact]
+    public void A_sentencepiece_tokenizer_model_is_read_and_a_byte_fallback_tokenizer_json_defers_to_it()
+    {
+        // Mistral's tokenizer.json kind: BPE with byte fallback, which Microsoft.ML.Tokenizers cannot read from tokenizer.json
+        File.WriteAllText(Path.Combine(_dir, "tokenizer.json"), """{"model": {"type": "BPE", "byte_fallback": true, "vocab": {}, "merges": []}, "pre_tokenizer": null}""");
+        var ex = Assert.Throws<InvalidDataException>(() => HfTokenizerFile.Load(_dir));
+        Assert.Contains("byte fallback", ex.Message);
+        Assert.Contains("tokenizer.model", ex.Message);
+
+        File.WriteAllBytes(Path.Combine(_dir, "tokenizer.model"), SentencePieceModel());
+        var tokenizer = Assert.IsType<SentencePieceTextTokenizer>(HfTokenizerFile.Load(_dir));
+        Assert.Equal(21, tokenizer.VocabSize);
+        Assert.Equal([15, 20], tokenizer.Encode("hello world")); // ▁hello ▁world, no <s>
+        Assert.Equal("hello world", tokenizer.Decode([15, 20]));
+    }
+
     [Fact]
     public void Sizes_parse_as_transformers_does()
     {
