@@ -192,6 +192,26 @@ public sealed class MixtralInteropTests : IDisposable
     }
 
     [Fact]
+    public void Tied_embeddings_export_without_lm_head_and_import_tied()
+    {
+        using var scope = torch.NewDisposeScope();
+        var options = Options();
+        options.TieWordEmbeddings = true;
+        torch.manual_seed(7);
+        using var model = new MoeForCausalLM(options);
+        model.eval();
+        string dir = Path.Combine(_dir, "hf");
+        MixtralExport.Save(model, dir);
+        Assert.True(JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!["tie_word_embeddings"]!.GetValue<bool>());
+        Assert.DoesNotContain("lm_head.weight", Header(Path.Combine(dir, "model.safetensors")).Tensors.Keys); // as Transformers saves a tied model
+        using var imported = MixtralImport.Load(dir);
+        imported.eval();
+        Assert.True(imported.Options.TieWordEmbeddings);
+        Assert.Equal(model.ParameterCount, imported.ParameterCount);
+        Assert.Equal(Logits(model).data<float>().ToArray(), Logits(imported).data<float>().ToArray());
+    }
+
+    [Fact]
     public void Transformers_5_fused_experts_and_bfloat16_import_too()
     {
         using var scope = torch.NewDisposeScope();
