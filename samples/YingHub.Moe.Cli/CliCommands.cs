@@ -25,6 +25,7 @@ internal static class CliCommands
             RlhfCommand.CreateBestOfN(),
             ServeCommand.Create(),
             InfoCommand.Create(),
+            ExportCommand.Create(),
             ScoreCommand.Create(),
             TokenizeCommand.Create(),
             DoctorCommand.Create(),

@@ -11,7 +11,7 @@ internal static class EvalCommand
 {
     public static Command Create()
     {
-        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer.json).", Required = true };
+        var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint directory (config.json, model.safetensors, tokenizer.json), or a Hugging Face Mixtral directory.", Required = true };
         var data = new Option<string>("--data") { Description = "A text file, or 'tinyshakespeare'. Its last 10% (the split training validates on) is evaluated.", DefaultValueFactory = _ => "tinyshakespeare" };
         var batches = new Option<int>("--batches") { Description = "Batches averaged.", DefaultValueFactory = _ => 20 };
         var batch = new Option<int>("--batch") { Description = "Blocks per batch.", DefaultValueFactory = _ => 16 };

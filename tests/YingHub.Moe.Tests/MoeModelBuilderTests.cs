@@ -37,6 +37,14 @@ public class MoeModelBuilderTests
     }
 
     [Fact]
+    public void Grouped_query_heads_and_the_expert_width_are_fluent_too()
+    {
+        var options = MoeModelBuilder.FromPreset("mixtral").Embedding(64).Heads(8, keyValue: 2).Experts(e => e.Width(224)).BuildOptions();
+        Assert.Equal((8, (int?)2, 2, 224), (options.NumHeads, options.NumKeyValueHeads, options.KeyValueHeads, options.ExpertWidth));
+        Assert.Equal(4 * 64, MoeModelBuilder.Create().Embedding(64).Experts(e => e.Width(224).Multiplier(4)).BuildOptions().ExpertWidth); // the later call wins
+    }
+
+    [Fact]
     public void A_preset_is_a_starting_point_and_the_model_is_built_from_it()
     {
         using var model = MoeModelBuilder.FromPreset("makemoe").Layers(2).Experts(e => e.TopK(1)).Build();

@@ -48,39 +48,15 @@ public static class MoeCheckpoint
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(directory);
-        string target = Path.GetFullPath(directory);
-        string parent = Path.GetDirectoryName(target) ?? throw new ArgumentException($"'{directory}' has no parent directory.", nameof(directory));
-        Directory.CreateDirectory(parent);
-        string staging = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
-        string? old = null;
-        try
+        AtomicDirectory.Replace(directory, staging =>
         {
-            Directory.CreateDirectory(staging);
             File.WriteAllText(Path.Combine(staging, ConfigFile), JsonSerializer.Serialize(model.Options, Json));
             var state = model.state_dict();
             Safetensors.Write(Path.Combine(staging, WeightsFile), state,
                 new Dictionary<string, string> { ["format"] = "pt", ["library"] = LibraryName, [LayoutKey] = Layout });
             writeExtras?.Invoke(staging);
             WriteChecksums(staging);
-            if (Directory.Exists(target))
-            {
-                old = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.old");
-                Directory.Move(target, old);
-            }
-
-            Directory.Move(staging, target);
-        }
-        catch
-        {
-            if (old is not null && !Directory.Exists(target)) Directory.Move(old, target); // put the previous checkpoint back
-            old = null;
-            throw;
-        }
-        finally
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-            if (old is not null) Directory.Delete(old, recursive: true);
-        }
+        });
     }
 
     private static void WriteChecksums(string directory)

@@ -103,6 +103,14 @@ public sealed partial class MoeModelOptions
     /// <summary>Attention heads nh, [1, HiddenSize].</summary>
     [JsonPropertyName("num_attention_heads")] public int NumHeads { get; set; } = 4;
 
+    /// <summary>
+    /// Key/value heads nkv for grouped-query attention (Ainslie et al. 2023; Llama 2 70B, Mistral, Mixtral): keys and
+    /// values get nkv heads, each shared by the NumHeads / nkv query heads of its group (query head h reads key/value
+    /// head h / (NumHeads / nkv), as Hugging Face's <c>repeat_kv</c>), so the KV cache holds nkv heads. A divisor of
+    /// <see cref="NumHeads"/>; null (the default) means <see cref="NumHeads"/> (multi-head attention).
+    /// </summary>
+    [JsonPropertyName("num_key_value_heads")] public int? NumKeyValueHeads { get; set; }
+
     /// <summary>Decoder layers, [1, 1024].</summary>
     [JsonPropertyName("num_hidden_layers")] public int NumLayers { get; set; } = 4;
 
@@ -172,6 +180,13 @@ public sealed partial class MoeModelOptions
 
     /// <summary>Expert hidden width as a multiple of <see cref="HiddenSize"/> (hidden = m * C), [1, 64].</summary>
     [JsonPropertyName("expert_multiplier")] public int ExpertMultiplier { get; set; } = 4;
+
+    /// <summary>
+    /// Expert hidden width H (Hugging Face's <c>intermediate_size</c>), [1, 1,048,576]; null (the default) means
+    /// <see cref="ExpertMultiplier"/> × <see cref="HiddenSize"/>. Set it for widths that are not a whole multiple of the
+    /// model width (Mixtral 8x7B: 14336 = 3.5 × 4096). Dense layers and the shared expert keep <see cref="DenseMultiplier"/>.
+    /// </summary>
+    [JsonPropertyName("intermediate_size")] public int? IntermediateSize { get; set; }
 
     /// <summary>How many experts of each MoE layer (the first ones) are deep (two hidden layers), [0, NumExperts].</summary>
     [JsonPropertyName("num_deep_experts")] public int DeepExperts { get; set; }
@@ -270,6 +285,12 @@ public sealed partial class MoeModelOptions
 
     /// <summary>Head dimension C / nh.</summary>
     [JsonIgnore] public int HeadDim => HiddenSize / NumHeads;
+
+    /// <summary>Expert hidden width H: <see cref="IntermediateSize"/>, else <see cref="ExpertMultiplier"/> × <see cref="HiddenSize"/>.</summary>
+    [JsonIgnore] public int ExpertWidth => IntermediateSize ?? ExpertMultiplier * HiddenSize;
+
+    /// <summary>Key/value heads nkv: <see cref="NumKeyValueHeads"/>, else <see cref="NumHeads"/>.</summary>
+    [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumHeads;
 
     /// <summary>Whether the query, key and value projections have a bias (<see cref="AttentionQkvBias"/>, else <see cref="Bias"/>).</summary>
     [JsonIgnore] public bool HasQkvBias => AttentionQkvBias ?? Bias;

@@ -13,6 +13,8 @@ public sealed partial class MoeModelOptions : IValidatableOptions
         else if (NumHeads >= 1 && HiddenSize % NumHeads != 0) errors.Add(new(nameof(HiddenSize), HiddenSize, $"a multiple of NumHeads = {NumHeads}"));
         else if (Positions == PositionEncoding.Rope && NumHeads >= 1 && HeadDim % 2 != 0)
             errors.Add(new(nameof(HeadDim), HeadDim, "even (HiddenSize / NumHeads) for rotary position embeddings"));
+        errors.Require(NumKeyValueHeads is not { } kv || (kv >= 1 && NumHeads >= 1 && NumHeads % kv == 0), nameof(NumKeyValueHeads), NumKeyValueHeads,
+            $"a divisor of NumHeads = {NumHeads} (1 to NumHeads), or null for NumHeads");
         errors.Require(NumLayers is >= 1 and <= 1024, nameof(NumLayers), NumLayers, "[1, 1024]");
         errors.Require(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "[0, 1)");
         errors.Require(EmbeddingDropout is null or (>= 0 and < 1), nameof(EmbeddingDropout), EmbeddingDropout, "[0, 1), or null for Dropout's value");
@@ -23,6 +25,7 @@ public sealed partial class MoeModelOptions : IValidatableOptions
         errors.Require(NumExperts is >= 1 and <= 1024, nameof(NumExperts), NumExperts, "[1, 1024]");
         errors.Require(TopK >= 1 && TopK <= NumExperts, nameof(TopK), TopK, $"[1, NumExperts = {NumExperts}]");
         errors.Require(ExpertMultiplier is >= 1 and <= 64, nameof(ExpertMultiplier), ExpertMultiplier, "[1, 64]");
+        errors.Require(IntermediateSize is null or (>= 1 and <= 1_048_576), nameof(IntermediateSize), IntermediateSize, "[1, 1048576], or null for ExpertMultiplier × HiddenSize");
         errors.Require(DeepExperts >= 0 && DeepExperts <= NumExperts, nameof(DeepExperts), DeepExperts, $"[0, NumExperts = {NumExperts}]");
         errors.Require(NoiseTemperatureMin > 0, nameof(NoiseTemperatureMin), NoiseTemperatureMin, "(0, ...)");
         errors.Require(NoiseTemperatureMax >= NoiseTemperatureMin, nameof(NoiseTemperatureMax), NoiseTemperatureMax, $"[NoiseTemperatureMin = {NoiseTemperatureMin}, ...)");

@@ -6,15 +6,16 @@ namespace YingHub.Moe.Core.Configuration;
 /// <summary>
 /// Named starting points for <see cref="MoeModelOptions"/>, shipped as embedded JSON files that name their source:
 /// <c>tiny</c> (trains on a CPU in minutes), <c>makemoe</c> (makeMoE's shape with the library's improvements),
-/// <c>yinghub-v2</c>, and <c>makemoe-exact</c> (makeMoE's forward and training step as written, quirks included, to
-/// compare with its own code). docs/presets.md tables each preset's choices against its source.
+/// <c>yinghub-v2</c>, <c>makemoe-exact</c> (makeMoE's forward and training step as written, quirks included, to
+/// compare with its own code), and <c>mixtral</c> (Hugging Face's <c>MixtralForCausalLM</c> at a CPU size, exportable with
+/// <see cref="Interop.MixtralExport"/>). docs/presets.md tables each preset's choices against its source.
 /// </summary>
 public static class MoePresets
 {
     private const string ResourcePrefix = "YingHub.Moe.Core.Presets.";
 
     /// <summary>The preset names.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["tiny", "makemoe", "yinghub-v2", "makemoe-exact"];
+    public static IReadOnlyList<string> Names { get; } = ["tiny", "makemoe", "yinghub-v2", "makemoe-exact", "mixtral"];
 
     /// <summary>A fresh copy of the options of preset <paramref name="name"/> (case-insensitive).</summary>
     /// <exception cref="ArgumentException">No preset has that name; the message lists the names.</exception>

@@ -9,13 +9,16 @@ namespace YingHub.Moe.Core.Modules;
 
 /// <summary>
 /// Causal multi-head self-attention with one fused QKV projection and <c>scaled_dot_product_attention</c>; optional
-/// rotary positions and a KV cache for incremental decoding.
+/// rotary positions and a KV cache for incremental decoding. With grouped-query attention
+/// (<see cref="MoeModelOptions.NumKeyValueHeads"/>) the projection gives nh query heads and nkv key and value heads,
+/// the cache holds the nkv heads, and each key/value head serves nh / nkv consecutive query heads (HF's <c>repeat_kv</c>).
 /// </summary>
 internal sealed class CausalSelfAttention : nn.Module
 {
-    [ComponentName(Name = "qkv_proj")] private readonly InputMajorLinear _qkv; // C -> 3C, weight (C, 3C)
+    [ComponentName(Name = "qkv_proj")] private readonly InputMajorLinear _qkv; // C -> (nh + 2 nkv) hd (3C without GQA), weight (C, (nh + 2 nkv) hd): q, k, v
     [ComponentName(Name = "o_proj")] private readonly InputMajorLinear _out;   // C -> C, weight (C, C)
     private readonly int _heads;
+    private readonly int _kvHeads;
     private readonly int _headDim;
     private readonly double _attnDropout;
     private readonly double _residDropout;
@@ -26,9 +29,10 @@ internal sealed class CausalSelfAttention : nn.Module
     {
         int c = options.HiddenSize;
         _heads = options.NumHeads;
+        _kvHeads = options.KeyValueHeads;
         _headDim = options.HeadDim;
         _attnDropout = options.AttentionDropout;
-        _qkv = new InputMajorLinear(c, 3 * c, options.HasQkvBias, options);
+        _qkv = new InputMajorLinear(c, (_heads + 2 * _kvHeads) * _headDim, options.HasQkvBias, options);
         _out = new InputMajorLinear(c, c, options.HasAttentionOutputBias, options, residual: true);
         _residDropout = options.Dropout;
         // scaled_dot_product_attention in TorchSharp 0.107 takes no scale and always uses 1/√hd: another rule multiplies
@@ -56,18 +60,17 @@ internal sealed class CausalSelfAttention : nn.Module
         using var scope = torch.NewDisposeScope();
         long b = x.size(0), t = x.size(1), c = x.size(2);
         long start = cache?.Length ?? 0;
-        var fused = _qkv.call(x); // (B, T, 3C)
+        var fused = _qkv.call(x); // (B, T, (nh + 2 nkv) hd)
         if (cache is not null && !training && padding is null)
         {
             // one sequence's decoding step (one position) in inference on the CPU: the attention over the cache runs in managed code
             var (keys, values) = cache.Buffers(layer);
             var tables = rope?.Tables(x);
-            if (AttentionRow.Applies(fused, keys, values, start, tables))
-                return _out.call(AttentionRow.Attend(fused, keys, values, start, tables, _scoreScale)).MoveToOuterDisposeScope(); // (1, 1, C); dropout is off in evaluation
+            if (AttentionRow.Applies(fused, keys, values, start, tables, _heads))
+                return _out.call(AttentionRow.Attend(fused, keys, values, start, tables, _scoreScale, _heads)).MoveToOuterDisposeScope(); // (B, 1, C); dropout is off in evaluation
         }
 
-        var qkv = fused.view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × (B, nh, T, hd)
-        Tensor q = qkv[0], k = qkv[1], v = qkv[2];                                         // (B, nh, T, hd)
+        var (q, k, v) = SplitHeads(fused, b, t);                                          // (B, nh, T, hd), (B, nkv, T, hd) × 2
         if (rope is not null)
         {
             q = padding is null ? rope.Apply(q, start) : rope.Apply(q, padding.Positions);
@@ -80,7 +83,7 @@ internal sealed class CausalSelfAttention : nn.Module
         bool causal = padding is null;
         if (cache is not null)
         {
-            (k, v) = cache.Append(layer, k, v); // (B, nh, start + T, hd)
+            (k, v) = cache.Append(layer, k, v); // (B, nkv, start + T, hd)
             if (start > 0 && padding is null)
             {
                 // libtorch's is_causal aligns the mask top-left; with cached keys the queries are the last T positions.
@@ -94,6 +97,8 @@ internal sealed class CausalSelfAttention : nn.Module
             }
         }
 
+        k = RepeatKv(k); // (B, nh, S, hd)
+        v = RepeatKv(v); // (B, nh, S, hd)
         double p = training ? _attnDropout : 0.0;
         // on CPU, libtorch's SDPA with dropout runs unfused math with a slow mask draw (DropoutAttention says more);
         // on other devices its fused kernels apply the dropout themselves
@@ -103,6 +108,34 @@ internal sealed class CausalSelfAttention : nn.Module
         if (padding is not null) y = y * (y.dtype == ScalarType.Float32 ? padding.QueryReal : padding.QueryReal.to(y.dtype)); // (B, nh, T, hd): pad queries attend to nothing
         y = y.transpose(1, 2).reshape(b, t, c);                                               // (B, T, C)
         return Regularization.Dropout(_out.call(y), _residDropout, training).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The fused projection (B, T, (nh + 2 nkv) hd) as q (B, nh, T, hd), k and v (B, nkv, T, hd).</summary>
+    private (Tensor Q, Tensor K, Tensor V) SplitHeads(Tensor fused, long b, long t)
+    {
+        if (_kvHeads == _heads)
+        {
+            var qkv = fused.view(b, t, 3, _heads, _headDim).permute(2, 0, 3, 1, 4).unbind(0); // 3 × (B, nh, T, hd)
+            return (qkv[0], qkv[1], qkv[2]);
+        }
+
+        long qWidth = (long)_heads * _headDim, kvWidth = (long)_kvHeads * _headDim;
+        var q = fused.narrow(2, 0, qWidth).view(b, t, _heads, _headDim).transpose(1, 2);              // (B, nh, T, hd)
+        var k = fused.narrow(2, qWidth, kvWidth).view(b, t, _kvHeads, _headDim).transpose(1, 2);      // (B, nkv, T, hd)
+        var v = fused.narrow(2, qWidth + kvWidth, kvWidth).view(b, t, _kvHeads, _headDim).transpose(1, 2); // (B, nkv, T, hd)
+        return (q, k, v);
+    }
+
+    /// <summary>
+    /// Hugging Face's <c>repeat_kv</c>: (B, nkv, S, hd) → (B, nh, S, hd), key/value head g repeated for the nh / nkv
+    /// query heads g·rep … g·rep + rep − 1 of its group. Without GQA, the input itself.
+    /// </summary>
+    private Tensor RepeatKv(Tensor x)
+    {
+        if (_kvHeads == _heads) return x;
+        long b = x.size(0), s = x.size(2);
+        int rep = _heads / _kvHeads;
+        return x.unsqueeze(2).expand(b, _kvHeads, rep, s, _headDim).reshape(b, _heads, s, _headDim); // (B, nh, S, hd)
     }
 
     /// <summary>

@@ -18,6 +18,7 @@ internal sealed class DenseFeedForward : nn.Module<Tensor, Tensor>
     {
         var dense = options.Clone();
         dense.ExpertMultiplier = options.DenseMultiplier;
+        dense.IntermediateSize = null; // the experts' width, not the dense layers'
         _bank = new ExpertBank(1, deep: false, dense);
         _dropout = options.Dropout;
         RegisterComponents();

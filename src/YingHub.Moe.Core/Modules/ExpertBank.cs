@@ -10,7 +10,8 @@ namespace YingHub.Moe.Core.Modules;
 /// <summary>
 /// A bank of feed-forward experts of one kind, stacked: <i>simple</i> (Linear C→H, activation, Linear H→C), <i>deep</i>
 /// (two hidden layers: C→H, H→H, H→C), or SwiGLU (fused gate/up C→2H, <c>silu(gate) * up</c>, down H→C). H is
-/// <see cref="MoeModelOptions.ExpertMultiplier"/> × C. Expert dropout is applied by the caller on the combined output.
+/// <see cref="MoeModelOptions.ExpertWidth"/> (<see cref="MoeModelOptions.ExpertMultiplier"/> × C unless
+/// <see cref="MoeModelOptions.IntermediateSize"/> is set). Expert dropout is applied by the caller on the combined output.
 /// </summary>
 internal sealed class ExpertBank : nn.Module
 {
@@ -21,7 +22,7 @@ internal sealed class ExpertBank : nn.Module
 
     public ExpertBank(int count, bool deep, MoeModelOptions options) : base(nameof(ExpertBank))
     {
-        int c = options.HiddenSize, h = options.ExpertMultiplier * options.HiddenSize;
+        int c = options.HiddenSize, h = options.ExpertWidth;
         Count = count;
         Deep = deep;
         _activation = options.Activation;

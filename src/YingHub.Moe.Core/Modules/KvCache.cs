@@ -9,8 +9,8 @@ namespace YingHub.Moe.Core.Modules;
 /// </summary>
 public sealed class KvCache : IDisposable
 {
-    private readonly Tensor[] _keys;   // per layer (B, nh, Tmax, hd)
-    private readonly Tensor[] _values; // per layer (B, nh, Tmax, hd)
+    private readonly Tensor[] _keys;   // per layer (B, nkv, Tmax, hd): the key/value heads (nh without grouped-query attention)
+    private readonly Tensor[] _values; // per layer (B, nkv, Tmax, hd)
     private readonly (int Layers, int Heads, int HeadDim) _shape;
     private Tensor? _realKeys;   // (B, Tmax) bool once a padded batch was cached: which cached positions are real tokens
     private long[]? _realTokens; // (B): real tokens cached per row, with _realKeys
@@ -117,8 +117,8 @@ public sealed class KvCache : IDisposable
     }
 
     /// <summary>
-    /// Writes k, v (B, nh, T, hd) of layer <paramref name="layer"/> at positions [Length, Length + T) and returns
-    /// views of all cached keys and values (B, nh, Length + T, hd). The length advances in <see cref="Advance"/>.
+    /// Writes k, v (B, nkv, T, hd) of layer <paramref name="layer"/> at positions [Length, Length + T) and returns
+    /// views of all cached keys and values (B, nkv, Length + T, hd). The length advances in <see cref="Advance"/>.
     /// </summary>
     internal (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
     {
@@ -134,14 +134,14 @@ public sealed class KvCache : IDisposable
         return (_keys[layer].narrow(2, 0, Length + t), _values[layer].narrow(2, 0, Length + t));
     }
 
-    /// <summary>Layer <paramref name="layer"/>'s whole key and value buffers (B, nh, Tmax, hd), for writing position <see cref="Length"/> in place.</summary>
+    /// <summary>Layer <paramref name="layer"/>'s whole key and value buffers (B, nkv, Tmax, hd), for writing position <see cref="Length"/> in place.</summary>
     internal (Tensor Keys, Tensor Values) Buffers(int layer) => (_keys[layer], _values[layer]);
 
     /// <summary>Checks that <paramref name="newTokens"/> more positions fit.</summary>
     internal void EnsureRoom(long batch, long newTokens, (int Layers, int Heads, int HeadDim) model)
     {
         if (model != _shape)
-            throw new ArgumentException($"The cache was made for {_shape.Layers} layers × {_shape.Heads} heads × {_shape.HeadDim}; this model has {model.Layers} × {model.Heads} × {model.HeadDim}.", "input");
+            throw new ArgumentException($"The cache was made for {_shape.Layers} layers × {_shape.Heads} key/value heads × {_shape.HeadDim}; this model has {model.Layers} × {model.Heads} × {model.HeadDim}.", "input");
         if (batch != Batch) throw new ArgumentException($"The cache holds batch size {Batch}; the input has {batch}.", "input");
         if (Length + newTokens > Capacity)
         {

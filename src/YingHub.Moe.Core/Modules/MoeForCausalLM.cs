@@ -196,7 +196,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
 
     /// <summary>A KV cache for <paramref name="batch"/> sequences of up to the context length, on the model's device and dtype.</summary>
     public KvCache CreateCache(long batch = 1) =>
-        new(_options.NumLayers, batch, _options.NumHeads, _options.ContextLength, _options.HeadDim, _embedTokens.weight!.dtype, Device);
+        new(_options.NumLayers, batch, _options.KeyValueHeads, _options.ContextLength, _options.HeadDim, _embedTokens.weight!.dtype, Device);
 
     /// <summary>Runs the model. See <see cref="CausalLMInput"/> and <see cref="CausalLMOutput"/>.</summary>
     /// <exception cref="ArgumentException">
@@ -425,7 +425,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         if (ids.dtype != ScalarType.Int64) throw new ArgumentException($"InputIds must be int64; got {ids.dtype}.", nameof(CausalLMInput.InputIds));
         long t = ids.size(1);
         if (t < 1) throw new ArgumentException("InputIds has no positions.", nameof(CausalLMInput.InputIds));
-        if (cache is not null) cache.EnsureRoom(ids.size(0), t, (_options.NumLayers, _options.NumHeads, _options.HeadDim));
+        if (cache is not null) cache.EnsureRoom(ids.size(0), t, (_options.NumLayers, _options.KeyValueHeads, _options.HeadDim));
         else if (t > _options.ContextLength)
             throw new ArgumentException($"Sequence length {t} exceeds the context length {_options.ContextLength}.", nameof(CausalLMInput.InputIds));
         if (labels is not null && labels.dtype != ScalarType.Int64)

@@ -58,6 +58,19 @@ public sealed class TiktokenTextTokenizer : ITextTokenizer
             throw new InvalidDataException($"'{vocabJsonPath}' is not a vocab.json token-to-id map: {ex.Message}", ex);
         }
 
+        return Gpt2(vocab, vocabJsonPath);
+    }
+
+    /// <summary>
+    /// A GPT-2-style byte-level BPE from its token-to-id map (tokens in GPT-2's byte-to-unicode alphabet; the id is the
+    /// merge rank, and <c>&lt;|endoftext|&gt;</c>, if present, is the special token), e.g. the <c>model.vocab</c> of a
+    /// Hugging Face <c>tokenizer.json</c>. <paramref name="source"/> names the origin in messages.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A token holds a character outside GPT-2's byte-to-unicode table.</exception>
+    public static TiktokenTextTokenizer Gpt2(IReadOnlyDictionary<string, int> vocab, string source)
+    {
+        ArgumentNullException.ThrowIfNull(vocab);
+        string vocabJsonPath = source;
         var unicodeToByte = ByteLevel.UnicodeToByte;
         var ranks = new StringBuilder(vocab.Count * 16);
         var bytes = new List<byte>(32);

@@ -19,7 +19,10 @@ public sealed class ExpertsBuilder
     public ExpertsBuilder Deep(int count) => Set(o => o.DeepExperts = count);
 
     /// <summary>Expert hidden width as a multiple of the model width.</summary>
-    public ExpertsBuilder Multiplier(int multiplier) => Set(o => o.ExpertMultiplier = multiplier);
+    public ExpertsBuilder Multiplier(int multiplier) => Set(o => { o.ExpertMultiplier = multiplier; o.IntermediateSize = null; });
+
+    /// <summary>Expert hidden width in units (Hugging Face's <c>intermediate_size</c>), for widths that are not a whole multiple of the model width.</summary>
+    public ExpertsBuilder Width(int intermediateSize) => Set(o => o.IntermediateSize = intermediateSize);
 
     /// <summary>Expert non-linearity.</summary>
     public ExpertsBuilder Activation(ExpertActivation activation) => Set(o => o.Activation = activation);

@@ -27,7 +27,7 @@ public sealed class MoeModelBuilder
     /// <summary>Starts from the library defaults.</summary>
     public static MoeModelBuilder Create() => new(new MoeModelOptions());
 
-    /// <summary>Starts from a preset (<c>tiny</c>, <c>makemoe</c>, <c>yinghub-v2</c>, <c>makemoe-exact</c>); everything can be changed further.</summary>
+    /// <summary>Starts from a preset (<c>tiny</c>, <c>makemoe</c>, <c>yinghub-v2</c>, <c>makemoe-exact</c>, <c>mixtral</c>); everything can be changed further.</summary>
     public static MoeModelBuilder FromPreset(string name) => new(MoePresets.Get(name));
 
     /// <summary>Starts from a copy of existing options.</summary>
@@ -48,6 +48,12 @@ public sealed class MoeModelBuilder
 
     /// <summary>Attention heads.</summary>
     public MoeModelBuilder Heads(int count) => Set(o => o.NumHeads = count);
+
+    /// <summary>
+    /// Attention heads, and key/value heads for grouped-query attention (<paramref name="keyValue"/>, a divisor of
+    /// <paramref name="count"/>; Mixtral: 32 and 8). The KV cache holds the key/value heads only.
+    /// </summary>
+    public MoeModelBuilder Heads(int count, int keyValue) => Set(o => { o.NumHeads = count; o.NumKeyValueHeads = keyValue; });
 
     /// <summary>Decoder layers.</summary>
     public MoeModelBuilder Layers(int count) => Set(o => o.NumLayers = count);
