@@ -120,8 +120,8 @@ public static class RoutingRecorder
         var copy = new MoeForCausalLM(options);
         try
         {
-            copy.to(model.Device);
             using var scope = torch.NewDisposeScope();
+            copy.to(model.Device);
             MoeCheckpoint.LoadState(copy, model.state_dict(), "the analysed model");
             return copy;
         }

@@ -116,6 +116,51 @@ public sealed class RoutingRecorderTests
         Assert.Equal([0.0, 1, 1, 1], buckets.Select(b => b.DroppedShare));
         Assert.Equal(0.75, report.Layers[0].DroppedShare, 12);
         Assert.Equal([1.0, 0, 0, 0], report.Layers[0].Load);
+
+        var again = RoutingRecorder.Record(model, tokens, new RoutingRecorderOptions { Tokens = tokens.Length, BatchSize = 8 }); // no capacity: the model's own evaluation
+        Assert.All(again.Layers, l => Assert.DoesNotContain(true, l.Dropped));
+        Assert.Equal(recording.Layers[0].Experts, again.Layers[0].Experts);
+    }
+
+    [Fact]
+    public void Recording_leaks_no_tensor()
+    {
+        using var model = Model(expertOfToken: v => (int)(v % Experts), expertOfPosition: null, topK: 2);
+        long[] tokens = RandomTokens(4 * Context, seed: 6);
+        var options = new RoutingRecorderOptions { Tokens = tokens.Length, BatchSize = 3 };
+        RoutingRecorder.Record(model, tokens, options); // warm up: the model keeps inference views of its experts after its first evaluation forward
+        DisposeScopeManager.Statistics.Reset();
+        RoutingRecorder.Record(model, tokens, options);
+        RoutingTracer.Trace(model, tokens[..(Context + 3)], start: 2);
+        Assert.Equal(0, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+
+        // under a capacity factor the recorder builds (and disposes) a copy of the model: no more than building one leaves counted
+        DisposeScopeManager.Statistics.Reset();
+        new MoeForCausalLM(model.Options).Dispose();
+        long building = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        DisposeScopeManager.Statistics.Reset();
+        RoutingRecorder.Record(model, tokens, options with { CapacityFactor = 0.5 });
+        Assert.Equal(building, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
+    public void The_tracer_routes_every_token_after_the_start_also_beyond_the_context()
+    {
+        using var model = Model(expertOfToken: v => (int)(v % Experts), expertOfPosition: null, topK: 2);
+        long[] tokens = RandomTokens(Context + 5, seed: 7);
+
+        var trace = RoutingTracer.Trace(model, tokens, start: 3);
+
+        Assert.Equal(Enumerable.Range(3, Context + 2), trace.Select(t => t.Position));
+        Assert.Equal(tokens[3..], trace.Select(t => t.TokenId));
+        foreach (var token in trace)
+        {
+            Assert.Equal([0, 1], token.Layers.Select(l => l.Layer));
+            Assert.Equal((int)(token.TokenId % Experts), token.Layers[0].Experts[0]); // the reference: expert = id mod E
+            Assert.Equal(2, token.Layers[0].Experts.Distinct().Count());
+            Assert.Equal(1.0, token.Layers[0].Weights.Sum(), 5);                       // normalised top-2 gates
+            Assert.True(token.Layers[0].Weights[0] >= token.Layers[0].Weights[1]);
+        }
     }
 
     [Fact]
