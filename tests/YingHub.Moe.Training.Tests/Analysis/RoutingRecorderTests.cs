@@ -59,10 +59,10 @@ public sealed class RoutingRecorderTests
     [Fact]
     public void A_router_keyed_on_the_token_id_is_fully_specialized_far_above_the_shuffled_baseline()
     {
-        using var model = Model(expertOfToken: v => (int)(v % Experts), expertOfPosition: null);
+        using var model = Model(expertOfToken: v => (int)(v % Experts), expertOfPosition: null, topK: 2);
         long[] tokens = RandomTokens(64 * Context, seed: 1);
 
-        var recording = RoutingRecorder.Record(model, tokens, new RoutingRecorderOptions { Tokens = tokens.Length });
+        var recording = RoutingRecorder.Record(model, tokens, new RoutingRecorderOptions { Tokens = tokens.Length, BatchSize = 5 }); // 13 forwards, the last of 4 blocks
         var report = RoutingReport.Build(recording, early: null, capacityFactor: null, new RoutingAnalysisOptions());
 
         Assert.Equal(tokens, recording.TokenIds);
@@ -200,7 +200,9 @@ public sealed class RoutingRecorderTests
             Assert.Equal(3, top.Count);
             Assert.All(top, t => Assert.Equal(1, t.TokenId % Experts));
             Assert.All(top, t => Assert.Equal(1.0, t.Share));
-            Assert.Equal(tokens.Count(v => v == top[0].TokenId), top[0].Count);
+            var expected = tokens.Where(v => v % Experts == 1).GroupBy(v => v).Select(g => (Token: g.Key, Count: (long)g.Count()))
+                .OrderByDescending(g => g.Count).ThenBy(g => g.Token).Take(3);                  // the reference: counted here
+            Assert.Equal(expected, top.Select(t => (t.TokenId, t.Count)));
             string md = File.ReadAllText(Path.Combine(dir, RoutingReportWriter.TopTokensFile));
             Assert.Contains("## Layer 1", md);
             Assert.Contains($"#{top[0].TokenId} ×{top[0].Count} (100%)", md);
@@ -209,6 +211,18 @@ public sealed class RoutingRecorderTests
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    [Fact]
+    public void The_tracer_routes_a_token_beyond_the_context_in_the_window_that_ends_with_it()
+    {
+        // routing by position within the forward: a token at p < T sits at p; a later one ends its own window, at T - 1
+        using var model = Model(expertOfToken: null, expertOfPosition: p => (int)(p % Experts));
+        long[] tokens = RandomTokens(Context + 6, seed: 8);
+
+        var trace = RoutingTracer.Trace(model, tokens, start: 0);
+
+        Assert.Equal(tokens.Select((_, p) => (p < Context ? p : Context - 1) % Experts), trace.Select(t => t.Layers[0].Experts[0]));
     }
 
     [Fact]
