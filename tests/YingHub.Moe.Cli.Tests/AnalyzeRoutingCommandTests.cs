@@ -17,11 +17,11 @@ public sealed class AnalyzeRoutingCommandTests(TinyCheckpoint checkpoint) : ICla
     {
         string output = Path.Combine(_dir, "report");
         var result = CliRunner.Run("analyze-routing", "--checkpoint", checkpoint.Directory, "--data", checkpoint.Corpus, "--early-checkpoint", checkpoint.Directory,
-            "--capacity-factor", "0.5", "--tokens", "160", "--split", "all", "--buckets", "4", "--out", output, "--json");
+            "--capacity-factor", "0.5", "--tokens", "320", "--split", "all", "--buckets", "4", "--out", output, "--json");
 
         Assert.True(result.ExitCode == 0, result.ToString());
         var json = LastJsonLine(result.Out);
-        Assert.Equal(160, json.GetProperty("tokens").GetInt32()); // 10 blocks of the context length 16
+        Assert.Equal(320, json.GetProperty("tokens").GetInt32()); // 20 blocks of the context length 16: more than the held-out 10% holds
         var layer = Assert.Single(json.GetProperty("layers").EnumerateArray());
         Assert.Equal(1.0, layer.GetProperty("early_agreement").GetDouble()); // the same checkpoint as its own early state
         Assert.True(layer.GetProperty("dropped_share").GetDouble() > 0);     // 2 experts at half capacity must drop
@@ -31,7 +31,7 @@ public sealed class AnalyzeRoutingCommandTests(TinyCheckpoint checkpoint) : ICla
         Assert.Equal(0.5, report.GetProperty("capacity_factor").GetDouble());
         var buckets = report.GetProperty("layers")[0].GetProperty("dropped_by_position").EnumerateArray().ToList();
         Assert.Equal(4, buckets.Count);
-        Assert.Equal(160, buckets.Sum(b => b.GetProperty("assignments").GetInt64())); // top-1: one assignment per token
+        Assert.Equal(320, buckets.Sum(b => b.GetProperty("assignments").GetInt64())); // top-1: one assignment per token
         Assert.Contains("## Layer 0", File.ReadAllText(Path.Combine(output, "top-tokens.md")));
     }
 
