@@ -69,6 +69,7 @@ public static class RoutingPlots
         using var plot = new Plot();
         double[] layers = report.Layers.Select(l => (double)l.Layer).ToArray();
         foreach (var (label, value) in series) AddLine(plot, layers, report.Layers.Select(value).ToArray(), label);
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(layers, report.Layers.Select(l => l.Layer.ToString()).ToArray());
         plot.Axes.SetLimitsY(0, 1.05);
         plot.Title(title);
         plot.XLabel("layer");
