@@ -1,4 +1,9 @@
 using System.Text.Json;
+using TorchSharp;
+using YingHub.Moe.Core.Checkpoints;
+using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Core.Modules;
+using YingHub.Moe.Core.Tokenizers;
 
 namespace YingHub.Moe.Cli.Tests;
 
@@ -63,6 +68,23 @@ public sealed class AnalyzeRoutingCommandTests(TinyCheckpoint checkpoint) : ICla
         File.WriteAllText(tiny, "the fox");
         var result = CliRunner.Run("analyze-routing", "--checkpoint", checkpoint.Directory, "--data", tiny, "--split", "all", "--out", Path.Combine(_dir, "y"));
         CliRunner.AssertOneLineError(result, 1, "too short");
+    }
+
+    [Fact]
+    public void Analyze_routing_refuses_an_early_checkpoint_of_another_architecture()
+    {
+        var tokenizer = CharTokenizer.FromCorpus(File.ReadAllText(checkpoint.Corpus));
+        torch.manual_seed(2);
+        using var other = new MoeForCausalLM(new MoeModelOptions
+        {
+            VocabSize = tokenizer.VocabSize, ContextLength = 16, HiddenSize = 16, NumHeads = 2, NumLayers = 1, NumExperts = 3, TopK = 1,
+        });
+        string early = Path.Combine(_dir, "three-experts");
+        MoeCheckpoint.Save(other, early, staging => TokenizerFiles.Save(tokenizer, staging));
+
+        var result = CliRunner.Run("analyze-routing", "--checkpoint", checkpoint.Directory, "--data", checkpoint.Corpus, "--early-checkpoint", early, "--out", Path.Combine(_dir, "z"));
+
+        CliRunner.AssertOneLineError(result, 1, "is not an earlier state of", "experts (3)");
     }
 
     [Fact]
