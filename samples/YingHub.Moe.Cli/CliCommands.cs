@@ -19,6 +19,7 @@ internal static class CliCommands
             DemoCommand.Create(),
             TrainCommand.Create(),
             EvalCommand.Create(),
+            AnalyzeRoutingCommand.Create(),
             GenerateCommand.Create(),
             GenerateCommand.CreateFineTuned(),
             RlhfCommand.Create(),

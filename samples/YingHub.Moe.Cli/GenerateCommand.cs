@@ -39,16 +39,17 @@ internal static class GenerateCommand
         var seed = new Option<long?>("--seed") { Description = "Seed for reproducible sampling." };
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole window for every token instead of using the KV cache." };
         var output = new Option<string?>("--out") { Description = "Also write the generated text to this file." };
-        var json = new Option<bool>("--json") { Description = "End with one JSON object line: text, tokens, tokens_per_s, time_to_first_token_ms, steady_tokens_per_s (the tokens after the first), kv_cache." };
+        var json = new Option<bool>("--json") { Description = "End with one JSON object line: text, tokens, tokens_per_s, time_to_first_token_ms, steady_tokens_per_s (the tokens after the first), kv_cache, routing (with --trace-routing)." };
+        var traceRouting = new Option<bool>("--trace-routing") { Description = "After the text, show per generated token the experts and gate weights it used in every MoE layer (and in the --json line)." };
         var command = new Command(name, description)
-            { checkpoint, prompt, tokens, temperature, anneal, minTemperature, topK, topP, repetition, seed, noCache, output, json };
+            { checkpoint, prompt, tokens, temperature, anneal, minTemperature, topK, topP, repetition, seed, noCache, output, json, traceRouting };
         command.SetAction(parse => Cli.Run(() => Run(RequireCheckpoint(parse.GetValue(checkpoint)!, defaultCheckpoint), parse.GetValue(prompt)!, new SamplingOptions
         {
             MaxNewTokens = parse.GetValue(tokens), Temperature = parse.GetValue(temperature), AnnealTemperature = parse.GetValue(anneal),
             MinTemperature = parse.GetValue(minTemperature),
             TopK = parse.GetValue(topK), TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(repetition),
             Seed = parse.GetValue(seed), UseCache = !parse.GetValue(noCache),
-        }, parse.GetValue(output), parse.GetValue(json))));
+        }, parse.GetValue(output), parse.GetValue(json), parse.GetValue(traceRouting))));
         return command;
     }
 
@@ -60,7 +61,7 @@ internal static class GenerateCommand
         return checkpoint;
     }
 
-    private static int Run(string checkpoint, string prompt, SamplingOptions sampling, string? outFile, bool json)
+    private static int Run(string checkpoint, string prompt, SamplingOptions sampling, string? outFile, bool json, bool traceRouting)
     {
         IReadOnlyList<OptionError> problems = sampling.GetValidationErrors();
         if (problems.Count > 0) throw new CliException(string.Join(" ", problems.Select(e => e.Message)), 2);
@@ -87,10 +88,12 @@ internal static class GenerateCommand
             var text = new StringBuilder();
             var clock = Stopwatch.StartNew();
             var speed = new DecodeSpeed();
+            var generated = new List<long>();
             Console.Write(prompt);
             foreach (long token in new TokenGenerator(model).Stream(ids.Select(i => (long)i).ToArray(), sampling))
             {
                 speed.Token(clock.Elapsed);
+                generated.Add(token);
                 string piece = decoder.Push((int)token);
                 text.Append(piece);
                 Console.Write(piece);
@@ -100,6 +103,8 @@ internal static class GenerateCommand
             text.Append(rest);
             Console.WriteLine(rest);
             if (outFile is not null) File.WriteAllText(outFile, prompt + text);
+            var trace = traceRouting ? RoutingTrace.Trace(model, ids, generated) : null;
+            if (trace is not null && !json) Console.Write(RoutingTrace.Format(trace, tokenizer));
             string how = sampling.UseCache && model.SupportsCachedDecoding ? "KV cache" : "recompute"; // capacity in evaluation recomputes
             if (json)
             {
@@ -107,7 +112,7 @@ internal static class GenerateCommand
                 {
                     text = text.ToString(), tokens = speed.Tokens, tokens_per_s = Math.Round(speed.TokensPerSecond, 1),
                     time_to_first_token_ms = Math.Round(speed.FirstToken.TotalMilliseconds, 1), steady_tokens_per_s = speed.SteadyTokensPerSecond is { } steady ? Math.Round(steady, 1) : (double?)null,
-                    kv_cache = how == "KV cache",
+                    kv_cache = how == "KV cache", routing = trace,
                 }));
             }
             else

@@ -51,7 +51,13 @@ public sealed record CausalLMInput(Tensor InputIds, Tensor? Labels = null, KvCac
 /// <see cref="CausalLMInput.RoutingReplay"/> the replayed ones in their given order (padding rows: experts 0..k−1).
 /// </param>
 /// <param name="Weights">Their gate weights (N, k).</param>
-public sealed record MoeLayerRouting(int Layer, Tensor Logits, Tensor SelectedExperts, Tensor Weights) : IDisposable
+/// <param name="Dropped">
+/// Which of those assignments expert capacity dropped (N, k), bool: true where the token did not reach that expert
+/// (its contribution is zero; the residual carries the token). All false when capacity did not bind (dropless, or
+/// evaluation without <see cref="Configuration.MoeModelOptions.CapacityInEvaluation"/>) and on padding. The model always
+/// fills it; null only in a record built elsewhere.
+/// </param>
+public sealed record MoeLayerRouting(int Layer, Tensor Logits, Tensor SelectedExperts, Tensor Weights, Tensor? Dropped = null) : IDisposable
 {
     /// <inheritdoc />
     public void Dispose()
@@ -59,6 +65,7 @@ public sealed record MoeLayerRouting(int Layer, Tensor Logits, Tensor SelectedEx
         Logits.Dispose();
         SelectedExperts.Dispose();
         Weights.Dispose();
+        Dropped?.Dispose();
     }
 }
 
@@ -300,6 +307,7 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         r.Logits.MoveToOuterDisposeScope();
         r.SelectedExperts.MoveToOuterDisposeScope();
         r.Weights.MoveToOuterDisposeScope();
+        r.Dropped?.MoveToOuterDisposeScope();
         return r;
     }
 

@@ -98,9 +98,10 @@ internal sealed class SparseMoeBlock : nn.Module
             ? Capacity(_options.CapacityFactor!.Value, request.DispatchMask is { } d ? request.DispatchedTokens ?? d.sum().item<long>() : n) // padding takes no capacity
             : null;
         // one token's k distinct experts never exceed a capacity of 1; the few-token kernels are dropless
+        Tensor? droppedMask = null;                                  // (N, k) bool, only when routing is returned and capacity dropped something
         var (y, assigned, kept) = n == 1 && capacity is null or >= 1 ? SingleToken(flat, route)
             : (capacity is null ? FewTokenDispatch.Run(flat, route, NumExperts, Layers, _options.Activation, training, request.DispatchMask) : null)
-              ?? Dispatch(flat, route, capacity, b, request.DispatchMask);
+              ?? Dispatch(flat, route, capacity, b, request.DispatchMask, request.Routing ? mask => droppedMask = mask : null);
         if (_shared is not null) y = y + _shared.call(flat);
 
         var mask = request.LossMask;
@@ -121,7 +122,8 @@ internal sealed class SparseMoeBlock : nn.Module
 
         if (training) _window.Record(load!);
         var routing = request.Routing
-            ? new MoeLayerRouting(layer, route.Logits.MoveToOuterDisposeScope(), route.Indices.MoveToOuterDisposeScope(), route.Weights.MoveToOuterDisposeScope())
+            ? new MoeLayerRouting(layer, route.Logits.MoveToOuterDisposeScope(), route.Indices.MoveToOuterDisposeScope(), route.Weights.MoveToOuterDisposeScope(),
+                (droppedMask ?? torch.zeros(route.Indices.size(0), route.Indices.size(1), dtype: ScalarType.Bool, device: x.device)).MoveToOuterDisposeScope())
             : null;
         return new MoeBlockOutput(y.reshape(b, t, c).MoveToOuterDisposeScope(), lb?.MoveToOuterDisposeScope(), z?.MoveToOuterDisposeScope(),
             kl?.MoveToOuterDisposeScope(), stats, routing, assigned, kept);
@@ -131,9 +133,12 @@ internal sealed class SparseMoeBlock : nn.Module
     /// The sparse path: plan (sort by expert, capacity), run each expert once on its contiguous slice, combine.
     /// Returns (N, C) and the assignments per expert before and after capacity.
     /// </summary>
-    private (Tensor Output, long[] Assigned, long[] Kept) Dispatch(Tensor flat, RouterOutput route, long? capacity, long batch, Tensor? dispatchMask)
+    /// <paramref name="dropped"/>, when given, receives which assignments capacity dropped (N, k) bool, if any was.
+    private (Tensor Output, long[] Assigned, long[] Kept) Dispatch(Tensor flat, RouterOutput route, long? capacity, long batch, Tensor? dispatchMask,
+        Action<Tensor>? dropped = null)
     {
         using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity, batch, dispatchMask, _options.CapacityRanking);
+        if (dropped is not null && !plan.Kept.SequenceEqual(plan.Assigned)) dropped(plan.DroppedAssignments(route.Indices, dispatchMask));
         var routed = Autocast.CastFloat(flat.index_select(0, plan.TokenIndex)); // (M, C), grouped by expert (cast once under autocast)
         // one split into per-expert slices (its backward is one cat); experts with no tokens get null and cost nothing
         var pieces = routed.split(plan.Kept).Select((t, e) => plan.Kept[e] > 0 ? t : null).ToArray(); // E × (kept_e, C)

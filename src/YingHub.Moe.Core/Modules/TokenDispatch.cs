@@ -30,6 +30,23 @@ internal sealed class DispatchPlan : IDisposable
     /// <summary>Assignments each expert keeps after capacity: (E); expert e's slice follows those of experts 0..e-1.</summary>
     public long[] Kept { get; }
 
+    /// <summary>
+    /// Which of the routed assignments <paramref name="indices"/> (N, k) this plan does not keep: (N, k) bool, true
+    /// where capacity dropped the assignment; false for padding (<paramref name="tokenMask"/> false), which is not
+    /// assigned at all. Rebuilt from the kept (token, expert) pairs, so it reads nothing but the plan.
+    /// </summary>
+    public Tensor DroppedAssignments(Tensor indices, Tensor? tokenMask)
+    {
+        using var scope = torch.NewDisposeScope();
+        long n = indices.size(0), experts = Kept.Length;
+        var expertOfKept = torch.arange(experts, device: indices.device).repeat_interleave(torch.tensor(Kept, device: indices.device)); // (M)
+        var keptPairs = torch.zeros(n, experts, dtype: ScalarType.Bool, device: indices.device);                            // (N, E)
+        keptPairs.index_put_(torch.tensor(true, device: indices.device), TokenIndex, expertOfKept);
+        var dropped = keptPairs.gather(1, indices).logical_not();                                                            // (N, k)
+        if (tokenMask is not null) dropped = dropped & tokenMask.unsqueeze(1);                                              // padding is never dropped
+        return dropped.MoveToOuterDisposeScope();
+    }
+
     public void Dispose()
     {
         TokenIndex.Dispose();

@@ -155,7 +155,8 @@ public static class TrainingPlots
         scatter.MarkerSize = markers ? 5 : 0;
     }
 
-    private static void Save(Plot plot, string path, int width, int height)
+    /// <summary>Writes <paramref name="plot"/> to <paramref name="path"/> as a PNG (creating its directory), checking the size.</summary>
+    internal static void Save(Plot plot, string path, int width, int height)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (width is < 100 or > 10_000) throw new ArgumentException($"width = {width} is invalid; allowed: 100 to 10000 pixels.", nameof(width));
