@@ -24,7 +24,7 @@ internal static class InfoCommand
             var o = model.Options;
             Console.WriteLine($"checkpoint: {Path.GetFullPath(checkpoint)}");
             Console.WriteLine($"tokenizer:  {tokenizer.Name}, {tokenizer.VocabSize:N0} tokens");
-            Console.WriteLine($"model:      {o.NumLayers} layers, width {o.HiddenSize}, {o.NumHeads} heads ({o.KeyValueHeads} key/value), context {o.ContextLength}, {o.Positions} positions, {o.Norm}");
+            Console.WriteLine($"model:      {o.NumLayers} layers, width {o.HiddenSize}, {o.NumHeads} heads{(o.KeyValueHeads == o.NumHeads ? "" : $" ({o.KeyValueHeads} key/value)")}, context {o.ContextLength}, {o.Positions} positions, {o.Norm}");
             Console.WriteLine($"experts:    {o.NumExperts} per MoE layer ({o.DeepExperts} deep), top-{o.TopK} {o.Router}, {o.Activation}, MoE every {o.MoeEvery} layer(s){(o.SharedExpert ? ", shared expert" : "")}{(o.CapacityFactor is { } cf ? $", capacity factor {cf}" : ", dropless")}");
             Console.WriteLine($"parameters: {model.ParameterCount:N0} total, {model.ActiveParameterCount:N0} active per token");
             Console.WriteLine("options:");
