@@ -51,11 +51,7 @@ public sealed class SentencePieceTextTokenizer : ITextTokenizer
     /// <inheritdoc />
     public string Decode(ReadOnlySpan<int> ids)
     {
-        for (int i = 0; i < ids.Length; i++)
-        {
-            if ((uint)ids[i] >= (uint)VocabSize)
-                throw new ArgumentException($"Token id {ids[i]} at position {i} is outside the vocabulary [0, {VocabSize}).", nameof(ids));
-        }
+        TokenIds.ThrowIfOutside(ids, VocabSize);
 
         return _tokenizer.Decode(ids.ToArray()) ?? string.Empty;
     }

@@ -102,7 +102,9 @@ public class TiktokenTextTokenizerTests
         Assert.Equal(new[] { 9906, 1917 }, tokenizer.Encode("Hello world"));
         Assert.Equal(100277, tokenizer.VocabSize);
         Assert.Equal("Hello world", tokenizer.Decode([9906, 1917]));
-        Assert.Throws<ArgumentException>(() => tokenizer.Decode([100277]));
+        Assert.Contains("Token id 100277 at position 1 is outside the vocabulary [0, 100277)",
+            Assert.Throws<ArgumentException>(() => tokenizer.Decode([9906, 100277])).Message);
+        Assert.Throws<ArgumentException>(() => tokenizer.Decode([-1]));
     }
 
     [SharedDataFact("gpt2/vocab.json")]
