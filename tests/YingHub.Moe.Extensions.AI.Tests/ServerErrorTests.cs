@@ -119,19 +119,24 @@ public sealed class ServerErrorTests : IAsyncLifetime
     [Fact]
     public async Task A_client_that_leaves_mid_stream_stops_its_generation()
     {
-        const int Asked = 4000;
+        // far more tokens than the tiny model writes in the seconds a disconnect may take to reach the server (4,000 took
+        // 2 s here), so a finished generation means the disconnect was missed
+        const int Asked = 500_000;
+        await using var server = await RunningServer.StartAsync(_tiny, options: new YingHubMoeChatClientOptions { MaxOutputTokensLimit = Asked });
+        // no draining on disposal: by default HttpClient reads on (up to 1 MB or 2 s) to keep the connection for reuse
+        using var leaving = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = new Uri(server.Address) };
         using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions"))
         {
             request.Content = new StringContent($$"""{"prompt":"the","max_tokens":{{Asked}},"stream":true}""", Encoding.UTF8, "application/json");
-            using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            using var response = await leaving.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
             Assert.StartsWith("data: ", await reader.ReadLineAsync()); // a token has come: the generation runs
         } // the connection closes here
 
-        string line = await LogLineAsync(l => l.Contains("cancelled or abandoned"));
+        string line = await LogLineAsync(server, l => l.Contains("cancelled or abandoned"));
         int generated = int.Parse(line.Split("stopped after ")[1].Split(' ')[0]);
         Assert.InRange(generated, 1, Asked - 1);
-        var (status, _) = await _server.PostAsync("/v1/completions", """{"prompt":"the","max_tokens":2}""");
+        var (status, _) = await server.PostAsync("/v1/completions", """{"prompt":"the","max_tokens":2}""");
         Assert.Equal(200, status);
     }
 
@@ -159,14 +164,14 @@ public sealed class ServerErrorTests : IAsyncLifetime
     }
 
     /// <summary>The server's first log line that matches; the request that logs it may still be ending.</summary>
-    private async Task<string> LogLineAsync(Func<string, bool> match)
+    private static async Task<string> LogLineAsync(RunningServer server, Func<string, bool> match)
     {
         for (int i = 0; i < 600; i++)
         {
-            if (_server.Logs.Lines.FirstOrDefault(match) is { } line) return line;
+            if (server.Logs.Lines.FirstOrDefault(match) is { } line) return line;
             await Task.Delay(50);
         }
 
-        throw new Xunit.Sdk.XunitException($"No matching log line in 30 s; the server logged: {string.Join(" | ", _server.Logs.Lines)}");
+        throw new Xunit.Sdk.XunitException($"No matching log line in 30 s; the server logged: {string.Join(" | ", server.Logs.Lines)}");
     }
 }
