@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # YingHub-v2's training recipe against the default recipe on the same preset: 1,000 steps of 16 x 128 char tokens of
 # Tiny Shakespeare each, then the same held-out evaluation for both (100 batches of 16 x 128 from the last 10%).
-# Usage: benchmarks/recipe-yinghub-v2.sh OUT_DIR [--ablate]
-#   --ablate also trains the recipe once without each of its tricks (seven more runs), to say which one helps.
+# Usage: benchmarks/recipe-yinghub-v2.sh OUT_DIR [--ablate [TRICK ...]]
+#   --ablate also trains the recipe once without each of its tricks (seven more runs, or the TRICKs named), to say
+#   which one helps. Runs already in OUT_DIR are evaluated again, not retrained.
 # Every run leaves its metrics (metrics.jsonl) and plots (loss.png, ...) in OUT_DIR/<run>.cache. docs/benchmarks.md has the numbers.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,8 +25,10 @@ run default --preset yinghub-v2 --steps 1000 --batch 16 --block 128
 run recipe --config "$recipe"
 
 if [ "${2:-}" = "--ablate" ]; then
+  tricks=("${@:3}")
+  [ ${#tricks[@]} -gt 0 ] || tricks=(schedule module_gradient_clip gradient_clip_schedule token_masking early_stopping adaptive_top_k utilization_kl_coef)
   # the recipe without one trick each: a copy of the file with that setting removed
-  for trick in schedule module_gradient_clip gradient_clip_schedule token_masking early_stopping adaptive_top_k utilization_kl_coef; do
+  for trick in "${tricks[@]}"; do
     python3 - "$recipe" "$out/no_$trick.json" "$trick" <<'PY'
 import json, sys
 src, dst, trick = sys.argv[1:]

@@ -51,17 +51,18 @@ internal sealed class CausalSelfAttention : nn.Module
     }
 
     /// <summary>
-    /// x: (B, T, C) → (B, T, C). With a cache, T new positions follow the cached ones. With <paramref name="padding"/>,
-    /// pad positions attend to nothing (their output is zero) and are attended by nothing, and rotary positions count
-    /// real tokens only; without it, the causal fast path.
+    /// x: (B, T, C) → (B, T, C). With a cache, T new positions follow the cached ones. With <paramref name="forwardMask"/>
+    /// (padding or a prefix), each query sees the keys it allows: pad positions attend to nothing (their output is zero)
+    /// and are attended by nothing, rotary positions count real tokens only, and a prefix attends to itself both ways;
+    /// without it, the causal fast path.
     /// </summary>
-    public Tensor Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache, int layer, PaddingMask? padding = null)
+    public Tensor Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache, int layer, ForwardMask? forwardMask = null)
     {
         using var scope = torch.NewDisposeScope();
         long b = x.size(0), t = x.size(1), c = x.size(2);
         long start = cache?.Length ?? 0;
         var fused = _qkv.call(x); // (B, T, (nh + 2 nkv) hd)
-        if (cache is not null && !training && padding is null)
+        if (cache is not null && !training && forwardMask is null)
         {
             // one sequence's decoding step (one position) in inference on the CPU: the attention over the cache runs in managed code
             var (keys, values) = cache.Buffers(layer);
@@ -73,18 +74,18 @@ internal sealed class CausalSelfAttention : nn.Module
         var (q, k, v) = SplitHeads(fused, b, t);                                          // (B, nh, T, hd), (B, nkv, T, hd) × 2
         if (rope is not null)
         {
-            q = padding is null ? rope.Apply(q, start) : rope.Apply(q, padding.Positions);
-            k = padding is null ? rope.Apply(k, start) : rope.Apply(k, padding.Positions);
+            q = forwardMask is null ? rope.Apply(q, start) : rope.Apply(q, forwardMask.Positions);
+            k = forwardMask is null ? rope.Apply(k, start) : rope.Apply(k, forwardMask.Positions);
         }
 
         if (_queryScale is { } qs) q = q * qs; // (B, nh, T, hd): the scores q·k/√hd become q·k · scale
 
-        Tensor? mask = padding?.Allowed; // (B, 1, T, S)
-        bool causal = padding is null;
+        Tensor? mask = forwardMask?.Allowed; // (B, 1, T, S)
+        bool causal = forwardMask is null;
         if (cache is not null)
         {
             (k, v) = cache.Append(layer, k, v); // (B, nkv, start + T, hd)
-            if (start > 0 && padding is null)
+            if (start > 0 && forwardMask is null)
             {
                 // libtorch's is_causal aligns the mask top-left; with cached keys the queries are the last T positions.
                 causal = false;
@@ -103,9 +104,9 @@ internal sealed class CausalSelfAttention : nn.Module
         // on CPU, libtorch's SDPA with dropout runs unfused math with a slow mask draw (DropoutAttention says more);
         // on other devices its fused kernels apply the dropout themselves
         var y = p > 0 && q.device_type == DeviceType.CPU
-            ? DropoutAttention(q, k, v, start, p, padding?.Allowed)                            // (B, nh, T, hd)
+            ? DropoutAttention(q, k, v, start, p, forwardMask?.Allowed)                            // (B, nh, T, hd)
             : nn.functional.scaled_dot_product_attention(q, k, v, mask, p, causal && t > 1); // (B, nh, T, hd)
-        if (padding is not null) y = y * (y.dtype == ScalarType.Float32 ? padding.QueryReal : padding.QueryReal.to(y.dtype)); // (B, nh, T, hd): pad queries attend to nothing
+        if (forwardMask is not null) y = y * (y.dtype == ScalarType.Float32 ? forwardMask.QueryReal : forwardMask.QueryReal.to(y.dtype)); // (B, nh, T, hd): pad queries attend to nothing
         y = y.transpose(1, 2).reshape(b, t, c);                                               // (B, T, C)
         return Regularization.Dropout(_out.call(y), _residDropout, training).MoveToOuterDisposeScope();
     }
@@ -146,7 +147,7 @@ internal sealed class CausalSelfAttention : nn.Module
     /// dropout a training step of this attention is about twice as fast (docs/benchmarks.md). The product q kᵀ runs in
     /// the inputs' type (bfloat16 under autocast); the mask, softmax and dropout in fp32. q (B, nh, T, hd), k and v
     /// (B, nh, S, hd) → (B, nh, T, hd). With <paramref name="allowed"/> (B, 1, T, S) the bias is −∞ wherever it is
-    /// false instead (a <see cref="PaddingMask"/>).
+    /// false instead (a <see cref="ForwardMask"/>).
     /// </summary>
     internal static Tensor DropoutAttention(Tensor q, Tensor k, Tensor v, long start, double p, Tensor? allowed = null)
     {

@@ -42,10 +42,10 @@ internal sealed class DecoderLayer : nn.Module
     /// x: (B, T, C) → (B, T, C), and on MoE layers what the MoE block returns for <paramref name="request"/>. Runs in
     /// the caller's dispose scope (the model's forward), which owns the intermediates.
     /// </summary>
-    public (Tensor Hidden, MoeBlockOutput? Moe) Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache, PaddingMask? padding, MoeBlockRequest request)
+    public (Tensor Hidden, MoeBlockOutput? Moe) Forward(Tensor x, RotaryEmbedding? rope, KvCache? cache, ForwardMask? forwardMask, MoeBlockRequest request)
     {
-        if (_postNorm) return PostNorm(x, rope, cache, padding, request);
-        x = x + DropPath(_attn.Forward(_attnNorm.call(x), rope, cache, _index, padding)); // (B, T, C)
+        if (_postNorm) return PostNorm(x, rope, cache, forwardMask, request);
+        x = x + DropPath(_attn.Forward(_attnNorm.call(x), rope, cache, _index, forwardMask)); // (B, T, C)
         var h = _ffnNorm.call(x);                                                          // (B, T, C)
         if (_moe is null) return (x + DropPath(_mlp!.call(h)), null);
         var moe = _moe.Forward(h, request, _index);
@@ -53,9 +53,9 @@ internal sealed class DecoderLayer : nn.Module
     }
 
     /// <summary>The post-norm block: each sub-layer reads the stream as it is, and the sum is normalised.</summary>
-    private (Tensor Hidden, MoeBlockOutput? Moe) PostNorm(Tensor x, RotaryEmbedding? rope, KvCache? cache, PaddingMask? padding, MoeBlockRequest request)
+    private (Tensor Hidden, MoeBlockOutput? Moe) PostNorm(Tensor x, RotaryEmbedding? rope, KvCache? cache, ForwardMask? forwardMask, MoeBlockRequest request)
     {
-        x = _attnNorm.call(x + DropPath(_attn.Forward(x, rope, cache, _index, padding))); // (B, T, C)
+        x = _attnNorm.call(x + DropPath(_attn.Forward(x, rope, cache, _index, forwardMask))); // (B, T, C)
         if (_moe is null) return (_ffnNorm.call(x + DropPath(_mlp!.call(x))), null);
         var moe = _moe.Forward(x, request, _index);
         return (_ffnNorm.call(x + DropPath(moe.Hidden)), moe);                              // (B, T, C)

@@ -40,8 +40,17 @@ namespace YingHub.Moe.Core.Modules;
 /// own choice, so gradients reach the router. Padding tokens still go to no expert (their rows are ignored) and
 /// capacity still applies. Null: the router chooses.
 /// </param>
+/// <param name="PrefixLength">
+/// Prefix-LM attention (UL2's S-denoiser, T5's prefix LM): per row b, the first <c>PrefixLength[b]</c> columns attend to
+/// each other in both directions, and every later position attends causally to everything before it, the whole prefix
+/// included (B), int64, each in [0, T]; 0 is causal attention. Only in a forward without cached positions: generation
+/// after a prefix runs the prompt with its prefix into an empty cache, then decodes causally from that cache, which
+/// gives the logits a full forward with the same prefix gives. Combines with <see cref="AttentionMask"/> (padding still
+/// sees nothing). The loss is not changed: mark the prefix's labels −100 to train on the rest only. Null: causal.
+/// </param>
 public sealed record CausalLMInput(Tensor InputIds, Tensor? Labels = null, KvCache? Cache = null, bool RouterStatistics = true,
-    Tensor? AttentionMask = null, bool OutputRouterLogits = false, bool OutputHiddenStates = false, IReadOnlyList<Tensor>? RoutingReplay = null);
+    Tensor? AttentionMask = null, bool OutputRouterLogits = false, bool OutputHiddenStates = false, IReadOnlyList<Tensor>? RoutingReplay = null,
+    Tensor? PrefixLength = null);
 
 /// <summary>The router's decision at one MoE layer for the N = B·T tokens of a forward (row-major: token b·T + t). Tensors are owned by the output.</summary>
 /// <param name="Layer">Decoder layer index.</param>
@@ -215,13 +224,15 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
         ArgumentNullException.ThrowIfNull(input);
         var ids = input.InputIds;
         CheckInput(ids, input.Labels, input.Cache, input.AttentionMask);
+        CheckPrefix(ids, input.PrefixLength, input.Cache);
         using var scope = torch.NewDisposeScope();
         long b = ids.size(0), t = ids.size(1);
         long start = input.Cache?.Length ?? 0;
         var real = RealTokens(input.AttentionMask);                                            // (B, T) bool, or null: no padding
-        var padding = real is not null || input.Cache?.HasPadding == true
-            ? PaddingMask.Build(real, b, t, input.Cache, ids.device)
-            : null;
+        bool padded = real is not null || input.Cache?.HasPadding == true;
+        var mask = padded || input.PrefixLength is not null
+            ? ForwardMask.Build(real, b, t, input.Cache, ids.device, input.PrefixLength)
+            : null;                                                                            // null: the causal fast path
         var labels = input.Labels;
         if (labels is not null && real is not null) labels = labels.masked_fill(real.logical_not(), IgnoreIndex); // (B, T): padding has no target
         var request = MoeRequest(input, real, labels);
@@ -230,18 +241,18 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
 
         var x = Embed(ids);                                                                    // (B, T, C)
         if (_embedPositions is not null)
-            x = x + _embedPositions.call(padding?.Positions ?? torch.arange(start, start + t, device: ids.device)); // (B, T, C)
+            x = x + _embedPositions.call(mask?.Positions ?? torch.arange(start, start + t, device: ids.device)); // (B, T, C)
         x = Regularization.Dropout(x, _options.EmbeddingDropout ?? _options.Dropout, training);
 
         var moeOutputs = new List<MoeBlockOutput>();
         for (int i = 0; i < _layers.Count; i++)
         {
             var layerRequest = replay is null || _layers[i].Moe is null ? request : request with { ForcedExperts = replay[moeOutputs.Count] };
-            (x, var moe) = _layers[i].Forward(x, _rope, input.Cache, padding, layerRequest);
+            (x, var moe) = _layers[i].Forward(x, _rope, input.Cache, mask, layerRequest);
             if (moe is not null) moeOutputs.Add(moe);
         }
 
-        if (padding is not null) input.Cache?.RecordRealTokens(real, t); // after the layers: a forward that throws leaves the cache as it was
+        if (padded) input.Cache?.RecordRealTokens(real, t); // after the layers: a forward that throws leaves the cache as it was
         input.Cache?.Advance(t);
         var h = _norm.call(x);                                                                 // (B, T, C)
         var logits = Autocast.Linear(h, _lmHead?.weight ?? _embedTokens.weight!, _lmHead?.bias);  // (B, T, V)
@@ -425,6 +436,24 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
             string value = bad.numel() > 0 ? bad[0].item<long>().ToString() : "(none)";
             throw new ArgumentException($"Label {value} is outside the vocabulary [0, {_options.VocabSize}) and is not the ignore index {IgnoreIndex}.", nameof(CausalLMInput.Labels));
         }
+    }
+
+    private static void CheckPrefix(Tensor ids, Tensor? prefixLength, KvCache? cache)
+    {
+        if (prefixLength is null) return;
+        long b = ids.size(0), t = ids.size(1);
+        if (prefixLength.dim() != 1 || prefixLength.size(0) != b)
+            throw new ArgumentException($"PrefixLength must be (B) = [{b}]; got shape [{string.Join(", ", prefixLength.shape)}].", nameof(CausalLMInput.PrefixLength));
+        if (prefixLength.dtype != ScalarType.Int64)
+            throw new ArgumentException($"PrefixLength must be int64; got {prefixLength.dtype}.", nameof(CausalLMInput.PrefixLength));
+        if (prefixLength.device_type != ids.device_type || prefixLength.device_index != ids.device_index)
+            throw new ArgumentException($"PrefixLength is on {prefixLength.device}, InputIds on {ids.device}: put both on the model's device.", nameof(CausalLMInput.PrefixLength));
+        if (cache is { Length: > 0 })
+            throw new ArgumentException($"PrefixLength needs a forward without cached positions (the cache holds {cache.Length}): run the prompt with its prefix into an empty cache, then decode causally.", nameof(CausalLMInput.PrefixLength));
+        using var scope = torch.NewDisposeScope();
+        var bad = prefixLength.masked_select(prefixLength.lt(0) | prefixLength.gt(t));
+        if (bad.numel() > 0)
+            throw new ArgumentException($"PrefixLength {bad[0].item<long>()} is outside [0, T = {t}].", nameof(CausalLMInput.PrefixLength));
     }
 
     private void CheckInput(Tensor ids, Tensor? labels, KvCache? cache, Tensor? attentionMask)
