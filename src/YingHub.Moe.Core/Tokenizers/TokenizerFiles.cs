@@ -18,10 +18,11 @@ public static class TokenizerFiles
     private sealed record Spec(
         [property: JsonPropertyName("kind")] string Kind,
         [property: JsonPropertyName("vocab_size")] int VocabSize,
-        [property: JsonPropertyName("vocabulary")] string? Vocabulary = null);
+        [property: JsonPropertyName("vocabulary")] string? Vocabulary = null,
+        [property: JsonPropertyName("special_tokens")] IReadOnlyList<string>? SpecialTokens = null);
 
     /// <summary>Writes <paramref name="tokenizer"/> into <paramref name="directory"/>.</summary>
-    /// <param name="tokenizer">A <see cref="CharTokenizer"/> or a <see cref="TiktokenTextTokenizer"/>.</param>
+    /// <param name="tokenizer">A <see cref="CharTokenizer"/> or a <see cref="TiktokenTextTokenizer"/>, or either with <see cref="SpecialTokensTokenizer">special tokens</see>.</param>
     /// <param name="directory">The checkpoint directory.</param>
     /// <param name="gpt2VocabPath">For GPT-2: the <c>vocab.json</c> it was built from, copied into the directory.</param>
     /// <exception cref="ArgumentException">An unsupported tokenizer, or GPT-2 without its vocabulary file.</exception>
@@ -29,13 +30,15 @@ public static class TokenizerFiles
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         Directory.CreateDirectory(directory);
-        Spec spec = tokenizer switch
+        var special = tokenizer as SpecialTokensTokenizer;
+        Spec spec = (special?.Base ?? tokenizer) switch
         {
             CharTokenizer c => new Spec("char", c.VocabSize, c.Vocabulary),
             TiktokenTextTokenizer { Name: "gpt2" } => new Spec("gpt2", tokenizer.VocabSize),
             TiktokenTextTokenizer t => new Spec(t.Name, t.VocabSize),
-            _ => throw new ArgumentException($"Tokenizer '{tokenizer.Name}' ({tokenizer.GetType().Name}) cannot be saved.", nameof(tokenizer)),
+            _ => throw new ArgumentException($"Tokenizer '{tokenizer.Name}' ({(special?.Base ?? tokenizer).GetType().Name}) cannot be saved.", nameof(tokenizer)),
         };
+        if (special is not null) spec = spec with { VocabSize = special.VocabSize, SpecialTokens = special.SpecialTokens };
         if (spec.Kind == "gpt2")
         {
             if (gpt2VocabPath is null || !File.Exists(gpt2VocabPath))
@@ -71,6 +74,18 @@ public static class TokenizerFiles
             "o200k" => TiktokenTextTokenizer.O200k(),
             _ => throw new InvalidDataException($"'{path}': unknown tokenizer kind '{spec.Kind}' (char, gpt2, cl100k, o200k)."),
         };
+        if (spec.SpecialTokens is { Count: > 0 } tokens)
+        {
+            try
+            {
+                tokenizer = new SpecialTokensTokenizer(tokenizer, tokens);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new InvalidDataException($"'{path}': special_tokens: {ex.Message}", ex);
+            }
+        }
+
         if (tokenizer.VocabSize != spec.VocabSize)
             throw new InvalidDataException($"'{path}' records {spec.VocabSize} tokens but the {spec.Kind} tokenizer has {tokenizer.VocabSize}.");
         return tokenizer;
