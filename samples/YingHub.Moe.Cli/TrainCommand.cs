@@ -10,6 +10,7 @@ using YingHub.Moe.Training;
 using YingHub.Moe.Training.Checkpointing;
 using YingHub.Moe.Training.Data;
 using YingHub.Moe.Training.FineTuning;
+using YingHub.Moe.Training.Objectives;
 using YingHub.Moe.Training.Recipes;
 using YingHub.Moe.Training.Tracking;
 
@@ -147,6 +148,21 @@ internal static class TrainCommand
 
             var effective = Resolved(recipe, model, tokenizer, blockSize);
             using var trainer = new Trainer(model, train, validation, recipe.Trainer);
+            if (recipe.Objective is { IsPlainCausal: false } mixture)
+            {
+                try
+                {
+                    trainer.Objective = new TrainingObjective(mixture, tokenizer, blockSize);
+                }
+                catch (ArgumentException ex)
+                {
+                    throw new CliException($"objective: {Cli.MessageOf(ex)}", 2);
+                }
+
+                Console.WriteLine($"objective: {string.Join(", ", mixture.Objectives.Where(o => mixture.Schedule.Any(st => st.Weights.GetValueOrDefault(o.Name) > 0)).Select(o => o.Name))} "
+                    + $"({mixture.Schedule.Count} stage{(mixture.Schedule.Count == 1 ? "" : "s")}); validation loss is causal LM on plain blocks");
+            }
+
             trainer.CheckpointExtras = staging =>
             {
                 TokenizerFiles.Save(tokenizer, staging, vocab);
@@ -193,7 +209,7 @@ internal static class TrainCommand
 
     private static TrainingRecipe Resolved(TrainingRecipe recipe, MoeForCausalLM model, ITextTokenizer tokenizer, int blockSize) => new()
     {
-        Data = recipe.Data, Tokenizer = recipe.InitFrom is null ? tokenizer.Name : recipe.Tokenizer, BlockSize = blockSize, InitFrom = recipe.InitFrom,
+        Data = recipe.Data, Tokenizer = recipe.InitFrom is null ? tokenizer.Name : recipe.Tokenizer, BlockSize = blockSize, InitFrom = recipe.InitFrom, Objective = recipe.Objective,
         Preset = recipe.InitFrom is null ? recipe.Preset : null, Model = recipe.InitFrom is null ? model.Options.Clone() : null,
         Trainer = recipe.Trainer, Tracking = recipe.Tracking,
     };
@@ -236,6 +252,20 @@ internal static class TrainCommand
         };
 
         var options = (recipe.Model ?? MoePresets.Get(TrainConfig.DefaultPreset)).Clone();
+        if (recipe.Objective is { IsPlainCausal: false } objective)
+        {
+            // UL2's sentinel and mode tokens join the vocabulary after the text's tokens
+            int trainBlock = recipe.BlockSize ?? options.ContextLength; // the block Train will draw
+            try
+            {
+                tokenizer = new SpecialTokensTokenizer(tokenizer, TrainingObjective.SpecialTokens(objective, trainBlock));
+            }
+            catch (ArgumentException ex)
+            {
+                throw new CliException($"objective: {Cli.MessageOf(ex)}", 2);
+            }
+        }
+
         // what the recipe left open follows the tokenizer and the block size; what it set must fit them
         if (!recipe.GivenModelKeys.Contains("vocab_size")) options.VocabSize = tokenizer.VocabSize;
         else if (options.VocabSize != tokenizer.VocabSize)

@@ -58,6 +58,9 @@ internal static class TrainConfig
         Choice("--tokenizer", "tokenizer", $"{string.Join(", ", Tokenizers)}. Default: {DefaultTokenizer} (with --init-from: the checkpoint's).", Tokenizers),
         Text("--init-from", "init_from", "Fine-tune: start from this checkpoint's weights, options and tokenizer, with a fresh optimizer and schedule."),
         Int("--block", "block_size", "Tokens per sequence; for a new model also its context length unless model.max_position_embeddings is set. Default: the model's context length."),
+        Text("--objective", ["objective"],
+            "What to train on: causal (next-token prediction), ul2 (UL2's mixture of denoisers: span corruption R and X, prefix LM S, with sentinel and mode tokens added to the tokenizer), a mixture as a JSON object, or the path of a JSON file with one (docs/training.md). Default: causal.",
+            v => [ObjectiveValue(v)]),
         Choice("--preset", "model.preset", $"Model preset: {string.Join(", ", MoePresets.Names)}. Default: {DefaultPreset}.", MoePresets.Names),
         Number("--dropout", ["model.hidden_dropout", "model.attention_dropout", "model.embedding_dropout"],
             "Dropout probability of a new model, in [0, 1), on embeddings, hidden states, expert outputs and attention weights. Default: the preset's.",
@@ -245,6 +248,20 @@ internal static class TrainConfig
     private static double? Number(JsonNode? node) =>
         node is JsonValue v && v.GetValueKind() == JsonValueKind.Number
             && double.TryParse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double d) ? d : null;
+
+    /// <summary>An inline JSON mixture as an object (so the merged file holds it as one), a name or path as a string.</summary>
+    private static JsonNode? ObjectiveValue(string value)
+    {
+        if (!value.TrimStart().StartsWith('{')) return JsonValue.Create(value);
+        try
+        {
+            return TrainingRecipe.ParseJson(value);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new CliException($"--objective: {ex.Message}", 2);
+        }
+    }
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 

@@ -10,6 +10,7 @@ using YingHub.Moe.Training.Diagnostics;
 using YingHub.Moe.Training.Data;
 using YingHub.Moe.Training.Evaluation;
 using YingHub.Moe.Training.Freezing;
+using YingHub.Moe.Training.Objectives;
 using YingHub.Moe.Training.Optimization;
 using YingHub.Moe.Training.Routing;
 using YingHub.Moe.Training.Schedules;
@@ -110,6 +111,33 @@ public sealed class Trainer : IDisposable
 
     /// <summary>The optimizer step the trainer runs (its groups, norms' labels, state).</summary>
     public OptimizerStep OptimizerStep => _optimizer;
+
+    /// <summary>
+    /// What the run trains on: null (the default) is causal LM on the sampler's blocks; an objective mixture (UL2's
+    /// denoisers, prefix LM, with stages over the run) rearranges each block into its training sequence. Set it before
+    /// <see cref="Run"/>. Evaluation stays causal LM on plain blocks, so validation losses compare across objectives.
+    /// </summary>
+    /// <exception cref="ArgumentException">Its blocks differ from the sampler's, it writes token ids outside the model's vocabulary, or token masking is on.</exception>
+    public TrainingObjective? Objective
+    {
+        get => _objective;
+        set
+        {
+            if (value is not null)
+            {
+                if (value.BlockSize != _train.BlockSize)
+                    throw new ArgumentException($"The objective is built for blocks of {value.BlockSize} tokens; the sampler draws {_train.BlockSize}.", nameof(value));
+                if (value.MaxTokenId >= _model.Options.VocabSize)
+                    throw new ArgumentException($"The objective writes token ids up to {value.MaxTokenId} (its tokenizer's special tokens) but the model's vocabulary is [0, {_model.Options.VocabSize}): build the model with vocab_size = the tokenizer's.", nameof(value));
+                if (_masker is not null)
+                    throw new ArgumentException("TokenMasking and an objective mixture do not combine (masking would overwrite sentinel and mode tokens); use one.", nameof(value));
+            }
+
+            _objective = value;
+        }
+    }
+
+    private TrainingObjective? _objective;
 
     /// <summary>Adds files (e.g. the tokenizer) to every checkpoint; it receives the staging directory.</summary>
     public Action<string>? CheckpointExtras { get; set; }
@@ -245,9 +273,17 @@ public sealed class Trainer : IDisposable
             _optimizer.LossScaler?.State.SkippedSteps ?? 0);
     }
 
-    /// <summary>One micro-batch's forward pass (masked inputs, real targets); router statistics only where they are logged.</summary>
+    /// <summary>One micro-batch's forward pass (masked inputs, real targets; or the objective's sequences); router statistics only where they are logged.</summary>
     private CausalLMOutput Forward(long step, int micro, bool statistics)
     {
+        if (_objective is not null)
+        {
+            // one draw stream per micro-batch: (step, micro) → a distinct index
+            var batch = _objective.Build(_train.NextBlocks(_options.BatchSize), (step - 1) * _options.GradientAccumulation + micro,
+                _options.Steps * _options.GradientAccumulation, _options.Seed, _model.Device);
+            return _model.call(new CausalLMInput(batch.InputIds, batch.Labels, RouterStatistics: statistics, AttentionMask: batch.AttentionMask, PrefixLength: batch.PrefixLength));
+        }
+
         var (x, y) = _train.Next(_options.BatchSize, _model.Device);                 // (B, T), (B, T)
         if (_masker is not null) x = _masker.Mask(x, step - 1, _options.Steps, null); // inputs only: the targets stay real
         return _model.call(new CausalLMInput(x, y, RouterStatistics: statistics));

@@ -116,7 +116,7 @@ public class TrainConfigTests
     }
 
     [Theory]
-    [InlineData("""{ "steps": 5 }""", "run.json: unknown key 'steps'; the allowed keys are data, tokenizer, block_size, init_from, model, trainer, tracking (did you mean trainer.steps?).")]
+    [InlineData("""{ "steps": 5 }""", "run.json: unknown key 'steps'; the allowed keys are data, tokenizer, block_size, init_from, objective, model, trainer, tracking (did you mean trainer.steps?).")]
     [InlineData("""{ "trainer": { "steps": "ten" } }""", "run.json: trainer.steps must be an integer; got \"ten\".")]
     [InlineData("""{ "model": { "preset": "huge" } }""", "model.preset 'huge' is not one of tiny, makemoe, yinghub-v2")]
     [InlineData("""{ "tokenizer": "bytes" }""", "tokenizer 'bytes' is not one of char, gpt2, cl100k, o200k.")]

@@ -66,4 +66,39 @@ public sealed class TrainRecipeCommandTests : IDisposable
         Assert.Equal(2, exit);
         Assert.Contains("model.vocab_size 65 does not match the char tokenizer's 18 tokens", stderr);
     }
+
+    [Fact]
+    public void Objective_ul2_adds_its_tokens_keeps_the_mixture_with_the_run_and_resumes()
+    {
+        string output = Path.Combine(_cli.Directory, "run");
+        var (exit, stdout, stderr) = _cli.Run(TrainProcess.Train(output, "--steps", "3", "--objective", "ul2", "--json"));
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("objective: r3_15, r8_15, x3_50, x8_50, x64_15, x64_50, s (1 stage)", stdout);
+        var tokenizer = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "tokenizer.json")))!;
+        var special = tokenizer["special_tokens"]!.AsArray().Select(t => (string)t!).ToList();
+        Assert.Equal(["[R]", "[X]", "[S]", "<extra_id_0>"], special.Take(4));
+        Assert.Equal(18 + special.Count, (int)tokenizer["vocab_size"]!);
+        var saved = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "training_config.json")))!;
+        Assert.Equal(18 + special.Count, (int)saved["model"]!["vocab_size"]!);
+        Assert.Equal("span_corruption", (string)saved["objective"]!["objectives"]![0]!["kind"]!);
+
+        // the run continues with its own mixture and tokenizer, and samples from a prompt that holds a mode token
+        (exit, stdout, stderr) = _cli.Run("train", "--resume", "--out", "run", "--steps", "4", "--json");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("resumed at step 3", stdout);
+        (exit, stdout, stderr) = _cli.Run("generate", "--checkpoint", "run", "--prompt", "[S]the", "--tokens", "5", "--seed", "1");
+        Assert.True(exit == 0, stderr);
+        Assert.StartsWith("[S]the", stdout);
+    }
+
+    [Theory]
+    [InlineData("bogus", "objective 'bogus' is not causal, ul2, a JSON object, or an existing file.")]
+    [InlineData("{\"objectives\": [], \"schedule\": []}", "objective.objectives = 0 is invalid; allowed: at least one objective.")]
+    [InlineData("{\"objectives\": [{\"name\": \"r\", \"kind\": \"span_corruption\", \"rate\": 0.2}], \"schedule\": []}", "unknown key 'rate'")]
+    public void A_bad_objective_is_one_line_naming_it(string value, string message)
+    {
+        string output = Path.Combine(_cli.Directory, "run");
+        var (exit, stdout, stderr) = _cli.Run(TrainProcess.Train(output, "--steps", "1", "--objective", value, "--print-config"));
+        CliRunner.AssertOneLineError(new CliRunner.Result(exit, stdout, stderr), 2, message);
+    }
 }

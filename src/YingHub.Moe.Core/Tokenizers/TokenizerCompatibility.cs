@@ -18,7 +18,8 @@ public static class TokenizerCompatibility
 
     /// <summary>
     /// Null when <paramref name="actual"/> gives the ids of <paramref name="expected"/> (same kind and size, and for
-    /// char tokenizers the same characters in the same order); otherwise one sentence naming both.
+    /// char tokenizers the same characters in the same order, and the same special tokens in the same order); otherwise
+    /// one sentence naming both.
     /// </summary>
     public static string? Difference(ITextTokenizer expected, ITextTokenizer actual)
     {
@@ -26,6 +27,11 @@ public static class TokenizerCompatibility
         ArgumentNullException.ThrowIfNull(actual);
         if (expected.Name != actual.Name || expected.VocabSize != actual.VocabSize)
             return $"expected a {Describe(expected)} tokenizer, got {Describe(actual)}";
+        var expectedSpecial = (expected as SpecialTokensTokenizer)?.SpecialTokens ?? [];
+        var actualSpecial = (actual as SpecialTokensTokenizer)?.SpecialTokens ?? [];
+        if (!expectedSpecial.SequenceEqual(actualSpecial))
+            return $"both are {Describe(expected)} tokenizers but their special tokens differ ({expectedSpecial.Count} against {actualSpecial.Count}: {string.Join(", ", expectedSpecial.Take(3))} … against {string.Join(", ", actualSpecial.Take(3))} …)";
+        if (expected is SpecialTokensTokenizer e && actual is SpecialTokensTokenizer f) return Difference(e.Base, f.Base);
         if (expected is CharTokenizer a && actual is CharTokenizer b && a.Vocabulary != b.Vocabulary)
             return $"both are {Describe(expected)} tokenizers but their characters differ (from position {FirstDifference(a.Vocabulary, b.Vocabulary)})";
         return null;

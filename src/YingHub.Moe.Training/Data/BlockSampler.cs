@@ -49,16 +49,34 @@ public sealed class BlockSampler
     /// <summary>A batch of <paramref name="batchSize"/> random blocks: inputs (B, T) and targets (B, T), int64, on <paramref name="device"/>.</summary>
     public (Tensor Inputs, Tensor Targets) Next(int batchSize, Device? device = null)
     {
+        int t = BlockSize;
+        var ids = Draw(batchSize);
+        using var scope = torch.NewDisposeScope();
+        var all = torch.tensor(ids, batchSize, t + 1);                 // (B, T + 1)
+        if (device is not null) all = all.to(device);
+        return (all[.., ..t].contiguous().MoveToOuterDisposeScope(), all[.., 1..].contiguous().MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// <paramref name="batchSize"/> random blocks of T + 1 tokens each (a block and its last target), drawn as
+    /// <see cref="Next"/> draws them, for objectives that rearrange the text (<c>Objectives.TrainingObjective</c>).
+    /// </summary>
+    public long[][] NextBlocks(int batchSize)
+    {
+        int n = BlockSize + 1;
+        var ids = Draw(batchSize);
+        return Enumerable.Range(0, batchSize).Select(b => ids.AsSpan(b * n, n).ToArray()).ToArray();
+    }
+
+    private long[] Draw(int batchSize)
+    {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "The batch size must be at least 1.");
         int t = BlockSize;
         var ids = new long[batchSize * (t + 1)];
         for (int b = 0; b < batchSize; b++)
             _corpus.Read(_start + _random.NextInt64(_length - t), ids.AsSpan(b * (t + 1), t + 1));
         Drawn += batchSize;
-        using var scope = torch.NewDisposeScope();
-        var all = torch.tensor(ids, batchSize, t + 1);                 // (B, T + 1)
-        if (device is not null) all = all.to(device);
-        return (all[.., ..t].contiguous().MoveToOuterDisposeScope(), all[.., 1..].contiguous().MoveToOuterDisposeScope());
+        return ids;
     }
 
     /// <summary>

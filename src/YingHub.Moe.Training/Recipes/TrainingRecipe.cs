@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using YingHub.Moe.Core.Configuration;
+using YingHub.Moe.Training.Objectives;
 using YingHub.Moe.Training.Tracking;
 
 namespace YingHub.Moe.Training.Recipes;
@@ -28,7 +29,10 @@ public sealed class TrainingRecipe
     public const string PresetKey = "preset";
 
     /// <summary>The keys a recipe's top level may hold (keys starting with <c>_</c> are notes).</summary>
-    public static IReadOnlyList<string> TopLevelKeys { get; } = ["data", "tokenizer", "block_size", "init_from", ModelKey, TrainerKey, TrackingKey];
+    public static IReadOnlyList<string> TopLevelKeys { get; } = ["data", "tokenizer", "block_size", "init_from", ObjectiveKey, ModelKey, TrainerKey, TrackingKey];
+
+    /// <summary>The key of the objective: <c>causal</c>, <c>ul2</c>, a mixture object, or the path of a mixture file.</summary>
+    public const string ObjectiveKey = "objective";
 
     /// <summary>The corpus: a text file, or a name the application knows (the CLI: <c>tinyshakespeare</c>); null: the application's default.</summary>
     public string? Data { get; init; }
@@ -41,6 +45,12 @@ public sealed class TrainingRecipe
 
     /// <summary>A checkpoint directory whose model, weights and tokenizer a fine-tuning run starts from (then there is no model section).</summary>
     public string? InitFrom { get; init; }
+
+    /// <summary>
+    /// What the run trains on (<see cref="ObjectiveMixtureOptions"/>; UL2's denoisers with their special tokens added to
+    /// the tokenizer); null: causal LM.
+    /// </summary>
+    public ObjectiveMixtureOptions? Objective { get; init; }
 
     /// <summary>The preset the model section starts from (<see cref="MoePresets"/>), or null.</summary>
     public string? Preset { get; init; }
@@ -125,6 +135,7 @@ public sealed class TrainingRecipe
 
         return new TrainingRecipe
         {
+            Objective = root[ObjectiveKey] is { } objective ? ReadObjective(objective, baseDirectory) : null,
             Data = Text(root, "data"), Tokenizer = Text(root, "tokenizer"), InitFrom = Text(root, "init_from"),
             BlockSize = root["block_size"] is { } b ? Integer(b, "block_size") : null,
             Preset = preset, Model = model, GivenModelKeys = given, Trainer = trainer, Tracking = tracking,
@@ -145,6 +156,7 @@ public sealed class TrainingRecipe
         if (Tokenizer is not null) root["tokenizer"] = Tokenizer;
         if (BlockSize is not null) root["block_size"] = BlockSize;
         if (InitFrom is not null) root["init_from"] = InitFrom;
+        if (Objective is not null) root[ObjectiveKey] = Objective.ToJson();
         if (Model is not null)
         {
             var model = new JsonObject();
@@ -218,6 +230,24 @@ public sealed class TrainingRecipe
         }
 
         return (preset, model, [.. obj.Select(p => p.Key).Where(k => !OptionsJson.IsNote(k))]);
+    }
+
+    private static ObjectiveMixtureOptions ReadObjective(JsonNode node, string? baseDirectory)
+    {
+        if (node is JsonObject obj) return ObjectiveMixtureOptions.FromJson(obj);
+        if (node.GetValueKind() != JsonValueKind.String)
+            throw new InvalidDataException($"{ObjectiveKey} must be {ObjectiveMixtureOptions.CausalName}, {ObjectiveMixtureOptions.Ul2Name}, a mixture object or a file path; got {node.ToJsonString()}.");
+        string spec = node.GetValue<string>();
+        bool named = spec.Trim() is var n && (n.Equals(ObjectiveMixtureOptions.CausalName, StringComparison.OrdinalIgnoreCase) || n.Equals(ObjectiveMixtureOptions.Ul2Name, StringComparison.OrdinalIgnoreCase));
+        string resolved = named || Path.IsPathRooted(spec) || baseDirectory is null || spec.TrimStart().StartsWith('{') ? spec : Path.Combine(baseDirectory, spec);
+        try
+        {
+            return ObjectiveMixtureOptions.Parse(resolved);
+        }
+        catch (IOException ex)
+        {
+            throw new InvalidDataException($"{ObjectiveKey}: '{spec}' cannot be read: {ex.Message}", ex);
+        }
     }
 
     private static JsonObject Section(JsonNode node, string key) =>

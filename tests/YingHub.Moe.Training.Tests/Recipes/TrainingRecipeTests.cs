@@ -87,7 +87,7 @@ public class TrainingRecipeTests
     }
 
     [Theory]
-    [InlineData("""{ "steps": 5 }""", "unknown key 'steps'; the allowed keys are data, tokenizer, block_size, init_from, model, trainer, tracking (did you mean trainer.steps?).")]
+    [InlineData("""{ "steps": 5 }""", "unknown key 'steps'; the allowed keys are data, tokenizer, block_size, init_from, objective, model, trainer, tracking (did you mean trainer.steps?).")]
     [InlineData("""{ "trainer": { "lr": 0.1 } }""", "trainer: unknown key 'lr'; the allowed keys are steps, batch_size, gradient_accumulation, learning_rate,")]
     [InlineData("""{ "trainer": { "early_stopping": { "patient": 3 } } }""", "trainer.early_stopping: unknown key 'patient'; the allowed keys are patience, min_delta, restore_best_weights.")]
     [InlineData("""{ "trainer": { "module_gradient_clip": { "groups": [ { "max": 1 } ] } } }""", "trainer.module_gradient_clip.groups[0]: unknown key 'max'; the allowed keys are name, name_contains, max_norm.")]
