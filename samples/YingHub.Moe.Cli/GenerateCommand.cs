@@ -38,17 +38,18 @@ internal static class GenerateCommand
         var repetition = new Option<double>("--repetition-penalty") { Description = "CTRL repetition penalty (1 = off).", DefaultValueFactory = _ => 1.0 };
         var seed = new Option<long?>("--seed") { Description = "Seed for reproducible sampling." };
         var noCache = new Option<bool>("--no-cache") { Description = "Recompute the whole window for every token instead of using the KV cache." };
+        var asPrefix = new Option<bool>("--prompt-as-prefix") { Description = "Read the prompt with bidirectional attention, as a prefix (for models trained with --objective ul2 or prefix LM, e.g. a prompt starting with [S])." };
         var output = new Option<string?>("--out") { Description = "Also write the generated text to this file." };
         var json = new Option<bool>("--json") { Description = "End with one JSON object line: text, tokens, tokens_per_s, time_to_first_token_ms, steady_tokens_per_s (the tokens after the first), kv_cache, routing (with --trace-routing)." };
         var traceRouting = new Option<bool>("--trace-routing") { Description = "After the text, show per generated token the experts and gate weights it used in every MoE layer (and in the --json line)." };
         var command = new Command(name, description)
-            { checkpoint, prompt, tokens, temperature, anneal, minTemperature, topK, topP, repetition, seed, noCache, output, json, traceRouting };
+            { checkpoint, prompt, tokens, temperature, anneal, minTemperature, topK, topP, repetition, seed, noCache, asPrefix, output, json, traceRouting };
         command.SetAction(parse => Cli.Run(() => Run(RequireCheckpoint(parse.GetValue(checkpoint)!, defaultCheckpoint), parse.GetValue(prompt)!, new SamplingOptions
         {
             MaxNewTokens = parse.GetValue(tokens), Temperature = parse.GetValue(temperature), AnnealTemperature = parse.GetValue(anneal),
             MinTemperature = parse.GetValue(minTemperature),
             TopK = parse.GetValue(topK), TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(repetition),
-            Seed = parse.GetValue(seed), UseCache = !parse.GetValue(noCache),
+            Seed = parse.GetValue(seed), UseCache = !parse.GetValue(noCache), PromptAsPrefix = parse.GetValue(asPrefix),
         }, parse.GetValue(output), parse.GetValue(json), parse.GetValue(traceRouting))));
         return command;
     }

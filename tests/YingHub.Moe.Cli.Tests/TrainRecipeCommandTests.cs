@@ -86,7 +86,7 @@ public sealed class TrainRecipeCommandTests : IDisposable
         (exit, stdout, stderr) = _cli.Run("train", "--resume", "--out", "run", "--steps", "4", "--json");
         Assert.True(exit == 0, stderr);
         Assert.Contains("resumed at step 3", stdout);
-        (exit, stdout, stderr) = _cli.Run("generate", "--checkpoint", "run", "--prompt", "[S]the", "--tokens", "5", "--seed", "1");
+        (exit, stdout, stderr) = _cli.Run("generate", "--checkpoint", "run", "--prompt", "[S]the", "--tokens", "5", "--seed", "1", "--prompt-as-prefix");
         Assert.True(exit == 0, stderr);
         Assert.StartsWith("[S]the", stdout);
     }

@@ -93,6 +93,14 @@ public sealed class SamplingOptions : IValidatableOptions
     /// </summary>
     public bool UseCache { get; set; } = true;
 
+    /// <summary>
+    /// Read the prompt as a bidirectional prefix (<see cref="Modules.CausalLMInput.PrefixLength"/>), as a model trained
+    /// with prefix LM or UL2's denoisers saw its context; the generated tokens stay causal. False (the default): causal
+    /// attention over the prompt too. With the cache the prompt runs as the prefix into the empty cache; when the window
+    /// slides, the part of the prompt still in it is the prefix of the recomputed window.
+    /// </summary>
+    public bool PromptAsPrefix { get; set; }
+
     /// <inheritdoc />
     public IReadOnlyList<OptionError> GetValidationErrors()
     {

@@ -103,16 +103,17 @@ public sealed class TokenGenerator
                 using (torch.inference_mode()) // no autograd, and no view tracking or version counters: less work per op than no_grad
                 {
                     var live = active.Select(b => tokens[b]).ToArray();
+                    var promptLengths = options.PromptAsPrefix ? active.Select(b => prompts[b].Count).ToArray() : null;
                     if (cache is null)
                     {
                         next?.Dispose();
-                        next = Forward(live, window, null); // recompute the whole window every token
+                        next = Forward(live, window, null, promptLengths); // recompute the whole window every token
                     }
                     else if (next is null)
                     {
                         // fill the cache with the prompts, or after a slide with the kept tails, in one forward
                         cache.Reset();
-                        next = Forward(live, filled ? keep : window, cache);
+                        next = Forward(live, filled ? keep : window, cache, promptLengths);
                         filled = true;
                     }
 
@@ -171,25 +172,31 @@ public sealed class TokenGenerator
 
     /// <summary>
     /// Logits (B, V) after feeding each sequence's last <paramref name="count"/> tokens (appended to the cache when
-    /// given); sequences with fewer tokens are left-padded and masked.
+    /// given); sequences with fewer tokens are left-padded and masked. With <paramref name="promptLengths"/> (a forward
+    /// into an empty cache, or without one), the prompt tokens among those fed are each row's bidirectional prefix.
     /// </summary>
-    private Tensor Forward(List<long>[] tokens, int count, KvCache? cache)
+    private Tensor Forward(List<long>[] tokens, int count, KvCache? cache, int[]? promptLengths = null)
     {
         int batch = tokens.Length, take = tokens.Max(t => Math.Min(count, t.Count));
         var ids = new long[batch * take];          // padding: id 0, masked out
         var real = new bool[batch * take];
+        var prefix = new long[batch];              // in columns: the padding, then the prompt tokens fed
         bool padded = false;
         for (int b = 0; b < batch; b++)
         {
-            int own = Math.Min(count, tokens[b].Count), pad = take - own;
-            tokens[b].CopyTo(tokens[b].Count - own, ids, b * take + pad, own);
+            int own = Math.Min(count, tokens[b].Count), pad = take - own, first = tokens[b].Count - own;
+            tokens[b].CopyTo(first, ids, b * take + pad, own);
             Array.Fill(real, true, b * take + pad, own);
             padded |= pad > 0;
+            int promptFed = promptLengths is null ? 0 : Math.Clamp(promptLengths[b] - first, 0, own);
+            prefix[b] = promptFed > 0 ? pad + promptFed : 0;
         }
 
         var device = _model.Device;
         var mask = padded ? torch.tensor(real, batch, take, device: device) : null; // (B, T)
-        using var output = _model.call(new CausalLMInput(torch.tensor(ids, batch, take, device: device), Cache: cache, RouterStatistics: false, AttentionMask: mask));
+        bool prefixed = prefix.Any(p => p > 1) && (cache is null || cache.Length == 0); // a prefix of one token is causal
+        using var output = _model.call(new CausalLMInput(torch.tensor(ids, batch, take, device: device), Cache: cache, RouterStatistics: false, AttentionMask: mask,
+            PrefixLength: prefixed ? torch.tensor(prefix, device: device) : null));
         return output.Logits[.., -1].to(ScalarType.Float32); // (B, V): the last position is real in every row
     }
 

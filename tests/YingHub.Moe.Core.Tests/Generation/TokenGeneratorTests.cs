@@ -41,6 +41,46 @@ public class TokenGeneratorTests
         Assert.Equal(naive, cached);
     }
 
+    /// <summary>Greedy decoding by hand with the prompt as a bidirectional prefix: a full forward per token (within the context).</summary>
+    private static long[] NaivePrefixGreedy(MoeForCausalLM model, long[] prompt, int n)
+    {
+        var tokens = prompt.ToList();
+        using var _ = torch.no_grad();
+        for (int i = 0; i < n; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var logits = model.call(new CausalLMInput(torch.tensor(tokens.ToArray(), 1, tokens.Count), PrefixLength: torch.tensor(new long[] { prompt.Length }))).Logits;
+            tokens.Add(logits[0, -1].argmax().item<long>());
+        }
+
+        return tokens.Skip(prompt.Length).ToArray();
+    }
+
+    [Theory]
+    [InlineData(PositionEncoding.Learned)]
+    [InlineData(PositionEncoding.Rope)]
+    public void The_prompt_as_a_prefix_decodes_as_full_prefix_forwards_with_and_without_the_cache(PositionEncoding positions)
+    {
+        torch.manual_seed(22);
+        using var model = new MoeForCausalLM(Tiny.Options(o => { o.Positions = positions; o.ContextLength = 16; }));
+        model.eval();
+        using (torch.no_grad())
+            foreach (var p in model.parameters()) p.mul_(4); // sharper attention and logits: an untrained model's argmax then depends on what it attends to
+        long[] longPrompt = [3, 1, 4, 1, 5, 9], shortPrompt = [2, 7];
+        var options = new SamplingOptions { Greedy = true, MaxNewTokens = 9, PromptAsPrefix = true };
+        var expectedLong = NaivePrefixGreedy(model, longPrompt, 9);
+        Assert.NotEqual(NaiveGreedy(model, longPrompt, 9), expectedLong); // the prefix changes what the model says here
+        Assert.Equal(expectedLong, new TokenGenerator(model).Generate(longPrompt, options));
+        options.UseCache = false;
+        Assert.Equal(expectedLong, new TokenGenerator(model).Generate(longPrompt, options));
+
+        // a batch of prompts of different lengths: each row as alone (left padding inside the prefix is masked)
+        options.UseCache = true;
+        var batch = new TokenGenerator(model).GenerateBatch([longPrompt, shortPrompt], options);
+        Assert.Equal(expectedLong, batch[0]);
+        Assert.Equal(NaivePrefixGreedy(model, shortPrompt, 9), batch[1]);
+    }
+
     [Fact]
     public void Past_the_context_the_cache_slides_and_decoding_goes_on()
     {
