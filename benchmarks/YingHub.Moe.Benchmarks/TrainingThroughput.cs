@@ -19,7 +19,7 @@ namespace YingHub.Moe.Benchmarks;
 /// run in the same sitting (benchmarks/training-throughput.sh runs both).
 /// <code>
 /// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- throughput --preset makemoe --batch 16 --block 32 [--steps 60] [--warmup 10] [--precision fp32|bf16|fp16] [--data FILE]
-///     [--embd C --heads H --layers L --experts E --deep D] [--log-interval 10] [--profile] [--unfused]
+///     [--embd C --heads H --kv-heads G --layers L --experts E --deep D --intermediate I] [--log-interval 10] [--profile] [--unfused]
 /// </code>
 /// </summary>
 internal static class TrainingThroughput
@@ -44,6 +44,8 @@ internal static class TrainingThroughput
         options.NumLayers = a.Int("--layers", options.NumLayers);
         options.NumExperts = a.Int("--experts", options.NumExperts);
         options.DeepExperts = a.Int("--deep", options.DeepExperts);
+        if (a.Has("--kv-heads")) options.NumKeyValueHeads = a.Int("--kv-heads", options.NumHeads);
+        if (a.Has("--intermediate")) options.IntermediateSize = a.Int("--intermediate", 0);
         options.TopK = Math.Min(options.TopK, options.NumExperts);
         int block = a.Int("--block", options.ContextLength);
         options.ContextLength = Math.Max(options.ContextLength, block);
@@ -86,6 +88,7 @@ internal static class TrainingThroughput
             gflop_per_step = Math.Round(flopsPerStep / 1e9, 3), matmul_peak_fp32_gflops = Math.Round(peak32 / 1e9, 1),
             mfu_vs_fp32_peak = Math.Round(flopsPerStep / (meanMs / 1000) / peak32, 4), last_loss = Math.Round(losses[^1], 4),
             rss_mb = Process.GetCurrentProcess().WorkingSet64 / (1 << 20), rss_mb_at_start = rssBefore / (1 << 20),
+            peak_rss_mb = Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20), // the process's high-water mark (VmHWM): what must fit in memory
         }));
         return 0;
     }
