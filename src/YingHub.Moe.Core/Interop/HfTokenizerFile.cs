@@ -34,7 +34,7 @@ public static class HfTokenizerFile
     /// Writes <paramref name="tokenizer"/> as <c>tokenizer.json</c> (and <c>tokenizer_config.json</c>) into
     /// <paramref name="directory"/>; returns the files written.
     /// </summary>
-    /// <param name="tokenizer">A <see cref="CharTokenizer"/> or GPT-2 <see cref="TiktokenTextTokenizer"/>.</param>
+    /// <param name="tokenizer">A <see cref="CharTokenizer"/> or GPT-2 <see cref="TiktokenTextTokenizer"/>, or either with <see cref="SpecialTokensTokenizer">special tokens</see> (written as added special tokens).</param>
     /// <param name="directory">The target directory.</param>
     /// <param name="gpt2VocabPath">GPT-2's <c>vocab.json</c> (a library checkpoint holds it beside its tokenizer).</param>
     /// <exception cref="ArgumentException">Another tokenizer kind (cl100k, o200k), or GPT-2 without its vocabulary.</exception>
@@ -44,7 +44,8 @@ public static class HfTokenizerFile
         JsonObject file;
         string tokenizerClass;
         int? endOfText = null;
-        switch (tokenizer)
+        var special = tokenizer as SpecialTokensTokenizer;
+        switch (special?.Base ?? tokenizer)
         {
             case CharTokenizer chars:
                 var vocab = new JsonObject();
@@ -80,6 +81,13 @@ public static class HfTokenizerFile
                 throw new ArgumentException($"Tokenizer '{tokenizer.Name}' has no Hugging Face tokenizer.json writer here (char and gpt2 have).", nameof(tokenizer));
         }
 
+        if (special is not null)
+        {
+            // Hugging Face's additional_special_tokens: matched whole before the model runs, ids after the base vocabulary
+            var added = (JsonArray)file["added_tokens"]!;
+            for (int i = 0; i < special.SpecialTokens.Count; i++) added.Add(AddedToken(special.Base.VocabSize + i, special.SpecialTokens[i]));
+        }
+
         Directory.CreateDirectory(directory);
         File.WriteAllText(Path.Combine(directory, FileName), file.ToJsonString(Indented));
         var config = new JsonObject
@@ -92,6 +100,7 @@ public static class HfTokenizerFile
             ["add_prefix_space"] = false,
             ["clean_up_tokenization_spaces"] = false,
         };
+        if (special is not null) config["additional_special_tokens"] = new JsonArray(special.SpecialTokens.Select(t => (JsonNode?)t).ToArray());
         File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"), config.ToJsonString(Indented));
         return [FileName, "tokenizer_config.json"];
     }
@@ -126,7 +135,7 @@ public static class HfTokenizerFile
                 var vocab = m!["vocab"]!.AsObject().Select(kv => (Token: kv.Key, Id: kv.Value!.GetValue<int>())).OrderBy(p => p.Id).ToList();
                 if (vocab.Where((p, i) => p.Id != i || p.Token.Length != 1).Any())
                     throw new InvalidDataException($"'{json}': a character WordLevel vocabulary needs one character per id 0..{vocab.Count - 1}.");
-                return new CharTokenizer(string.Concat(vocab.Select(p => p.Token)));
+                return WithSpecialTokens(new CharTokenizer(string.Concat(vocab.Select(p => p.Token))), root, json);
             }
 
             if (kind == "BPE" && pre == "ByteLevel" && m!["byte_fallback"]?.GetValue<bool>() != true)
@@ -134,9 +143,16 @@ public static class HfTokenizerFile
                 var vocab = m["vocab"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<int>());
                 if (!MergesFollowIds(m["merges"] as JsonArray, vocab))
                     throw new InvalidDataException($"'{json}': a byte-level BPE whose merge order differs from its token ids cannot be read here (the library reads GPT-2-style vocabularies, where the id is the merge rank).");
+                int bpeSize = vocab.Count;
                 foreach (var added in (root["added_tokens"] as JsonArray ?? []).OfType<JsonObject>())
-                    vocab.TryAdd(added["content"]!.GetValue<string>(), added["id"]!.GetValue<int>());
-                return TiktokenTextTokenizer.Gpt2(vocab, json);
+                {
+                    // GPT-2's own <|endoftext|> (and any added token inside the BPE's range) belongs to the BPE; those after it are special tokens
+                    int id = added["id"]!.GetValue<int>();
+                    string content = added["content"]!.GetValue<string>();
+                    if (id < bpeSize || content == EndOfText) vocab.TryAdd(content, id);
+                }
+
+                return WithSpecialTokens(TiktokenTextTokenizer.Gpt2(vocab, json), root, json);
             }
 
             unreadable = $"'{json}' is a {kind ?? "(no model type)"} tokenizer with pre-tokenizer {pre ?? "(none)"}{(m?["byte_fallback"]?.GetValue<bool>() == true ? " and byte fallback" : "")}, which Microsoft.ML.Tokenizers 2.0 cannot read from tokenizer.json";
@@ -192,15 +208,29 @@ public static class HfTokenizerFile
         return true;
     }
 
+    /// <summary>The added tokens of <paramref name="root"/> with ids from the base's size on, as special tokens over <paramref name="baseTokenizer"/>.</summary>
+    private static ITextTokenizer WithSpecialTokens(ITextTokenizer baseTokenizer, JsonObject root, string path)
+    {
+        var added = (root["added_tokens"] as JsonArray ?? []).OfType<JsonObject>()
+            .Select(a => (Id: a["id"]!.GetValue<int>(), Content: a["content"]!.GetValue<string>()))
+            .Where(a => a.Id >= baseTokenizer.VocabSize).OrderBy(a => a.Id).ToList();
+        if (added.Count == 0) return baseTokenizer;
+        if (added.Where((a, i) => a.Id != baseTokenizer.VocabSize + i).Any())
+            throw new InvalidDataException($"'{path}': added tokens after the vocabulary must take the ids {baseTokenizer.VocabSize}.. in order; got {string.Join(", ", added.Select(a => a.Id))}.");
+        return new SpecialTokensTokenizer(baseTokenizer, added.Select(a => a.Content));
+    }
+
+    private static JsonObject AddedToken(int id, string content, bool normalized = false) => new()
+    {
+        ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = normalized, ["special"] = true,
+    };
+
     private static JsonObject Skeleton(JsonObject preTokenizer, JsonNode decoder, JsonObject model, int[] addedTokens) => new()
     {
         ["version"] = "1.0",
         ["truncation"] = null,
         ["padding"] = null,
-        ["added_tokens"] = new JsonArray(addedTokens.Select(id => (JsonNode?)new JsonObject
-        {
-            ["id"] = id, ["content"] = EndOfText, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = true, ["special"] = true,
-        }).ToArray()),
+        ["added_tokens"] = new JsonArray(addedTokens.Select(id => (JsonNode?)AddedToken(id, EndOfText, normalized: true)).ToArray()),
         ["normalizer"] = null,
         ["pre_tokenizer"] = preTokenizer,
         ["post_processor"] = null,

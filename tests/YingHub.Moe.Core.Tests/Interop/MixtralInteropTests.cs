@@ -328,6 +328,22 @@ public sealed class MixtralInteropTests : IDisposable
         Assert.Equal(chars.Vocabulary, loaded.Vocabulary);
     }
 
+    [Fact]
+    public void Special_tokens_round_trip_as_added_tokens_after_the_vocabulary()
+    {
+        var tokenizer = new SpecialTokensTokenizer(new CharTokenizer("\n !abcxyz"), ["[R]", "<extra_id_0>"]);
+        HfTokenizerFile.Write(tokenizer, _dir);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "tokenizer.json")))!;
+        // Hugging Face's layout: each added token with its id after the base vocabulary and special = true
+        var added = json["added_tokens"]!.AsArray().Select(a => (Id: (int)a!["id"]!, Content: (string)a["content"]!, Special: (bool)a["special"]!)).ToList();
+        Assert.Equal([(9, "[R]", true), (10, "<extra_id_0>", true)], added);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "tokenizer_config.json")))!;
+        Assert.Equal(["[R]", "<extra_id_0>"], config["additional_special_tokens"]!.AsArray().Select(t => (string)t!));
+        var loaded = Assert.IsType<SpecialTokensTokenizer>(HfTokenizerFile.Load(_dir));
+        Assert.Equal(tokenizer.SpecialTokens, loaded.SpecialTokens);
+        Assert.Equal(new[] { 9, 3, 10, 1, 4 }, loaded.Encode("[R]a<extra_id_0> b"));
+    }
+
     [SharedDataFact("gpt2/vocab.json", "gpt2/merges.txt")]
     public void Gpt2_merges_derived_from_the_ranks_are_gpt2s_merges_and_the_tokenizer_json_reloads()
     {
@@ -342,6 +358,13 @@ public sealed class MixtralInteropTests : IDisposable
         const string text = "Hello  world,\tits  naïve café 東京 🙂 <|endoftext|>";
         Assert.Equal(gpt2.Encode(text), loaded.Encode(text));
         Assert.Equal(gpt2.VocabSize, loaded.VocabSize);
+
+        // with special tokens after GPT-2's 50,257: <|endoftext|> stays GPT-2's, the others come back as special tokens
+        var special = new SpecialTokensTokenizer(gpt2, ["[S]", "<extra_id_0>"]);
+        HfTokenizerFile.Write(special, _dir, vocab);
+        var reloaded = Assert.IsType<SpecialTokensTokenizer>(HfTokenizerFile.Load(_dir));
+        Assert.Equal(special.SpecialTokens, reloaded.SpecialTokens);
+        Assert.Equal(special.Encode("[S]" + text + "<extra_id_0>"), reloaded.Encode("[S]" + text + "<extra_id_0>"));
     }
 
     /// <summary>
