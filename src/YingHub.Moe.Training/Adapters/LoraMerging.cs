@@ -13,7 +13,7 @@ public static class LoraMerging
     /// <summary>The weighted sum <c>Σ_i w_i Δ_i</c> per target.</summary>
     /// <exception cref="ArgumentException">No adapter, adapters of different models, a weight that is not finite, or a target whose shapes differ.</exception>
     public static LoraUpdate WeightedSum(IReadOnlyList<(LoraAdapter Adapter, double Weight)> adapters) =>
-        Combine(adapters, (deltas, weights) => (deltas * weights).sum(0));
+        Combine(adapters, (deltas, weights) => (deltas * weights).sum(dim: 0));
 
     /// <summary>
     /// TIES-merging (Yadav et al. 2023, as PEFT's <c>ties</c>), per target: trim each Δ_i to its k = ⌈density · n⌉
@@ -37,14 +37,15 @@ public static class LoraMerging
         long m = deltas.size(0), n = deltas[0].numel();
         long k = Math.Min(n, (long)Math.Ceiling(density * n));
         var flat = deltas.reshape(m, n);                                               // (M, n)
-        var keep = flat.abs().topk((int)k, dim: 1).indexes;                           // (M, k)
+        var keep = flat.abs().topk((int)k, dim: 1).indexes;                            // (M, k)
         var mask = torch.zeros_like(flat, dtype: ScalarType.Bool).scatter_(1, keep, torch.ones_like(keep, dtype: ScalarType.Bool)); // (M, n)
-        var trimmed = flat.where(mask, torch.zeros_like(flat)).reshape(deltas.shape);  // (M, out, in)
-        var elected = torch.where(trimmed.sum(0) >= 0, 1.0f, -1.0f);                   // (out, in)
+        var trimmed = torch.where(mask, flat, torch.zeros_like(flat)).reshape(deltas.shape); // (M, out, in)
+        var total = trimmed.sum(dim: 0);                                               // (out, in)
+        var elected = torch.where(total >= 0, torch.ones_like(total), -torch.ones_like(total)); // (out, in), +1 on a tie
         var agree = trimmed.sign() == elected;                                         // (M, out, in); a trimmed 0 never agrees
-        var kept = (trimmed * weights).where(agree, torch.zeros_like(trimmed));        // (M, out, in)
-        var count = agree.sum(0).to(ScalarType.Float32).clamp_min(1);                  // (out, in)
-        return kept.sum(0) / count;                                                    // (out, in)
+        var kept = torch.where(agree, trimmed * weights, torch.zeros_like(trimmed));    // (M, out, in)
+        var count = agree.sum(dim: 0).to(ScalarType.Float32).clamp_min(1);             // (out, in)
+        return kept.sum(dim: 0) / count;                                               // (out, in)
     }
 
     private static LoraUpdate Combine(IReadOnlyList<(LoraAdapter Adapter, double Weight)> adapters, Func<Tensor, Tensor, Tensor> combine)
