@@ -68,7 +68,7 @@ public sealed class LoraAdapterTests
         var weight = Parameter(model, target + ".weight").detach().to(ScalarType.Float64);
         var bias = model.named_parameters().FirstOrDefault(p => p.name == target + ".bias").parameter?.detach().to(ScalarType.Float64);
         bool inputMajor = module is not Linear;
-        using var adapter = new LoraAdapter(model, new LoraOptions { Rank = 2, Alpha = 3, TargetModules = [target] });
+        using var adapter = new LoraAdapter(model, new LoraOptions { Rank = 2, Alpha = 3, Dropout = 0.5, TargetModules = [target] }); // dropout: training mode only
         Randomize(adapter, seed: 7);
         adapter.Activate();
         var a = Parameter(adapter, $"base_model.model.{target}.lora_A.weight").detach().to(ScalarType.Float64); // (r, in)
@@ -106,6 +106,43 @@ public sealed class LoraAdapterTests
         var actual = y.to(ScalarType.Float64).data<double>().ToArray();
         Assert.Equal(expected.Length, actual.Length);
         for (int k = 0; k < expected.Length; k++) Assert.Equal(expected[k], actual[k], 4);
+        using var row = module.call(x[..1]);                                   // one row: the library's one-row kernels
+        for (int k = 0; k < outFeatures; k++) Assert.Equal(expected[k], row[0, k].item<float>(), 4);
+
+        module.train();                                                        // in training mode the adapter's input is dropped out
+        using var dropped = module.call(x);
+        Assert.False(torch.allclose(dropped, y, rtol: 0, atol: 1e-4));
+    }
+
+    [Fact]
+    public void Cached_decoding_with_an_active_adapter_matches_a_full_forward_and_leaks_nothing()
+    {
+        using var model = MoeModel();
+        using var adapter = new LoraAdapter(model, new LoraOptions { Rank = 2, Alpha = 4, TargetModules = ["qkv_proj", "o_proj"] });
+        Randomize(adapter, 6);
+        adapter.Activate();
+        torch.manual_seed(9);
+        using var ids = torch.randint(0, 11, [1, 9]);
+        using var full = Logits(model, ids);                                           // (1, 9, V)
+        using (torch.no_grad())
+        using (var scope = torch.NewDisposeScope())
+        {
+            using var cache = model.CreateCache(batch: 1);
+            model.call(new CausalLMInput(ids[.., ..8], Cache: cache));
+            var last = model.call(new CausalLMInput(ids[.., 8..], Cache: cache)).Logits; // one row per projection: the one-row kernels
+            Assert.True(torch.allclose(last, full[.., 8..], rtol: 1e-4, atol: 1e-5));
+        }
+
+        model.train();
+        DisposeScopeManager.Statistics.Reset();
+        using (var scope = torch.NewDisposeScope())
+        {
+            var output = model.call(new CausalLMInput(ids, ids));
+            output.Loss!.backward();
+        }
+
+        adapter.zero_grad();
+        Assert.Equal(0, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 
     [Fact]
