@@ -49,13 +49,22 @@ public sealed class LoraAdapter : nn.Module
         RegisterComponents(); // no module fields: the layers are registered below, under their PEFT paths
         Name = name;
         _options = options.Clone();
-        var targets = LoraTarget.Find(model, _options.TargetModules);
-        _layers = targets.Select(t => new LoraLayer(t, _options.Rank, _options.Scale, _options.Dropout)).ToArray();
-        var root = new LoraPath();
-        register_module("base_model", root);
-        foreach (var layer in _layers) root.Add("model." + layer.Target.Name, layer);
         _registry = ModelAdapters.Of(model);
-        _registry.Attach(this);
+        try
+        {
+            var targets = LoraTarget.Find(model, _options.TargetModules);
+            _layers = targets.Select(t => new LoraLayer(t, _options.Rank, _options.Scale, _options.Dropout)).ToArray();
+            var root = new LoraPath();
+            register_module("base_model", root);
+            foreach (var layer in _layers) root.Add("model." + layer.Target.Name, layer);
+            _registry.Attach(this);
+        }
+        catch
+        {
+            Dispose(); // not attached yet: frees the native module and any layer made
+            throw;
+        }
+
         _attached = true;
     }
 

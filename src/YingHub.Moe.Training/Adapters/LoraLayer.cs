@@ -46,12 +46,14 @@ internal sealed class LoraLayer : nn.Module
     /// <summary>
     /// The adapted output <c>y + scale · dropout(x) Aᵀ Bᵀ</c> of the target's input x (..., in) and output y (..., out);
     /// dropout only when <paramref name="training"/> (the target's mode). Both products run through
-    /// <see cref="Autocast.Linear"/>, so they follow the model's autocast; the update is cast to y's dtype.
+    /// <see cref="Autocast.Linear"/>, so they follow the model's autocast; outside autocast an input of another dtype
+    /// than A's (a bf16 base under float32 factors) is cast to A's. The update is cast to y's dtype.
     /// </summary>
     public Tensor Adapt(Tensor x, Tensor y, bool training)
     {
         using var scope = torch.NewDisposeScope();
         var h = training && _dropout > 0 ? nn.functional.dropout(x, _dropout, training: true) : x; // (..., in)
+        if (Autocast.CurrentType is null && h.dtype != A.dtype) h = h.to(A.dtype);
         var update = Autocast.Linear(Autocast.Linear(h, A), B);                                     // (..., r) -> (..., out)
         if (update.dtype != y.dtype) update = update.to(y.dtype);
         return y.add(update, _scale).MoveToOuterDisposeScope();                                      // (..., out)

@@ -11,8 +11,11 @@ namespace YingHub.Moe.Training.Adapters;
 /// GPT-2's <c>Conv1D</c>, input-major) and TorchSharp's <c>nn.Linear</c> ((out, in)), except submodules the model runs
 /// without <c>call</c> (<see cref="IUnhookedSubmodules"/>: the untied LM head).
 /// </summary>
-internal sealed record LoraTarget(string Name, nn.Module<Tensor, Tensor> Module, Parameter Weight, int InFeatures, int OutFeatures, bool InputMajor)
+internal sealed record LoraTarget(string Name, nn.Module<Tensor, Tensor> Module, int InFeatures, int OutFeatures, bool InputMajor)
 {
+    /// <summary>The layer's weight, read from the layer on every use (a module move replaces its Parameter objects).</summary>
+    public Parameter Weight => Module is ILinearLayer layer ? layer.Weight : ((Linear)Module).weight!;
+
     /// <summary>The targets <paramref name="patterns"/> select in <paramref name="model"/>, in the model's module order.</summary>
     /// <exception cref="ArgumentException">A pattern selects no module, or only modules LoRA cannot adapt; the message names them.</exception>
     public static IReadOnlyList<LoraTarget> Find(nn.Module model, IEnumerable<string> patterns)
@@ -46,8 +49,8 @@ internal sealed record LoraTarget(string Name, nn.Module<Tensor, Tensor> Module,
 
     private static LoraTarget Create(string name, nn.Module module) => module switch
     {
-        ILinearLayer layer => new LoraTarget(name, (nn.Module<Tensor, Tensor>)module, layer.Weight, layer.InFeatures, layer.OutFeatures, layer.InputMajor),
-        Linear linear => new LoraTarget(name, linear, linear.weight!, (int)linear.weight!.size(1), (int)linear.weight!.size(0), InputMajor: false),
+        ILinearLayer layer => new LoraTarget(name, (nn.Module<Tensor, Tensor>)module, layer.InFeatures, layer.OutFeatures, layer.InputMajor),
+        Linear linear => new LoraTarget(name, linear, (int)linear.weight!.size(1), (int)linear.weight!.size(0), InputMajor: false),
         _ => throw new InvalidOperationException($"'{name}' is not a linear layer."),
     };
 
@@ -59,8 +62,9 @@ internal sealed record LoraTarget(string Name, nn.Module<Tensor, Tensor> Module,
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
+        var weight = Weight;
         var d = InputMajor ? delta.t() : delta;                 // (in, out) or (out, in): the weight's layout
-        if (d.dtype != Weight.dtype || d.device_type != Weight.device_type) d = d.to(Weight.dtype, Weight.device);
-        Weight.add_(d, factor);
+        if (d.dtype != weight.dtype || d.device_type != weight.device_type) d = d.to(weight.dtype, weight.device);
+        weight.add_(d, factor);
     }
 }

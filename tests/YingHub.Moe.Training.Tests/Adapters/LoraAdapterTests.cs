@@ -115,6 +115,29 @@ public sealed class LoraAdapterTests
     }
 
     [Fact]
+    public void A_bfloat16_base_runs_float32_factors_and_keeps_its_dtype()
+    {
+        torch.manual_seed(3);
+        using var model = nn.Sequential(("fc", nn.Linear(4, 3)));
+        model.to(ScalarType.BFloat16);
+        using var adapter = new LoraAdapter(model, new LoraOptions { Rank = 2, Alpha = 2, TargetModules = ["fc"] });
+        Randomize(adapter, 5);
+        adapter.Activate();
+        var fc = (nn.Module<Tensor, Tensor>)Module(model, "fc");
+        using var x = torch.randn(2, 4).to(ScalarType.BFloat16);
+        using var noGrad = torch.no_grad();
+        using var y = fc.call(x);
+        Assert.Equal(ScalarType.BFloat16, y.dtype);
+        var x32 = x.to(ScalarType.Float32);
+        var w = Parameter(model, "fc.weight").to(ScalarType.Float32);   // (out, in)
+        var b = Parameter(model, "fc.bias").to(ScalarType.Float32);
+        var a = Parameter(adapter, "base_model.model.fc.lora_A.weight"); // float32 (r, in)
+        var bb = Parameter(adapter, "base_model.model.fc.lora_B.weight"); // float32 (out, r)
+        using var expected = torch.matmul(x32, w.t()) + b + torch.matmul(torch.matmul(x32, a.t()), bb.t()); // scale 2 / 2
+        Assert.True(torch.allclose(y.to(ScalarType.Float32), expected, rtol: 0.02, atol: 0.02));
+    }
+
+    [Fact]
     public void Cached_decoding_with_an_active_adapter_matches_a_full_forward_and_leaks_nothing()
     {
         using var model = MoeModel();
