@@ -209,6 +209,36 @@ public sealed class LoraAdapterTests
     }
 
     [Fact]
+    public void A_bf16_autocast_step_trains_the_adapter_and_leaves_the_base()
+    {
+        using var model = MoeModel();
+        using var adapter = new LoraAdapter(model, new LoraOptions { Rank = 2, Alpha = 4, TargetModules = ["qkv_proj", "o_proj"] });
+        adapter.Activate();
+        var baseBefore = Snapshot(model);
+        var adapterBefore = Snapshot(adapter);
+        model.train();
+        torch.manual_seed(4);
+        using var x = torch.randint(0, 11, [2, 8]);
+        using var optimizer = new OptimizerStep(adapter.named_parameters(), new OptimizerStepOptions
+        {
+            AdamW = new AdamWGroupOptions { LearningRate = 1e-2 }, Schedule = new ConstantSchedule(1e-2), Precision = TrainingPrecision.Bf16,
+        });
+        for (int step = 0; step < 2; step++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var result = optimizer.Step(step, _ => model.call(new CausalLMInput(x, x)).Loss!);
+            Assert.True(result.Taken);
+        }
+
+        foreach (var (name, p) in model.named_parameters()) Assert.True(BitEqual(baseBefore[name], p.detach()), name);
+        foreach (var (name, p) in adapter.named_parameters())
+        {
+            Assert.Equal(ScalarType.Float32, p.dtype);
+            Assert.False(BitEqual(adapterBefore[name], p.detach()), name);
+        }
+    }
+
+    [Fact]
     public void Removing_the_last_adapter_restores_requires_grad()
     {
         using var model = MoeModel();
