@@ -191,6 +191,24 @@ public sealed class LoraMergeAndFilesTests : IDisposable
     }
 
     [Fact]
+    public void TIES_keeps_ceil_density_times_n_entries_without_binary_rounding_surprises()
+    {
+        torch.manual_seed(1);
+        using var model = nn.Sequential(("fc", nn.Linear(5, 2)));
+        using var adapter = new LoraAdapter(model, new LoraOptions { Rank = 2, Alpha = 2, TargetModules = ["fc"] });
+        using (torch.no_grad())
+        {
+            Parameter(adapter, "base_model.model.fc.lora_A.weight").copy_(torch.tensor(new float[] { 1, -2, 3, -4, 5, -6, 7, -8, 9, -10 }).view(2, 5));
+            Parameter(adapter, "base_model.model.fc.lora_B.weight").copy_(torch.eye(2));
+        }
+
+        // n = 10: density 0.3 keeps 3 (0.3 · 10 is 3.0000000000000004 in binary), 0.25 keeps ⌈2.5⌉ = 3, 0.31 keeps 4
+        using (var ties = LoraMerging.Ties([(adapter, 1.0)], density: 0.3)) AssertMatrix([0, 0, 0, 0, 0, 0, 0, -8, 9, -10], ties["fc"]);
+        using (var ties = LoraMerging.Ties([(adapter, 1.0)], density: 0.25)) AssertMatrix([0, 0, 0, 0, 0, 0, 0, -8, 9, -10], ties["fc"]);
+        using (var ties = LoraMerging.Ties([(adapter, 1.0)], density: 0.31)) AssertMatrix([0, 0, 0, 0, 0, 0, 7, -8, 9, -10], ties["fc"]);
+    }
+
+    [Fact]
     public void A_combined_update_merges_unmerges_and_truncates_to_a_low_rank_adapter()
     {
         var (model, adapters) = ThreeAdapters();
