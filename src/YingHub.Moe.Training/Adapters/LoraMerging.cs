@@ -35,7 +35,7 @@ public static class LoraMerging
     private static Tensor TiesMerge(Tensor deltas, Tensor weights, double density)
     {
         long m = deltas.size(0), n = deltas[0].numel();
-        long k = Math.Min(n, (long)Math.Ceiling(Math.Round(density * n, 6))); // rounded first: 0.3 · 10 is 3.0000000000000004 in binary
+        long k = Math.Min(n, (long)Math.Ceiling(Math.Round(density * n, 6))); // rounded first: 0.28 · 25 is 7.000000000000001 in binary
         var flat = deltas.reshape(m, n);                                               // (M, n)
         var keep = flat.abs().topk((int)k, dim: 1).indexes;                            // (M, k)
         var mask = torch.zeros_like(flat, dtype: ScalarType.Bool).scatter_(1, keep, torch.ones_like(keep, dtype: ScalarType.Bool)); // (M, n)
