@@ -54,9 +54,7 @@ public sealed class LoraAdapter : nn.Module
         {
             var targets = LoraTarget.Find(model, _options.TargetModules);
             _layers = targets.Select(t => new LoraLayer(t, _options.Rank, _options.Scale, _options.Dropout)).ToArray();
-            var root = new LoraPath();
-            register_module("base_model", root);
-            foreach (var layer in _layers) root.Add("model." + layer.Target.Name, layer);
+            foreach (var layer in _layers) LoraPath.Register(this, NamePrefix + layer.Target.Name, layer);
             _registry.Attach(this);
         }
         catch
@@ -204,26 +202,27 @@ public sealed class LoraAdapter : nn.Module
     /// <summary>A parameter-free container that nests the layers under their dotted module paths.</summary>
     private sealed class LoraPath : nn.Module
     {
-        public LoraPath() : base(nameof(LoraPath)) => RegisterComponents();
+        private LoraPath() : base(nameof(LoraPath)) => RegisterComponents();
 
-        public void Add(string path, nn.Module layer)
+        /// <summary>Registers <paramref name="layer"/> under <paramref name="parent"/> at the dotted <paramref name="path"/>, making the containers on the way.</summary>
+        public static void Register(nn.Module parent, string path, nn.Module layer)
         {
             int dot = path.IndexOf('.', StringComparison.Ordinal);
             if (dot < 0)
             {
-                register_module(path, layer);
+                parent.register_module(path, layer);
                 return;
             }
 
             string head = path[..dot];
-            var child = named_children().FirstOrDefault(c => c.name == head).module as LoraPath;
+            var child = parent.named_children().FirstOrDefault(c => c.name == head).module;
             if (child is null)
             {
                 child = new LoraPath();
-                register_module(head, child);
+                parent.register_module(head, child);
             }
 
-            child.Add(path[(dot + 1)..], layer);
+            Register(child, path[(dot + 1)..], layer);
         }
     }
 }

@@ -194,19 +194,20 @@ public sealed class LoraMergeAndFilesTests : IDisposable
     public void TIES_keeps_ceil_density_times_n_entries_without_binary_rounding_surprises()
     {
         torch.manual_seed(1);
-        using var model = nn.Sequential(("fc", nn.Linear(5, 2)));
-        using var adapter = new LoraAdapter(model, new LoraOptions { Rank = 2, Alpha = 2, TargetModules = ["fc"] });
+        using var model = nn.Sequential(("fc", nn.Linear(5, 5)));
+        using var adapter = new LoraAdapter(model, new LoraOptions { Rank = 5, Alpha = 5, TargetModules = ["fc"] });
+        float[] values = Enumerable.Range(1, 25).Select(v => v % 2 == 0 ? -v : (float)v).ToArray(); // 1, -2, 3, ..., 25
         using (torch.no_grad())
         {
-            Parameter(adapter, "base_model.model.fc.lora_A.weight").copy_(torch.tensor(new float[] { 1, -2, 3, -4, 5, -6, 7, -8, 9, -10 }).view(2, 5));
-            Parameter(adapter, "base_model.model.fc.lora_B.weight").copy_(torch.eye(2));
+            Parameter(adapter, "base_model.model.fc.lora_A.weight").copy_(torch.tensor(values).view(5, 5));
+            Parameter(adapter, "base_model.model.fc.lora_B.weight").copy_(torch.eye(5));
         }
 
-        // n = 10: density 0.3 keeps 3, 0.25 keeps ⌈2.5⌉ = 3, 0.31 keeps ⌈3.1⌉ = 4 (all exact in binary; the rounding in Ties
-        // guards products such as 0.28 · 25 = 7.000000000000001, which this test does not reach)
-        using (var ties = LoraMerging.Ties([(adapter, 1.0)], density: 0.3)) AssertMatrix([0, 0, 0, 0, 0, 0, 0, -8, 9, -10], ties["fc"]);
-        using (var ties = LoraMerging.Ties([(adapter, 1.0)], density: 0.25)) AssertMatrix([0, 0, 0, 0, 0, 0, 0, -8, 9, -10], ties["fc"]);
-        using (var ties = LoraMerging.Ties([(adapter, 1.0)], density: 0.31)) AssertMatrix([0, 0, 0, 0, 0, 0, 7, -8, 9, -10], ties["fc"]);
+        float[] Top(int k) => values.Select(v => Math.Abs(v) > 25 - k ? v : 0f).ToArray();
+        // n = 25: density 0.28 keeps 7 (0.28 · 25 is 7.000000000000001 in binary), 0.27 keeps ⌈6.75⌉ = 7, 0.29 keeps ⌈7.25⌉ = 8
+        using (var ties = LoraMerging.Ties([(adapter, 1.0)], density: 0.28)) AssertMatrix(Top(7), ties["fc"]);
+        using (var ties = LoraMerging.Ties([(adapter, 1.0)], density: 0.27)) AssertMatrix(Top(7), ties["fc"]);
+        using (var ties = LoraMerging.Ties([(adapter, 1.0)], density: 0.29)) AssertMatrix(Top(8), ties["fc"]);
     }
 
     [Fact]
