@@ -101,7 +101,7 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLanguage
 }
 
 /// <summary>Hugging Face's <c>Conv1D</c>: a linear layer whose weight is stored (in, out).</summary>
-internal sealed class Conv1D : nn.Module<Tensor, Tensor>
+internal sealed class Conv1D : nn.Module<Tensor, Tensor>, ILinearLayer
 {
     [ComponentName(Name = "weight")] private readonly Parameter _weight; // (in, out)
     [ComponentName(Name = "bias")] private readonly Parameter _bias;     // (out)
@@ -113,6 +113,18 @@ internal sealed class Conv1D : nn.Module<Tensor, Tensor>
         _bias = Owned.Parameter(torch.zeros(outFeatures));
         RegisterComponents();
     }
+
+    /// <inheritdoc />
+    public Parameter Weight => _weight;
+
+    /// <inheritdoc />
+    public int InFeatures => (int)_weight.size(0);
+
+    /// <inheritdoc />
+    public int OutFeatures => (int)_weight.size(1);
+
+    /// <inheritdoc />
+    public bool InputMajor => true;
 
     public override Tensor forward(Tensor x) => torch.matmul(x, _weight) + _bias; // (..., in) -> (..., out)
 }

@@ -13,7 +13,7 @@ namespace YingHub.Moe.Core.Modules;
 /// (out, in) view <c>Wᵀ</c> hands BLAS the contiguous (in, out) matrix untransposed, which streams the weight about
 /// 1.5× faster when decoding one token (docs/benchmarks.md). Same parameter names as <c>nn.Linear</c>.
 /// </summary>
-internal sealed class InputMajorLinear : nn.Module<Tensor, Tensor>
+internal sealed class InputMajorLinear : nn.Module<Tensor, Tensor>, ILinearLayer
 {
     [ComponentName(Name = "weight")] private readonly Parameter _weight; // (in, out)
     [ComponentName(Name = "bias")] private readonly Parameter? _bias;    // (out)
@@ -32,6 +32,18 @@ internal sealed class InputMajorLinear : nn.Module<Tensor, Tensor>
 
         RegisterComponents();
     }
+
+    /// <inheritdoc />
+    public Parameter Weight => _weight;
+
+    /// <inheritdoc />
+    public int InFeatures => (int)_weight.size(0);
+
+    /// <inheritdoc />
+    public int OutFeatures => (int)_weight.size(1);
+
+    /// <inheritdoc />
+    public bool InputMajor => true;
 
     public override Tensor forward(Tensor x) => Autocast.Linear(x, WeightT(), _bias); // (..., in) -> (..., out)
 

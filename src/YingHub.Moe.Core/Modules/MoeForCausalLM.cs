@@ -137,7 +137,7 @@ public sealed record CausalLMOutput(
 /// (<c>embed_tokens</c>, <c>layers.{i}.self_attn</c>, <c>layers.{i}.block_sparse_moe.gate</c>, <c>norm</c>,
 /// <c>lm_head</c>) extended for our architectures (see docs/architecture.md).
 /// </summary>
-public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausalLanguageModel
+public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, ICausalLanguageModel, IUnhookedSubmodules
 {
     private const long IgnoreIndex = -100;
 
@@ -333,6 +333,9 @@ public sealed class MoeForCausalLM : nn.Module<CausalLMInput, CausalLMOutput>, I
 
     /// <inheritdoc />
     int ICausalLanguageModel.ContextLength => _options.ContextLength;
+
+    /// <summary>The untied <c>lm_head</c>: the forward reads its weight (through <see cref="Autocast.Linear"/>) rather than calling it.</summary>
+    IReadOnlyCollection<string> IUnhookedSubmodules.UnhookedSubmodules => _lmHead is null ? [] : ["lm_head"];
 
     /// <inheritdoc />
     int ICausalLanguageModel.VocabSize => _options.VocabSize;

@@ -1,0 +1,25 @@
+using TorchSharp.Modules;
+
+namespace YingHub.Moe.Core.Modules;
+
+/// <summary>
+/// A linear layer of the library's own kinds, seen from outside (e.g. by LoRA adapters in YingHub.Moe.Training):
+/// <c>y = x Wᵀ + b</c> for x (..., in). Implemented by the attention projections (<c>qkv_proj</c>, <c>o_proj</c>) and
+/// GPT-2's <c>Conv1D</c> (<c>c_attn</c>, <c>c_proj</c>, <c>c_fc</c>); TorchSharp's own <c>nn.Linear</c> is not one
+/// (its weight is always (out, in)). Each such layer is a <c>nn.Module&lt;Tensor, Tensor&gt;</c> invoked through
+/// <c>call</c>, so forward hooks on it fire.
+/// </summary>
+public interface ILinearLayer
+{
+    /// <summary>The weight: (in, out) when <see cref="InputMajor"/>, else (out, in) as <c>nn.Linear</c> stores it.</summary>
+    Parameter Weight { get; }
+
+    /// <summary>Input features.</summary>
+    int InFeatures { get; }
+
+    /// <summary>Output features.</summary>
+    int OutFeatures { get; }
+
+    /// <summary>True when <see cref="Weight"/> is stored input-major, (in, out), and <c>y = x W + b</c> (GPT-2's <c>Conv1D</c> layout).</summary>
+    bool InputMajor { get; }
+}
