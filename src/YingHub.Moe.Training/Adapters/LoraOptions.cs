@@ -24,9 +24,10 @@ public sealed class LoraOptions : IValidatableOptions
     /// Module name patterns, PEFT-style: a pattern selects every module whose <c>named_modules()</c> name equals it or
     /// ends with <c>.</c> followed by it (so <c>qkv_proj</c> selects <c>layers.0.self_attn.qkv_proj</c>, and
     /// <c>layers.0.self_attn.qkv_proj</c> only that one; <c>proj</c> selects nothing there). No globs, no regular
-    /// expressions. At least one pattern; none empty. PEFT's <c>target_modules</c> (as a list).
+    /// expressions. At least one pattern; none empty. PEFT's <c>target_modules</c> (as a list). Default: the attention
+    /// projections of <c>MoeForCausalLM</c>, <c>qkv_proj</c> and <c>o_proj</c> (GPT-2's are <c>c_attn</c> and <c>c_proj</c>).
     /// </summary>
-    public IList<string> TargetModules { get; set; } = [];
+    public IList<string> TargetModules { get; set; } = ["qkv_proj", "o_proj"];
 
     /// <summary>The base model's name or path, recorded as PEFT's <c>base_model_name_or_path</c> when saving; optional.</summary>
     public string? BaseModelNameOrPath { get; set; }

@@ -18,11 +18,14 @@ public sealed class ObjectiveMixtureOptions : IValidatableOptions
     /// <summary>The name of <see cref="Causal"/>, and of <see cref="Ul2"/> (<c>yinghub train --objective</c>).</summary>
     public const string CausalName = "causal", Ul2Name = "ul2";
 
-    /// <summary>The objectives, each with a distinct name.</summary>
-    public List<ObjectiveOptions> Objectives { get; set; } = [];
+    /// <summary>The objectives, each with a distinct name. Default: one, <c>causal</c>.</summary>
+    public List<ObjectiveOptions> Objectives { get; set; } = [new ObjectiveOptions()];
 
-    /// <summary>The stages, by increasing <see cref="ObjectiveStage.From"/>, the first from 0; each weighs objectives by name.</summary>
-    public List<ObjectiveStage> Schedule { get; set; } = [];
+    /// <summary>
+    /// The stages, by increasing <see cref="ObjectiveStage.From"/>, the first from 0; each weighs objectives by name.
+    /// Default: one stage, all on <c>causal</c> (a file that names its own objectives names its stages too).
+    /// </summary>
+    public List<ObjectiveStage> Schedule { get; set; } = [new ObjectiveStage()];
 
     /// <summary>Plain causal LM on every sequence (what training does without a mixture).</summary>
     public static ObjectiveMixtureOptions Causal() => new()

@@ -5,8 +5,8 @@ namespace YingHub.Moe.Training.Objectives;
 /// <summary>One objective of an <see cref="ObjectiveMixtureOptions">objective mixture</see> (a UL2 denoiser, or causal LM).</summary>
 public sealed class ObjectiveOptions : IValidatableOptions
 {
-    /// <summary>The name the mixture's stages weigh it by; non-empty.</summary>
-    public string Name { get; set; } = "";
+    /// <summary>The name the mixture's stages weigh it by; non-empty. Default: <c>causal</c> (with the default <see cref="Kind"/>).</summary>
+    public string Name { get; set; } = ObjectiveMixtureOptions.CausalName;
 
     /// <summary>What it makes of a block of text.</summary>
     public ObjectiveKind Kind { get; set; }

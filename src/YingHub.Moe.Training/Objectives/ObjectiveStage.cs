@@ -8,8 +8,11 @@ public sealed class ObjectiveStage : IValidatableOptions
     /// <summary>Where the stage starts, as a fraction of the run's steps; in [0, 1). The first stage starts at 0.</summary>
     public double From { get; set; }
 
-    /// <summary>Objective name → relative weight (≥ 0; at least one above 0). Objectives left out have weight 0.</summary>
-    public Dictionary<string, double> Weights { get; set; } = [];
+    /// <summary>
+    /// Objective name → relative weight (≥ 0; at least one above 0). Objectives left out have weight 0. Default: all on
+    /// <c>causal</c> (the default objective's name).
+    /// </summary>
+    public Dictionary<string, double> Weights { get; set; } = new() { [ObjectiveMixtureOptions.CausalName] = 1 };
 
     /// <inheritdoc />
     public IReadOnlyList<OptionError> GetValidationErrors()

@@ -294,7 +294,8 @@ public sealed class LoraAdapterTests
         Assert.Contains("Rank = 0 is invalid; allowed: [1, 65536]", Message(new LoraOptions { Rank = 0, TargetModules = ["o_proj"] }));
         Assert.Contains("Alpha = -1 is invalid", Message(new LoraOptions { Alpha = -1, TargetModules = ["o_proj"] }));
         Assert.Contains("Dropout = 1 is invalid; allowed: [0, 1)", Message(new LoraOptions { Dropout = 1, TargetModules = ["o_proj"] }));
-        Assert.Contains("TargetModules", Message(new LoraOptions()));
+        Assert.Contains("TargetModules", Message(new LoraOptions { TargetModules = [] }));
+        Assert.Equal(["qkv_proj", "o_proj"], new LoraOptions().TargetModules); // the default: the attention projections
         Assert.Contains("'proj' matches no module", Message(new LoraOptions { TargetModules = ["proj"] }));
         Assert.Contains("'lm_head' matches only modules LoRA cannot adapt", Message(new LoraOptions { TargetModules = ["lm_head"] }));
         string experts = Message(new LoraOptions { TargetModules = ["block_sparse_moe.experts"] });
