@@ -152,13 +152,19 @@ internal sealed class CausalSelfAttention : nn.Module
     internal static Tensor DropoutAttention(Tensor q, Tensor k, Tensor v, long start, double p, Tensor? allowed = null)
     {
         using var scope = torch.NewDisposeScope();
-        long t = q.size(2), s = k.size(2);
-        var scores = torch.matmul(q * (1.0 / Math.Sqrt(q.size(3))), k.transpose(-2, -1));        // (B, nh, T, S), scaled on the small side
+        long b = q.size(0), nh = q.size(1), t = q.size(2), s = k.size(2), hd = q.size(3);
+        // The products run as 3-D bmm over contiguous (B·nh, ·, hd) operands with kᵀ as a view: libtorch's CPU bmm is
+        // fast on that layout, while a 4-D matmul of the heads' strided views folds kᵀ into a contiguous copy and takes a
+        // float32 path many times slower (docs/benchmarks.md, "Where a bf16 step's time goes").
+        var q3 = (q * (1.0 / Math.Sqrt(hd))).reshape(b * nh, t, hd);                               // (B·nh, T, hd), scaled on the small side
+        var k3 = k.reshape(b * nh, s, hd);                                                           // (B·nh, S, hd)
+        var v3 = v.reshape(b * nh, s, hd);                                                           // (B·nh, S, hd)
+        var scores = torch.bmm(q3, k3.transpose(1, 2)).view(b, nh, t, s);                            // (B, nh, T, S)
         if (scores.dtype != ScalarType.Float32) scores = scores.to(ScalarType.Float32);
         var hidden = allowed?.logical_not()                                                          // (B, 1, T, S)
             ?? torch.arange(s, device: q.device).unsqueeze(0) > torch.arange(start, start + t, device: q.device).unsqueeze(1); // (T, S): the future
         var bias = torch.zeros(hidden.shape, device: q.device).masked_fill_(hidden, double.NegativeInfinity); // 0 or −∞
         var probs = Regularization.Dropout(scores.add_(bias).softmax(-1), p, training: true);         // (B, nh, T, S)
-        return torch.matmul(probs.to(v.dtype), v).MoveToOuterDisposeScope();                            // (B, nh, T, hd)
+        return torch.bmm(probs.to(v.dtype).view(b * nh, t, s), v3).view(b, nh, t, hd).MoveToOuterDisposeScope(); // (B, nh, T, hd)
     }
 }

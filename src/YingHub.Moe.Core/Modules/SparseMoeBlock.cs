@@ -56,6 +56,13 @@ internal sealed class SparseMoeBlock : nn.Module
     [ComponentName(Name = "utilization")] private readonly UtilizationWindow _window;
     private readonly MoeModelOptions _options;
 
+    /// <summary>
+    /// Under autocast on CPU, each expert's slice is padded to a multiple of this many rows
+    /// (<see cref="TokenDispatch.PadSlices"/>): at most this many wasted rows per expert, a few percent of a training
+    /// batch's slice, against a kernel compilation for every new slice length.
+    /// </summary>
+    internal const int LowPrecisionRowMultiple = 64;
+
     public SparseMoeBlock(MoeModelOptions options) : base(nameof(SparseMoeBlock))
     {
         _options = options;
@@ -139,14 +146,17 @@ internal sealed class SparseMoeBlock : nn.Module
     {
         using var plan = TokenDispatch.Plan(route.Indices, route.Weights, NumExperts, capacity, batch, dispatchMask, _options.CapacityRanking);
         if (dropped is not null && !plan.Kept.SequenceEqual(plan.Assigned)) dropped(plan.DroppedAssignments(route.Indices, dispatchMask));
-        var routed = Autocast.CastFloat(flat.index_select(0, plan.TokenIndex)); // (M, C), grouped by expert (cast once under autocast)
+        // under autocast on CPU the slices are padded to a few recurring lengths, so the low-precision products' compiled kernels are reused
+        using var padded = Autocast.CurrentType is not null && flat.device_type == DeviceType.CPU ? TokenDispatch.PadSlices(plan, LowPrecisionRowMultiple) : null;
+        var run = padded ?? plan;
+        var routed = Autocast.CastFloat(flat.index_select(0, run.TokenIndex)); // (M, C), grouped by expert (cast once under autocast)
         // one split into per-expert slices (its backward is one cat); experts with no tokens get null and cost nothing
-        var pieces = routed.split(plan.Kept).Select((t, e) => plan.Kept[e] > 0 ? t : null).ToArray(); // E × (kept_e, C)
+        var pieces = routed.split(run.Kept).Select((t, e) => run.Kept[e] > 0 ? t : null).ToArray(); // E × (kept_e, C)
         int deep = _options.DeepExperts;
         var outputs = (_deepExperts?.Forward(pieces[..deep]) ?? []).Concat(_experts?.Forward(pieces[deep..]) ?? []);
         var present = outputs.OfType<Tensor>().ToList();
         var expertOut = present.Count > 0 ? torch.cat(present, 0) : flat.new_zeros(0, flat.size(1)); // (M, C)
-        return (TokenDispatch.Combine(plan, Regularization.Dropout(expertOut, _options.Dropout, training), flat.size(0)), plan.Assigned, plan.Kept);
+        return (TokenDispatch.Combine(run, Regularization.Dropout(expertOut, _options.Dropout, training), flat.size(0)), plan.Assigned, plan.Kept);
     }
 
     /// <summary>

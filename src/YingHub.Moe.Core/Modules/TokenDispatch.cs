@@ -129,14 +129,52 @@ internal static class TokenDispatch
     }
 
     /// <summary>
+    /// The plan with each expert's slice padded up to a multiple of <paramref name="multiple"/> rows (an expert with no
+    /// assignment stays empty): a padding row reads token 0 with gate weight 0, so it adds nothing to the output, its
+    /// gradient is zero, and it adds nothing to any weight's gradient or to the router's. <see cref="DispatchPlan.Kept"/>
+    /// of the result holds the padded slice lengths (split by those); <see cref="DispatchPlan.Assigned"/> is kept.
+    /// Low-precision products on CPU are oneDNN kernels compiled per shape and cached: without padding, the experts'
+    /// row counts change every step and every product is compiled anew (docs/benchmarks.md).
+    /// </summary>
+    public static DispatchPlan PadSlices(DispatchPlan plan, int multiple)
+    {
+        using var scope = torch.NewDisposeScope();
+        var device = plan.TokenIndex.device;
+        var tokens = new List<Tensor>();
+        var weights = new List<Tensor>();
+        var padded = new long[plan.Kept.Length];
+        long start = 0;
+        for (int e = 0; e < plan.Kept.Length; e++)
+        {
+            long kept = plan.Kept[e];
+            padded[e] = (kept + multiple - 1) / multiple * multiple;
+            tokens.Add(plan.TokenIndex.narrow(0, start, kept));
+            weights.Add(plan.Weights.narrow(0, start, kept));
+            if (padded[e] > kept)
+            {
+                tokens.Add(torch.zeros(padded[e] - kept, dtype: ScalarType.Int64, device: device));
+                weights.Add(torch.zeros(padded[e] - kept, dtype: plan.Weights.dtype, device: device));
+            }
+
+            start += kept;
+        }
+
+        return new DispatchPlan(torch.cat(tokens, 0).MoveToOuterDisposeScope(), torch.cat(weights, 0).MoveToOuterDisposeScope(), plan.Assigned, padded);
+    }
+
+    /// <summary>
     /// Scatters expert outputs <paramref name="expertOutputs"/> (M, C), in plan order, back to (N, C), each scaled by
     /// its gate weight and summed over a token's choices.
     /// </summary>
     public static Tensor Combine(DispatchPlan plan, Tensor expertOutputs, long tokens)
     {
         using var scope = torch.NewDisposeScope();
-        var scaled = expertOutputs * plan.Weights.unsqueeze(1);                                           // (M, C)
-        var output = torch.zeros(tokens, expertOutputs.size(1), dtype: scaled.dtype, device: expertOutputs.device); // (N, C): float32 under autocast
+        // under autocast the experts' outputs are bfloat16 or float16: they are scaled and summed in the gate weights'
+        // float32 after one cast, because the backward of a mixed-type product (which would promote too) reduces the
+        // weights' gradient on a path that is at times 7-10x slower on CPU (docs/benchmarks.md)
+        var outputs = expertOutputs.dtype == plan.Weights.dtype ? expertOutputs : expertOutputs.to(plan.Weights.dtype); // (M, C)
+        var scaled = outputs * plan.Weights.unsqueeze(1);                                                  // (M, C)
+        var output = torch.zeros(tokens, outputs.size(1), dtype: scaled.dtype, device: outputs.device);    // (N, C): float32 under autocast
         output.index_add_(0, plan.TokenIndex, scaled, 1);
         return output.MoveToOuterDisposeScope();
     }

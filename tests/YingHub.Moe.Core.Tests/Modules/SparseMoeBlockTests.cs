@@ -215,6 +215,52 @@ public class SparseMoeBlockTests
     }
 
     [Fact]
+    public void Padded_slices_read_token_0_with_weight_0_and_keep_the_assignments()
+    {
+        using var scope = torch.NewDisposeScope();
+        var indices = torch.tensor(new long[] { 2, 0, 1, 0, 2 }, 5, 1);
+        var weights = torch.tensor(new float[] { 0.5f, 0.25f, 0.125f, 2f, 4f }, 5, 1);
+        using var plan = TokenDispatch.Plan(indices, weights, experts: 4, capacity: null, batch: 1); // tokens [1, 3 | 2 | 0, 4 | -]
+        using var padded = TokenDispatch.PadSlices(plan, 4);
+        Assert.Equal(new long[] { 1, 3, 0, 0, 2, 0, 0, 0, 0, 4, 0, 0 }, padded.TokenIndex.data<long>().ToArray());
+        Assert.Equal(new float[] { 0.25f, 2f, 0, 0, 0.125f, 0, 0, 0, 0.5f, 4f, 0, 0 }, padded.Weights.data<float>().ToArray());
+        Assert.Equal(new long[] { 4, 4, 4, 0 }, padded.Kept);                    // an expert without tokens stays empty
+        Assert.Equal(new long[] { 2, 1, 2, 0 }, padded.Assigned);
+    }
+
+    [Fact]
+    public void Under_bf16_autocast_the_padded_dispatch_equals_the_dense_reference_in_output_and_gradients()
+    {
+        // under autocast on CPU each expert's slice is padded to a multiple of 64 rows: here almost every row is padding
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(23);
+        var options = Tiny.Options(o => { o.TopK = 2; o.DeepExperts = 1; });
+        using var block = new SparseMoeBlock(options);
+        block.eval();
+        var x0 = torch.randn(2, 5, 16);
+        var projection = torch.randn(2, 5, 16);
+        var parameters = block.named_parameters().Where(p => !p.name.StartsWith("utilization")).ToArray();
+
+        var xs = x0.clone().requires_grad_(true);
+        Tensor sparse;
+        using (Core.Precision.Autocast.Enable(ScalarType.BFloat16)) sparse = block.Forward(xs).Hidden;
+        Assert.Equal(ScalarType.Float32, sparse.dtype);                         // combined in the gate weights' float32
+        (sparse * projection).sum().backward();
+        var sparseGrads = parameters.ToDictionary(p => p.name, p => p.parameter.grad?.clone() ?? torch.zeros_like(p.parameter));
+        block.zero_grad();
+
+        var xd = x0.clone().requires_grad_(true);
+        var dense = DenseReference(block, xd, options.NumExperts, options.DeepExperts, 2, shared: false); // float32
+        (dense * projection).sum().backward();
+
+        // bfloat16 products: about 3 significant digits (a padding row with any weight but 0 would add a whole expert output)
+        Tiny.AssertClose(dense, sparse, atol: 3e-2, rtol: 3e-2);
+        Tiny.AssertClose(xd.grad!, xs.grad!, atol: 3e-2, rtol: 3e-2);
+        foreach (var (name, p) in parameters)
+            Tiny.AssertClose(p.grad ?? torch.zeros_like(p), sparseGrads[name], atol: 3e-2, rtol: 3e-2);
+    }
+
+    [Fact]
     public void Dropless_plan_keeps_every_assignment_sorted_by_expert()
     {
         using var scope = torch.NewDisposeScope();
