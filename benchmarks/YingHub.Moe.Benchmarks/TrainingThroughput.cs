@@ -79,6 +79,13 @@ internal static class TrainingThroughput
         double tokensPerStep = (double)batch * block;
         double flopsPerStep = ModelFlops.TrainingFlopsPerToken(model, block) * tokensPerStep;
         double peak32 = ModelFlops.MeasureMatmulPeak();
+        // MFU against the peak of the precision the products run in (bf16's is about 4x fp32's on a CPU with avx512_bf16)
+        double peak = precision switch
+        {
+            TrainingPrecision.Bf16 => ModelFlops.MeasureMatmulPeak(torch.ScalarType.BFloat16),
+            TrainingPrecision.Fp16 => ModelFlops.MeasureMatmulPeak(torch.ScalarType.Float16),
+            _ => peak32,
+        };
         Console.WriteLine(JsonSerializer.Serialize(new
         {
             library = "YingHub.Moe", preset, log_interval = interval, embd = options.HiddenSize, heads = options.NumHeads, layers = options.NumLayers, experts = options.NumExperts, deep = options.DeepExperts, precision = precision.ToString().ToLowerInvariant(), adamw = fused ? "fused" : "per-parameter", batch, block, steps = times.Count * interval, warmup,
@@ -86,7 +93,8 @@ internal static class TrainingThroughput
             train_tokens_per_s = Math.Round(tokensPerStep / (meanMs / 1000), 1), step_ms = Math.Round(meanMs, 2), step_ms_median = Math.Round(medianMs, 2),
             params_total = model.ParameterCount, params_active = model.ActiveParameterCount,
             gflop_per_step = Math.Round(flopsPerStep / 1e9, 3), matmul_peak_fp32_gflops = Math.Round(peak32 / 1e9, 1),
-            mfu_vs_fp32_peak = Math.Round(flopsPerStep / (meanMs / 1000) / peak32, 4), last_loss = Math.Round(losses[^1], 4),
+            mfu_vs_fp32_peak = Math.Round(flopsPerStep / (meanMs / 1000) / peak32, 4),
+            matmul_peak_gflops = Math.Round(peak / 1e9, 1), mfu_vs_precision_peak = Math.Round(flopsPerStep / (meanMs / 1000) / peak, 4), last_loss = Math.Round(losses[^1], 4),
             rss_mb = Process.GetCurrentProcess().WorkingSet64 / (1 << 20), rss_mb_at_start = rssBefore / (1 << 20),
             peak_rss_mb = Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20), // the process's high-water mark (VmHWM): what must fit in memory
         }));

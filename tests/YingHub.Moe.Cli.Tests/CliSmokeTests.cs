@@ -226,6 +226,20 @@ public sealed class CliSmokeTests(TinyCheckpoint checkpoint) : IClassFixture<Tin
         AssertSuccess(result);
         Assert.Contains("torch threads: ", result.Out);
         Assert.Contains("matmul fp32 16x16: ", result.Out);
+        Assert.Contains("matmul bf16 16x16: ", result.Out);
+        Assert.Contains("precision: train ", result.Out);
+    }
+
+    [Theory]
+    [InlineData(170.0, 680.0, "--amp bf16")] // this EPYC at 1024²: bf16 products 4x fp32's
+    [InlineData(170.0, 340.0, "--amp bf16")] // exactly twice: bf16 pays
+    [InlineData(170.0, 339.0, "in fp32")]    // just under
+    [InlineData(170.0, 60.0, "in fp32")]     // a CPU without native bf16 emulates it
+    public void Doctor_recommends_bf16_only_where_its_products_run_twice_as_fast(double fp32, double bf16, string expected)
+    {
+        string line = DoctorCommand.RecommendPrecision(fp32, bf16);
+        Assert.StartsWith("precision: train ", line);
+        Assert.Contains(expected, line);
     }
 
     [Fact]
