@@ -18,13 +18,14 @@ namespace YingHub.Moe.Training.Adapters;
 /// base gets no gradient and no optimizer state. Build the adapter after moving the model to its device.
 /// </para>
 /// <para>
-/// Several adapters (distinct <see cref="Name"/>s) may be attached to one model; at most one is active at a time
-/// (<see cref="Activate"/> throws while another is). <see cref="Merge"/> adds <c>scale · B A</c> to the base weights
+/// Several adapters (distinct <see cref="Name"/>s) may be attached to one model. What applies to the output is one
+/// <see cref="LoraMix"/> at a time: <see cref="Activate"/> activates the mix of this adapter alone with weight 1 (and
+/// throws while another adapter, mix or <see cref="LoraMixture"/> is active); a mix of several applies them at once. <see cref="Merge"/> adds <c>scale · B A</c> to the base weights
 /// in their own layout (the hooks come off, so nothing is added twice) and <see cref="Unmerge"/> subtracts it again.
 /// <see cref="Save"/> / <see cref="Load"/> use PEFT's files. Disposing the adapter removes it (<see cref="Remove"/>).
 /// </para>
 /// </summary>
-public sealed class LoraAdapter : nn.Module
+public sealed class LoraAdapter : nn.Module, IAttachedLora
 {
     /// <summary>The name under which PEFT nests the base model's modules (<c>base_model.model.</c>).</summary>
     public const string NamePrefix = "base_model.model.";
@@ -32,7 +33,7 @@ public sealed class LoraAdapter : nn.Module
     private readonly LoraOptions _options;
     private readonly ModelAdapters _registry;
     private readonly IReadOnlyList<LoraLayer> _layers;
-    private readonly List<Action> _removeHooks = [];
+    private LoraMix? _solo; // this adapter alone with weight 1: what Activate makes active
     private bool _attached;
 
     /// <summary>Attaches a new adapter named <paramref name="name"/> to <paramref name="model"/> (inactive).</summary>
@@ -78,8 +79,8 @@ public sealed class LoraAdapter : nn.Module
     /// <summary>The adapted modules' names (as the model's <c>named_modules()</c> gives them), in the model's order.</summary>
     public IReadOnlyList<string> TargetNames => _layers.Select(l => l.Target.Name).ToArray();
 
-    /// <summary>True while the adapter's update applies to the model's output (through hooks, or merged).</summary>
-    public bool IsActive => ReferenceEquals(_registry.Active, this);
+    /// <summary>True while the adapter's update applies to the model's output (alone or in the active <see cref="LoraMix"/>, through hooks, or merged).</summary>
+    public bool IsActive => _registry.Active is LoraMix mix && mix.Adapters.Contains(this);
 
     /// <summary>True while the update is merged into the base weights.</summary>
     public bool IsMerged { get; private set; }
@@ -89,41 +90,40 @@ public sealed class LoraAdapter : nn.Module
 
     internal IReadOnlyList<LoraLayer> Layers => _layers;
 
-    /// <summary>Makes the update apply to the model's output (no-op when active).</summary>
-    /// <exception cref="InvalidOperationException">Another adapter is active on the model, or this one was removed.</exception>
+    internal bool IsAttached => _attached;
+
+    /// <summary>Makes the update apply to the model's output alone, with weight 1 (no-op when so).</summary>
+    /// <exception cref="InvalidOperationException">Another adapter, mix or mixture is active on the model (a mix holding this adapter too), or this one was removed.</exception>
     public void Activate()
     {
         ThrowIfRemoved();
-        if (IsActive) return;
-        _registry.SetActive(this);
-        AddHooks();
+        _solo ??= new LoraMix([(this, 1.0)]);
+        _solo.Activate();
     }
 
-    /// <summary>Stops the update from applying (unmerging first when merged); no-op when inactive.</summary>
+    /// <summary>Stops the update from applying, unmerging first when merged; when the adapter is part of the active mix, the whole mix is deactivated. No-op when inactive.</summary>
     public void Deactivate()
     {
-        if (!IsActive) return;
-        if (IsMerged) Unmerge();
-        RemoveHooks();
-        _registry.ClearActive(this);
+        if (_registry.Active is LoraMix mix && mix.Adapters.Contains(this)) mix.Deactivate();
     }
 
     /// <summary>
     /// Adds <c>scale · B A</c> to every target's weight (in its layout) and takes the hooks off; activates the adapter
     /// first when needed. Do not change A or B while merged: <see cref="Unmerge"/> subtracts the current product.
     /// </summary>
-    /// <exception cref="InvalidOperationException">Merged already, another adapter is active, or this one was removed.</exception>
+    /// <exception cref="InvalidOperationException">Merged already, another adapter, mix or mixture is active, or this one was removed.</exception>
     public void Merge()
     {
         if (IsMerged) throw new InvalidOperationException($"Adapter '{Name}' is merged already.");
         Activate();
+        var solo = _solo!;
         foreach (var layer in _layers)
         {
             using var delta = layer.Delta(); // (out, in)
             layer.Target.AddToWeight(delta, 1.0);
         }
 
-        RemoveHooks();
+        solo.RemoveHooks();
         IsMerged = true;
     }
 
@@ -139,7 +139,7 @@ public sealed class LoraAdapter : nn.Module
         }
 
         IsMerged = false;
-        AddHooks();
+        _solo!.AddHooks();
     }
 
     /// <summary>
@@ -172,21 +172,6 @@ public sealed class LoraAdapter : nn.Module
         _layers.FirstOrDefault(l => l.Target.Name == module)
         ?? throw new ArgumentException($"Adapter '{Name}' has no target '{module}'; its targets: {string.Join(", ", TargetNames)}.", nameof(module));
 
-    private void AddHooks()
-    {
-        foreach (var layer in _layers)
-        {
-            var remover = layer.Target.Module.register_forward_hook((m, x, y) => layer.Adapt(x, y, m.training));
-            _removeHooks.Add(remover.remove);
-        }
-    }
-
-    private void RemoveHooks()
-    {
-        foreach (var remove in _removeHooks) remove();
-        _removeHooks.Clear();
-    }
-
     private void ThrowIfRemoved()
     {
         if (!_attached) throw new InvalidOperationException($"Adapter '{Name}' was removed from its model.");
@@ -195,34 +180,12 @@ public sealed class LoraAdapter : nn.Module
     /// <inheritdoc />
     protected override void Dispose(bool disposing)
     {
-        if (disposing) Remove();
-        base.Dispose(disposing);
-    }
-
-    /// <summary>A parameter-free container that nests the layers under their dotted module paths.</summary>
-    private sealed class LoraPath : nn.Module
-    {
-        private LoraPath() : base(nameof(LoraPath)) => RegisterComponents();
-
-        /// <summary>Registers <paramref name="layer"/> under <paramref name="parent"/> at the dotted <paramref name="path"/>, making the containers on the way.</summary>
-        public static void Register(nn.Module parent, string path, nn.Module layer)
+        if (disposing)
         {
-            int dot = path.IndexOf('.', StringComparison.Ordinal);
-            if (dot < 0)
-            {
-                parent.register_module(path, layer);
-                return;
-            }
-
-            string head = path[..dot];
-            var child = parent.named_children().FirstOrDefault(c => c.name == head).module;
-            if (child is null)
-            {
-                child = new LoraPath();
-                parent.register_module(head, child);
-            }
-
-            Register(child, path[(dot + 1)..], layer);
+            Remove();
+            _solo?.Dispose();
         }
+
+        base.Dispose(disposing);
     }
 }

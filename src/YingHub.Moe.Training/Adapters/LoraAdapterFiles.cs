@@ -34,24 +34,30 @@ public static class LoraAdapterFiles
         Directory.CreateDirectory(directory);
         var tensors = adapter.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter, StringComparer.Ordinal);
         Safetensors.Write(Path.Combine(directory, WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" });
-        var config = new JsonObject
-        {
-            ["peft_type"] = "LORA",
-            ["task_type"] = "CAUSAL_LM",
-            ["base_model_name_or_path"] = options.BaseModelNameOrPath,
-            ["r"] = options.Rank,
-            ["lora_alpha"] = options.Alpha,
-            ["lora_dropout"] = options.Dropout,
-            ["target_modules"] = new JsonArray(options.TargetModules.Select(t => (JsonNode?)t).ToArray()),
-            ["fan_in_fan_out"] = adapter.Layers.All(l => l.Target.InputMajor),
-            ["bias"] = "none",
-            ["use_rslora"] = false,
-            ["modules_to_save"] = null,
-            ["init_lora_weights"] = true,
-            ["inference_mode"] = false,
-        };
-        AtomicFile.WriteAllText(Path.Combine(directory, ConfigFile), config.ToJsonString(Indented));
+        var config = Config("LORA", options, adapter.Layers.All(l => l.Target.InputMajor));
+        WriteConfig(Path.Combine(directory, ConfigFile), config);
     }
+
+    /// <summary>PEFT's <c>LoraConfig</c> keys for <paramref name="options"/> under <paramref name="peftType"/>.</summary>
+    internal static JsonObject Config(string peftType, LoraOptions options, bool fanInFanOut) => new()
+    {
+        ["peft_type"] = peftType,
+        ["task_type"] = "CAUSAL_LM",
+        ["base_model_name_or_path"] = options.BaseModelNameOrPath,
+        ["r"] = options.Rank,
+        ["lora_alpha"] = options.Alpha,
+        ["lora_dropout"] = options.Dropout,
+        ["target_modules"] = new JsonArray(options.TargetModules.Select(t => (JsonNode?)t).ToArray()),
+        ["fan_in_fan_out"] = fanInFanOut,
+        ["bias"] = "none",
+        ["use_rslora"] = false,
+        ["modules_to_save"] = null,
+        ["init_lora_weights"] = true,
+        ["inference_mode"] = false,
+    };
+
+    /// <summary>Writes <paramref name="config"/> indented, atomically.</summary>
+    internal static void WriteConfig(string path, JsonObject config) => AtomicFile.WriteAllText(path, config.ToJsonString(Indented));
 
     /// <summary>Attaches the adapter in <paramref name="directory"/> to <paramref name="model"/> as <paramref name="name"/>, inactive.</summary>
     /// <exception cref="InvalidDataException">A file is missing or malformed, or a tensor is missing, unexpected or mis-shaped (the message names it).</exception>
@@ -67,20 +73,7 @@ public static class LoraAdapterFiles
         var adapter = new LoraAdapter(model, options, name);
         try
         {
-            using var scope = torch.NewDisposeScope();
-            var file = Safetensors.Read(weightsPath);
-            var expected = adapter.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
-            if (file.Keys.FirstOrDefault(k => !expected.ContainsKey(k)) is { } unexpected)
-                throw new InvalidDataException($"'{weightsPath}': tensor '{unexpected}' belongs to no target of this model; targets: {string.Join(", ", adapter.TargetNames)}.");
-            using var noGrad = torch.no_grad();
-            foreach (var (key, parameter) in expected)
-            {
-                if (!file.TryGetValue(key, out var t)) throw new InvalidDataException($"'{weightsPath}' lacks tensor '{key}'.");
-                if (!t.shape.SequenceEqual(parameter.shape))
-                    throw new InvalidDataException($"'{weightsPath}': tensor '{key}' has shape [{string.Join(", ", t.shape)}], but this model's target needs [{string.Join(", ", parameter.shape)}] (r = {options.Rank}).");
-                parameter.copy_(t);
-            }
-
+            CopyInto(adapter, weightsPath, adapter.TargetNames, $"r = {options.Rank}");
             return adapter;
         }
         catch
@@ -90,25 +83,73 @@ public static class LoraAdapterFiles
         }
     }
 
+    /// <summary>
+    /// Copies every tensor of the safetensors file <paramref name="weightsPath"/> into the parameter of
+    /// <paramref name="module"/> of the same name, checking that the names match both ways and the shapes agree.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A tensor is missing, unexpected or mis-shaped (the message names it, the targets and <paramref name="hint"/>).</exception>
+    internal static void CopyInto(nn.Module module, string weightsPath, IReadOnlyList<string> targets, string hint)
+    {
+        using var scope = torch.NewDisposeScope();
+        var file = Safetensors.Read(weightsPath);
+        var expected = module.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+        if (file.Keys.FirstOrDefault(k => !expected.ContainsKey(k)) is { } unexpected)
+            throw new InvalidDataException($"'{weightsPath}': tensor '{unexpected}' belongs to no target of this model; targets: {string.Join(", ", targets)}.");
+        using var noGrad = torch.no_grad();
+        foreach (var (key, parameter) in expected)
+        {
+            if (!file.TryGetValue(key, out var t)) throw new InvalidDataException($"'{weightsPath}' lacks tensor '{key}'.");
+            if (!t.shape.SequenceEqual(parameter.shape))
+                throw new InvalidDataException($"'{weightsPath}': tensor '{key}' has shape [{string.Join(", ", t.shape)}], but this model's target needs [{string.Join(", ", parameter.shape)}] ({hint}).");
+            parameter.copy_(t);
+        }
+    }
+
     /// <summary>Reads PEFT's <c>adapter_config.json</c> into options.</summary>
     /// <exception cref="InvalidDataException">Not a LoRA config, a needed key is missing or has the wrong type, or it asks for a variant not supported (rsLoRA, trained biases, regex targets).</exception>
     public static LoraOptions ReadConfig(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        JsonObject root;
+        var root = ReadJson(path);
+        string peftType = ReadKey(path, () => root["peft_type"]?.GetValue<string>()) ?? throw Bad(path, "peft_type", "missing");
+        if (peftType == LoraMixtureFiles.PeftType) throw Bad(path, "peft_type", $"'{peftType}': a mixture of LoRA experts; load it with LoraMixture.Load");
+        if (peftType != "LORA") throw Bad(path, "peft_type", $"'{peftType}', but only LORA is supported");
+        return ReadLoraKeys(root, path);
+    }
+
+    /// <summary>The JSON object in <paramref name="path"/>.</summary>
+    /// <exception cref="InvalidDataException">Not valid JSON, or not an object.</exception>
+    internal static JsonObject ReadJson(string path)
+    {
         try
         {
-            root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' is not a JSON object.");
+            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"'{path}' is not a JSON object.");
         }
         catch (JsonException ex)
         {
             throw new InvalidDataException($"'{path}' is not valid JSON: {ex.Message}", ex);
         }
+    }
 
+    /// <summary>Reads a key, turning a wrong JSON type into an <see cref="InvalidDataException"/> naming the file.</summary>
+    internal static T ReadKey<T>(string path, Func<T> read)
+    {
         try
         {
-            string peftType = root["peft_type"]?.GetValue<string>() ?? throw Bad(path, "peft_type", "missing");
-            if (peftType != "LORA") throw Bad(path, "peft_type", $"'{peftType}', but only LORA is supported");
+            return read();
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"'{path}': a key has the wrong type ({ex.Message}).", ex);
+        }
+    }
+
+    /// <summary>PEFT's LoRA keys of a config (<c>r</c>, <c>lora_alpha</c>, <c>lora_dropout</c>, <c>target_modules</c>, ...), whatever its <c>peft_type</c>.</summary>
+    /// <exception cref="InvalidDataException">A needed key is missing or has the wrong type, or a variant not supported (rsLoRA, trained biases, regex targets).</exception>
+    internal static LoraOptions ReadLoraKeys(JsonObject root, string path)
+    {
+        try
+        {
             if (root["use_rslora"]?.GetValue<bool>() == true) throw Bad(path, "use_rslora", "true, but rank-stabilised LoRA is not supported");
             if (root["bias"]?.GetValue<string>() is { } bias && bias != "none") throw Bad(path, "bias", $"'{bias}', but only 'none' is supported");
             var targets = root["target_modules"] switch
@@ -132,5 +173,5 @@ public static class LoraAdapterFiles
         }
     }
 
-    private static InvalidDataException Bad(string path, string key, string why) => new($"'{path}': {key} is {why}.");
+    internal static InvalidDataException Bad(string path, string key, string why) => new($"'{path}': {key} is {why}.");
 }

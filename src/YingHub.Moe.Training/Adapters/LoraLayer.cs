@@ -30,6 +30,7 @@ internal sealed class LoraLayer : nn.Module
         }
 
         _dropout = dropout;
+        Scale = scale;
         _scale = scale.ToScalar();
         RegisterComponents();
     }
@@ -43,20 +44,23 @@ internal sealed class LoraLayer : nn.Module
     /// <summary>B, (out, r).</summary>
     public Parameter B => _loraB.weight!;
 
+    /// <summary>The update's scale, alpha / r.</summary>
+    public double Scale { get; }
+
     /// <summary>
-    /// The adapted output <c>y + scale · dropout(x) Aᵀ Bᵀ</c> of the target's input x (..., in) and output y (..., out);
-    /// dropout only when <paramref name="training"/> (the target's mode). Both products run through
-    /// <see cref="Autocast.Linear"/>, so they follow the model's autocast; outside autocast an input of another dtype
-    /// than A's (a bf16 base under float32 factors) is cast to A's. The update is cast to y's dtype.
+    /// The unscaled update <c>dropout(x) Aᵀ Bᵀ</c> (..., out) of the target's input x (..., in), in
+    /// <paramref name="dtype"/>; dropout only when <paramref name="training"/> (the target's mode). Both products run
+    /// through <see cref="Autocast.Linear"/>, so they follow the model's autocast; outside autocast an input of another
+    /// dtype than A's (a bf16 base under float32 factors) is cast to A's.
     /// </summary>
-    public Tensor Adapt(Tensor x, Tensor y, bool training)
+    public Tensor Update(Tensor x, bool training, ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
         var h = training && _dropout > 0 ? nn.functional.dropout(x, _dropout, training: true) : x; // (..., in)
         if (Autocast.CurrentType is null && h.dtype != A.dtype) h = h.to(A.dtype);
         var update = Autocast.Linear(Autocast.Linear(h, A), B);                                     // (..., r) -> (..., out)
-        if (update.dtype != y.dtype) update = update.to(y.dtype);
-        return y.add(update, _scale).MoveToOuterDisposeScope();                                      // (..., out)
+        if (update.dtype != dtype) update = update.to(dtype);
+        return update.MoveToOuterDisposeScope();
     }
 
     /// <summary>The full update <c>scale · B A</c>, (out, in) float32, without autograd; the caller owns it.</summary>
