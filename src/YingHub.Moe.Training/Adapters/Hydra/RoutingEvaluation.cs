@@ -1,8 +1,8 @@
 namespace YingHub.Moe.Training.Adapters.Hydra;
 
 /// <summary>How well routing sends documents to their own domain's adapter.</summary>
-/// <param name="Domains">The domains, in row and column order of <see cref="Confusion"/>.</param>
-/// <param name="Confusion">Confusion[i][j]: documents of domain i sent to an adapter of domain j.</param>
+/// <param name="Domains">The domains, in row and column order of <see cref="Confusion"/>, ordinal; a last column <c>(none)</c> when an adapter has no domain.</param>
+/// <param name="Confusion">Confusion[i][j]: documents of domain i sent to an adapter of domain j (rows: true domains; columns: <see cref="Domains"/>).</param>
 /// <param name="Correct">Documents sent to an adapter of their own domain.</param>
 /// <param name="Total">Documents scored (those with a known domain).</param>
 public sealed record RoutingAccuracy(IReadOnlyList<string> Domains, int[][] Confusion, int Correct, int Total)
@@ -18,7 +18,7 @@ public sealed record RoutingAccuracy(IReadOnlyList<string> Domains, int[][] Conf
             "| true \\ routed | " + string.Join(" | ", Domains) + " |",
             "| --- |" + string.Concat(Domains.Select(_ => " ---: |")),
         };
-        for (int i = 0; i < Domains.Count; i++) lines.Add($"| {Domains[i]} | " + string.Join(" | ", Confusion[i]) + " |");
+        for (int i = 0; i < Confusion.Length; i++) lines.Add($"| {Domains[i]} | " + string.Join(" | ", Confusion[i]) + " |");
         return string.Join('\n', lines);
     }
 }
