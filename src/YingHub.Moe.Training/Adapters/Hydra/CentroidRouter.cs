@@ -34,7 +34,7 @@ public sealed class CentroidRouter : IAdapterRouter, IDisposable
         }
 
         CheckRows(centroids);
-        _centroids = centroids.detach().to(ScalarType.Float32, CPU).clone();
+        _centroids = Owned(centroids);
         if (_options.TopK > _names.Count) throw new ArgumentException($"TopK = {_options.TopK} exceeds the {_names.Count} adapters.", nameof(options));
     }
 
@@ -72,7 +72,7 @@ public sealed class CentroidRouter : IAdapterRouter, IDisposable
             throw new ArgumentException($"The centroid of '{name}' must be ({Dimension}); got shape [{string.Join(", ", centroid.shape)}].", nameof(centroid));
         using var row = centroid.detach().to(ScalarType.Float32, CPU).unsqueeze(0);                // (1, D)
         CheckRows(row);
-        var next = torch.cat([_centroids, row], 0);                                                 // (K + 1, D)
+        var next = torch.cat([_centroids, row], 0).DetachFromDisposeScope();                        // (K + 1, D)
         _centroids.Dispose();
         _centroids = next;
         _names.Add(name);
@@ -105,6 +105,13 @@ public sealed class CentroidRouter : IAdapterRouter, IDisposable
     {
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException($"Adapter name '{name}' must not be blank.", nameof(name));
         if (_names.Contains(name, StringComparer.Ordinal)) throw new ArgumentException($"Adapter name '{name}' is already routed to.", nameof(name));
+    }
+
+    /// <summary>A float32 CPU copy that no dispose scope tracks: the router owns it, whatever scope its caller has open.</summary>
+    private static Tensor Owned(Tensor t)
+    {
+        using var scope = torch.NewDisposeScope();
+        return t.detach().to(ScalarType.Float32, CPU).clone().DetachFromDisposeScope();
     }
 
     private static void CheckRows(Tensor rows)

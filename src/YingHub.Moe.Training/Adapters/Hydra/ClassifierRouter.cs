@@ -64,10 +64,10 @@ public sealed class ClassifierRouter : IAdapterRouter, IDisposable
         if (bad >= 0) throw new ArgumentException($"Label {labels[bad]} (row {bad}) is outside [0, {names.Count}).", nameof(labels));
         long d = embeddings.size(1), k = names.Count, h = options.HiddenSize;
         using var generator = new Generator((ulong)options.Seed);
-        Parameter[] parameters = h == 0
-            ? [new Parameter(torch.zeros(d, k)), new Parameter(torch.zeros(k))]
-            : [new Parameter(torch.randn([d, h], generator: generator).div_(Math.Sqrt(d))), new Parameter(torch.zeros(h)),
-               new Parameter(torch.randn([h, k], generator: generator).div_(Math.Sqrt(h))), new Parameter(torch.zeros(k))];
+        Tensor[] initial = h == 0
+            ? [torch.zeros(d, k), torch.zeros(k)]
+            : [torch.randn([d, h], generator: generator).div_(Math.Sqrt(d)), torch.zeros(h), torch.randn([h, k], generator: generator).div_(Math.Sqrt(h)), torch.zeros(k)];
+        Parameter[] parameters = initial.Select(t => new Parameter(t.DetachFromDisposeScope())).ToArray(); // outside any caller's scope
         double loss = double.NaN;
         using (var optimizer = torch.optim.Adam(parameters, options.LearningRate))
         {
@@ -86,7 +86,7 @@ public sealed class ClassifierRouter : IAdapterRouter, IDisposable
             }
         }
 
-        Tensor[] weights = parameters.Select(p => p.detach().clone()).ToArray();
+        Tensor[] weights = parameters.Select(p => p.detach().clone().DetachFromDisposeScope()).ToArray();
         foreach (var p in parameters) p.Dispose();
         return new ClassifierRouter([.. names], Clone(options), weights) { FinalLoss = loss };
     }
@@ -117,7 +117,7 @@ public sealed class ClassifierRouter : IAdapterRouter, IDisposable
         options.ThrowIfInvalid(nameof(file));
         CheckNames(file.Names, options);
         string[] keys = hidden == 0 ? ["weight", "bias"] : ["hidden.weight", "hidden.bias", "weight", "bias"];
-        var weights = keys.Select(key => file.Tensor(key, path)).ToArray();
+        var weights = keys.Select(key => file.Tensor(key, path).DetachFromDisposeScope()).ToArray();
         long k = file.Names.Length;
         bool fits = hidden == 0
             ? weights[0].dim() == 2 && weights[0].size(1) == k && weights[1].shape.SequenceEqual([k])

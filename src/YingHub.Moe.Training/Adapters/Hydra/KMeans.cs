@@ -97,9 +97,10 @@ public static class KMeans
         using var scope = torch.NewDisposeScope();
         var x = points.to(ScalarType.Float64, torch.CPU);                                   // (N, D)
         var label = torch.tensor(labels.ToArray());                                          // (N)
+        using var generator = new Generator((ulong)seed);
         var rows = n <= exactLimit
             ? torch.arange(n)
-            : torch.randperm(n, generator: new Generator((ulong)seed))[..sampleSize];        // (S)
+            : torch.randperm(n, generator: generator)[..sampleSize];                         // (S)
         var oneHot = torch.nn.functional.one_hot(label, clusters).to(ScalarType.Float64);   // (N, K)
         var sums = torch.cdist(x.index_select(0, rows), x).matmul(oneHot);                 // (S, K): Σ distances to each cluster
         var counts = oneHot.sum(dim: 0);                                                     // (K)
@@ -153,6 +154,7 @@ public static class KMeans
 
     private static void CheckPoints(Tensor points, int k)
     {
+        using var scope = torch.NewDisposeScope();
         if (points.dim() != 2) throw new ArgumentException($"Points must be 2-D (N, D); got shape [{string.Join(", ", points.shape)}].", nameof(points));
         if (k < 1 || points.size(0) < k) throw new ArgumentException($"k = {k} clusters need at least k points; got {points.size(0)}.", nameof(points));
         if (!points.isfinite().all().item<bool>()) throw new ArgumentException("Points must be finite (a NaN or infinity was found).", nameof(points));
