@@ -15,7 +15,8 @@ namespace YingHub.Moe.Benchmarks;
 /// <c>/usr/share/common-licenses</c>, this repository's C# sources): for TF-IDF and for mean-pooled hidden states of a
 /// small MoE model (char tokens, trained <c>--steps</c> steps on the mixed training documents; 0: untrained), k-means
 /// with k = 3, its inertia, silhouette and purity, and the held-out routing accuracy of the centroid router and of a
-/// logistic-regression router trained on the cluster labels. Prints one JSON line per embedder and a Markdown summary.
+/// logistic-regression router trained on the cluster labels; the hidden states are scored twice, as they are and centred
+/// on the training mean and L2-normalised. Prints one JSON line per embedder and a Markdown summary.
 /// <code>
 /// dotnet run -c Release --project benchmarks/YingHub.Moe.Benchmarks -- hydra [--data tinyshakespeare.txt] [--src src] [--licenses /usr/share/common-licenses] [--chunk 600] [--per-domain 200] [--steps 200]
 /// </code>
@@ -55,7 +56,15 @@ internal static class HydraRouting
         Console.WriteLine($"model: {trained} in {watch.Elapsed.TotalSeconds:F0} s");
         watch.Restart();
         var hidden = new HiddenStateEmbedder(model, tokenizer, new HiddenStateEmbedderOptions { BatchSize = 16 });
-        Report("hidden", hidden, corpus, watch, extra: trained);
+        using var hiddenTrain = hidden.Embed(train);                                               // (N, C)
+        using var hiddenHeld = hidden.Embed(heldOut);                                              // (M, C)
+        double seconds = watch.Elapsed.TotalSeconds;
+        Score("hidden", hiddenTrain, hiddenHeld, corpus, seconds, trained);
+        // the same states centred on the training mean and L2-normalised (k-means then works on directions)
+        using var mean = hiddenTrain.mean([0], keepdim: true);                                     // (1, C)
+        using var centredTrain = nn.functional.normalize(hiddenTrain - mean, dim: 1);
+        using var centredHeld = nn.functional.normalize(hiddenHeld - mean, dim: 1);
+        Score("hidden-centred", centredTrain, centredHeld, corpus, seconds, trained + "; centred on the train mean, L2-normalised");
         return 0;
     }
 
@@ -63,7 +72,11 @@ internal static class HydraRouting
     {
         using var trainEmbeddings = embedder.Embed(corpus.Train.Select(d => d.Text).ToArray());       // (N, D)
         using var heldEmbeddings = embedder.Embed(corpus.HeldOut.Select(d => d.Text).ToArray());      // (M, D)
-        double embedSeconds = watch.Elapsed.TotalSeconds;
+        Score(name, trainEmbeddings, heldEmbeddings, corpus, watch.Elapsed.TotalSeconds, extra);
+    }
+
+    private static void Score(string name, Tensor trainEmbeddings, Tensor heldEmbeddings, DomainCorpus corpus, double embedSeconds, string extra)
+    {
         using var kmeans = KMeans.Fit(trainEmbeddings, new KMeansOptions { Clusters = 3, Restarts = 4, Seed = 0 });
         string?[] trainDomains = corpus.Train.Select(d => d.Domain).ToArray();
         string?[] heldDomains = corpus.HeldOut.Select(d => d.Domain).ToArray();
@@ -76,7 +89,7 @@ internal static class HydraRouting
         var classifierScore = RoutingEvaluation.Evaluate(classifier, heldEmbeddings, clusterDomains, heldDomains);
         Console.WriteLine(JsonSerializer.Serialize(new
         {
-            embedder = name, detail = extra, dimension = embedder.Dimension, train = corpus.Train.Count, held_out = corpus.HeldOut.Count,
+            embedder = name, detail = extra, dimension = trainEmbeddings.size(1), train = corpus.Train.Count, held_out = corpus.HeldOut.Count,
             embed_seconds = Math.Round(embedSeconds, 1),
             inertia = kmeans.Inertia, restart_inertias = kmeans.RestartInertias, iterations = kmeans.Iterations,
             silhouette = kmeans.Silhouette, silhouette_points = kmeans.SilhouettePoints, purity, cluster_sizes = kmeans.ClusterSizes(),

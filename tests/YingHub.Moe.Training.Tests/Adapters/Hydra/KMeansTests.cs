@@ -54,6 +54,23 @@ public sealed class KMeansTests
     }
 
     [Fact]
+    public void Keeps_the_restart_with_the_lowest_inertia()
+    {
+        // uniform points have many local minima: restarts end at different inertias
+        using var generator = new Generator(2);
+        using var points = torch.rand([60, 2], generator: generator);
+        bool sawDifferentRestarts = false;
+        for (long seed = 0; seed < 10; seed++)
+        {
+            using var result = KMeans.Fit(points, new KMeansOptions { Clusters = 6, Restarts = 5, Seed = seed });
+            sawDifferentRestarts |= result.RestartInertias.Distinct().Count() > 1;
+            Assert.Equal(result.RestartInertias.Min(), result.Inertia);
+        }
+
+        Assert.True(sawDifferentRestarts, "the data must give restarts of different inertia for this test to mean anything");
+    }
+
+    [Fact]
     public void Same_seed_same_clustering()
     {
         var (points, _) = Blobs(seed: 4);
