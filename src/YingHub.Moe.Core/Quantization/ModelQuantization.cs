@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Interop;
@@ -18,6 +19,8 @@ namespace YingHub.Moe.Core.Quantization;
 /// </summary>
 public static class ModelQuantization
 {
+    private static readonly ConditionalWeakTable<nn.Module, object> QuantizedModelParts = new();
+
     /// <summary>
     /// Quantizes <paramref name="model"/>'s layers selected by <paramref name="options"/> in place (on their device),
     /// sets <c>requires_grad = false</c> on every remaining parameter, and reports the bytes before and after.
@@ -63,6 +66,7 @@ public static class ModelQuantization
         }
 
         foreach (var p in model.parameters()) p.requires_grad = false;
+        foreach (var m in model.modules()) QuantizedModelParts.AddOrUpdate(m, model);
         return new QuantizationReport(options.Kind, options.BlockSize, groups, before, TensorBytes(model));
     }
 
@@ -71,6 +75,16 @@ public static class ModelQuantization
     {
         ArgumentNullException.ThrowIfNull(model);
         return model.modules().Any(m => m is QuantizedWeight);
+    }
+
+    /// <summary>
+    /// True when <paramref name="module"/> is a quantized model or one of its modules (quantized or float, e.g. a norm or
+    /// the router): a part of a frozen base, whose weights must not change (a LoRA merge refuses it).
+    /// </summary>
+    public static bool IsPartOfQuantizedModel(nn.Module module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        return QuantizedModelParts.TryGetValue(module, out _);
     }
 
     /// <summary>
