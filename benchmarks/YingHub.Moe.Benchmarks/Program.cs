@@ -9,6 +9,7 @@ using YingHub.Moe.Core.Runtime;
 //    or: ... -- step-profile --preset yinghub-v2 --batch 32 --block 128   (forward/backward ms of each part of a layer, fp32 and bf16, and products at model shapes)
 //    or: ... -- mixture [--base-steps 600] [--steps 200] [--experts 3]   (Hydra-beta gated LoRA mixture vs base and per-half adapters, one JSON line)
 //    or: ... -- hydra [--steps 200] [--chunk 600] [--per-domain 200]   (Hydra domain discovery and routing accuracy, JSON lines)
+//    or: ... -- quantized --preset makemoe [--steps 300]   (base memory and validation perplexity in fp32 / int8 / NF4, one JSON line)
 //    or: ... -- serve-load --url http://127.0.0.1:18080 [--clients 1,4,16]   (requests/s and time to first token of a running yinghub serve)
 // (BenchmarkDotNet's own options; --list flat lists the benchmarks). Results and machines: docs/benchmarks.md.
 // Every job runs in process (--inProcess is always added): the build output is the one the libstdc++ compat step
@@ -21,6 +22,7 @@ if (args.Length > 0 && args[0] == "serve-load") return YingHub.Moe.Benchmarks.Se
 if (args.Length > 0 && args[0] == "step-profile") return YingHub.Moe.Benchmarks.StepProfile.Run(args[1..]);
 if (args.Length > 0 && args[0] == "mixture") return YingHub.Moe.Benchmarks.HydraMixture.Run(args[1..]);
 if (args.Length > 0 && args[0] == "hydra") return YingHub.Moe.Benchmarks.HydraRouting.Run(args[1..]);
+if (args.Length > 0 && args[0] == "quantized") return YingHub.Moe.Benchmarks.QuantizedBase.Run(args[1..]);
 if (args.Length > 0 && args[0] == "rollout") return YingHub.Moe.Benchmarks.RolloutSpeed.Run(args[1..]);
 string[] arguments = args.Contains("--inProcess", StringComparer.OrdinalIgnoreCase) ? args : [.. args, "--inProcess"];
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(arguments);

@@ -42,15 +42,16 @@ internal static class GenerateCommand
         var output = new Option<string?>("--out") { Description = "Also write the generated text to this file." };
         var json = new Option<bool>("--json") { Description = "End with one JSON object line: text, tokens, tokens_per_s, time_to_first_token_ms, steady_tokens_per_s (the tokens after the first), kv_cache, routing (with --trace-routing)." };
         var traceRouting = new Option<bool>("--trace-routing") { Description = "After the text, show per generated token the experts and gate weights it used in every MoE layer (and in the --json line)." };
+        var quantize = QuantizeOption.Create();
         var command = new Command(name, description)
-            { checkpoint, prompt, tokens, temperature, anneal, minTemperature, topK, topP, repetition, seed, noCache, asPrefix, output, json, traceRouting };
+            { checkpoint, prompt, tokens, temperature, anneal, minTemperature, topK, topP, repetition, seed, noCache, asPrefix, output, json, traceRouting, quantize };
         command.SetAction(parse => Cli.Run(() => Run(RequireCheckpoint(parse.GetValue(checkpoint)!, defaultCheckpoint), parse.GetValue(prompt)!, new SamplingOptions
         {
             MaxNewTokens = parse.GetValue(tokens), Temperature = parse.GetValue(temperature), AnnealTemperature = parse.GetValue(anneal),
             MinTemperature = parse.GetValue(minTemperature),
             TopK = parse.GetValue(topK), TopP = parse.GetValue(topP), RepetitionPenalty = parse.GetValue(repetition),
             Seed = parse.GetValue(seed), UseCache = !parse.GetValue(noCache), PromptAsPrefix = parse.GetValue(asPrefix),
-        }, parse.GetValue(output), parse.GetValue(json), parse.GetValue(traceRouting))));
+        }, parse.GetValue(output), parse.GetValue(json), parse.GetValue(traceRouting), parse.GetValue(quantize))));
         return command;
     }
 
@@ -62,16 +63,18 @@ internal static class GenerateCommand
         return checkpoint;
     }
 
-    private static int Run(string checkpoint, string prompt, SamplingOptions sampling, string? outFile, bool json, bool traceRouting)
+    private static int Run(string checkpoint, string prompt, SamplingOptions sampling, string? outFile, bool json, bool traceRouting, string? quantize)
     {
         IReadOnlyList<OptionError> problems = sampling.GetValidationErrors();
         if (problems.Count > 0) throw new CliException(string.Join(" ", problems.Select(e => e.Message)), 2);
 
+        var quantizeKind = QuantizeOption.Parse(quantize);
         Cli.RequireTorch();
         var (model, tokenizer) = CheckpointLoader.Load(checkpoint);
 
         using (model)
         {
+            if (QuantizeOption.Apply(model, quantizeKind) is { } quantized) Console.Error.WriteLine(QuantizeOption.Describe(quantized));
             int[] ids;
             try
             {

@@ -5,6 +5,7 @@ using TorchSharp;
 using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
+using YingHub.Moe.Core.Quantization;
 using YingHub.Moe.Training.Checkpointing;
 using YingHub.Moe.Training.Diagnostics;
 using YingHub.Moe.Training.Data;
@@ -55,12 +56,14 @@ public sealed class Trainer : IDisposable
     /// </summary>
     /// <exception cref="ArgumentException">Invalid options, blocks longer than the model's context, a mask token outside
     /// the vocabulary, a freeze pattern that selects nothing, or adaptive top-k down to 1 with renormalised top-k weights.</exception>
+    /// <exception cref="InvalidOperationException">The model is quantized (<see cref="ModelQuantization"/>): a quantized base is frozen.</exception>
     public Trainer(MoeForCausalLM model, BlockSampler train, BlockSampler? validation, TrainerOptions options, ILogger<Trainer>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(options);
         options.ThrowIfInvalid(nameof(options));
+        ModelQuantization.ThrowIfQuantized(model, "train the model with a Trainer");
         foreach (var sampler in new[] { train, validation })
         {
             if (sampler is not null && sampler.BlockSize > model.Options.ContextLength)

@@ -4,6 +4,7 @@ using TorchSharp.Utils;
 using YingHub.Moe.Core.Checkpoints;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Modules;
+using YingHub.Moe.Core.Quantization;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Interop;
@@ -100,14 +101,19 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLanguage
     public Tensor Logits(Tensor inputIds) => call(inputIds);
 }
 
-/// <summary>Hugging Face's <c>Conv1D</c>: a linear layer whose weight is stored (in, out).</summary>
-internal sealed class Conv1D : nn.Module<Tensor, Tensor>, ILinearLayer
+/// <summary>
+/// Hugging Face's <c>Conv1D</c>: a linear layer whose weight is stored (in, out). Once quantized
+/// (<see cref="IQuantizableLayer"/>) the weight is dequantized on every forward and the float Parameter is gone.
+/// </summary>
+internal sealed class Conv1D : nn.Module<Tensor, Tensor>, ILinearLayer, IQuantizableLayer
 {
-    [ComponentName(Name = "weight")] private readonly Parameter _weight; // (in, out)
+    [ComponentName(Name = "weight")] private Parameter? _weight; // (in, out); null once quantized
     [ComponentName(Name = "bias")] private readonly Parameter _bias;     // (out)
+    private QuantizedWeight? _quantized;                          // (in, out) quantized, registered as quantized_weight
 
     public Conv1D(int inFeatures, int outFeatures) : base(nameof(Conv1D))
     {
+        (InFeatures, OutFeatures) = (inFeatures, outFeatures);
         _weight = Owned.Parameter(torch.empty(inFeatures, outFeatures));
         using (torch.no_grad()) nn.init.normal_(_weight, 0, 0.02);
         _bias = Owned.Parameter(torch.zeros(outFeatures));
@@ -115,18 +121,43 @@ internal sealed class Conv1D : nn.Module<Tensor, Tensor>, ILinearLayer
     }
 
     /// <inheritdoc />
-    public Parameter Weight => _weight;
+    public Parameter Weight => _weight ?? throw QuantizedLayers.NoFloatWeight(this);
 
     /// <inheritdoc />
-    public int InFeatures => (int)_weight.size(0);
+    public int InFeatures { get; }
 
     /// <inheritdoc />
-    public int OutFeatures => (int)_weight.size(1);
+    public int OutFeatures { get; }
 
     /// <inheritdoc />
     public bool InputMajor => true;
 
-    public override Tensor forward(Tensor x) => torch.matmul(x, _weight) + _bias; // (..., in) -> (..., out)
+    /// <inheritdoc />
+    public QuantizationKind? Quantization => _quantized?.Kind;
+
+    /// <inheritdoc />
+    public Tensor StoredWeight => (Tensor?)_weight ?? _quantized!.Codes;
+
+    /// <inheritdoc />
+    public QuantizedWeight? Quantized => _quantized;
+
+    /// <inheritdoc />
+    public long WeightElements => (long)InFeatures * OutFeatures;
+
+    /// <inheritdoc />
+    public void Quantize(QuantizationKind kind, int blockSize)
+    {
+        if (_weight is null) throw QuantizedLayers.QuantizedAlready(this);
+        _quantized = QuantizedWeight.Replace(this, _weight, kind, blockSize, () => ConditionallyRegisterParameter("weight", (Parameter?)null));
+        _weight = null;
+    }
+
+    public override Tensor forward(Tensor x) // (..., in) -> (..., out)
+    {
+        if (_quantized is null) return torch.matmul(x, _weight!) + _bias;
+        using var scope = torch.NewDisposeScope();
+        return (torch.matmul(x, _quantized.Dequantize()) + _bias).MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>One GPT-2 block: <c>x + attn(ln_1(x))</c>, then <c>x + mlp(ln_2(x))</c>.</summary>

@@ -1,4 +1,6 @@
 using TorchSharp.Modules;
+using YingHub.Moe.Core.Quantization;
+using static TorchSharp.torch;
 
 namespace YingHub.Moe.Core.Modules;
 
@@ -12,7 +14,14 @@ namespace YingHub.Moe.Core.Modules;
 public interface ILinearLayer
 {
     /// <summary>The weight: (in, out) when <see cref="InputMajor"/>, else (out, in) as <c>nn.Linear</c> stores it.</summary>
+    /// <exception cref="InvalidOperationException">The layer is quantized (<see cref="Quantization"/>): it has no float weight.</exception>
     Parameter Weight { get; }
+
+    /// <summary>The format the weight is stored in after <see cref="ModelQuantization.Quantize"/>, or null while it is a float Parameter.</summary>
+    QuantizationKind? Quantization { get; }
+
+    /// <summary>The tensor that holds the weight: <see cref="Weight"/>, or the packed codes once quantized (on the layer's device either way).</summary>
+    Tensor StoredWeight { get; }
 
     /// <summary>Input features.</summary>
     int InFeatures { get; }

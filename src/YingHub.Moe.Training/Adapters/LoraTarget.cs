@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using YingHub.Moe.Core.Modules;
+using YingHub.Moe.Core.Quantization;
 using static TorchSharp.torch;
 
 namespace YingHub.Moe.Training.Adapters;
@@ -13,8 +14,12 @@ namespace YingHub.Moe.Training.Adapters;
 /// </summary>
 internal sealed record LoraTarget(string Name, nn.Module<Tensor, Tensor> Module, int InFeatures, int OutFeatures, bool InputMajor)
 {
-    /// <summary>The layer's weight, read from the layer on every use (a module move replaces its Parameter objects).</summary>
-    public Parameter Weight => Module is ILinearLayer layer ? layer.Weight : ((Linear)Module).weight!;
+    /// <summary>
+    /// The tensor holding the layer's weight, read from the layer on every use (a module move replaces its Parameter
+    /// objects): the float weight, or for a quantized layer (<see cref="ILinearLayer.Quantization"/>) its packed codes,
+    /// which tell the device only (<see cref="AddToWeight"/> refuses such a layer).
+    /// </summary>
+    public Tensor Weight => Module is ILinearLayer layer ? layer.StoredWeight : ((Linear)Module).weight!;
 
     /// <summary>The targets <paramref name="patterns"/> select in <paramref name="model"/>, in the model's module order.</summary>
     /// <exception cref="ArgumentException">A pattern selects no module, or only modules LoRA cannot adapt; the message names them.</exception>
@@ -58,8 +63,19 @@ internal sealed record LoraTarget(string Name, nn.Module<Tensor, Tensor> Module,
     /// Adds <paramref name="factor"/> · <paramref name="delta"/> ((out, in), any float dtype) to the weight in place, in
     /// its own layout (the transpose for an input-major weight), without autograd.
     /// </summary>
+    /// <exception cref="InvalidOperationException">
+    /// The layer belongs to a quantized model (<see cref="ModelQuantization"/>): its base is frozen (a quantized layer's
+    /// weight is codes), so LoRA cannot merge into it. Every layer of such a model refuses, so a merge fails at its first
+    /// target, before anything is added.
+    /// </exception>
     public void AddToWeight(Tensor delta, double factor)
     {
+        if (ModelQuantization.IsPartOfQuantizedModel(Module))
+        {
+            string why = Module is ILinearLayer { Quantization: { } kind } ? $"its base weight is quantized ({kind})" : "it belongs to a quantized base";
+            throw new InvalidOperationException($"Cannot merge a LoRA update into '{Name}': {why}, and a quantized base is frozen. Keep the adapter unmerged (active through its hooks), or merge into the float model.");
+        }
+
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var weight = Weight;

@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using YingHub.Moe.Core.Configuration;
 using YingHub.Moe.Core.Precision;
+using YingHub.Moe.Core.Quantization;
 using YingHub.Moe.Training.Schedules;
 using static TorchSharp.torch;
 
@@ -105,9 +106,17 @@ public sealed class OptimizerStep : IDisposable
 
     /// <summary>An optimizer step over <paramref name="model"/>'s trainable parameters.</summary>
     /// <exception cref="ArgumentException">Invalid options, or no trainable parameter.</exception>
+    /// <exception cref="InvalidOperationException">The model is quantized (<see cref="ModelQuantization"/>): a quantized base is frozen.</exception>
     public OptimizerStep(nn.Module model, OptimizerStepOptions options)
-        : this((model ?? throw new ArgumentNullException(nameof(model))).named_parameters(), options)
+        : this(TrainableBase(model).named_parameters(), options)
     {
+    }
+
+    private static nn.Module TrainableBase(nn.Module? model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ModelQuantization.ThrowIfQuantized(model, "build an optimizer step over the model's parameters");
+        return model;
     }
 
     /// <summary>
