@@ -24,12 +24,14 @@ public sealed class TrainKillTests : IDisposable
             string[] args = TrainProcess.Train(output, ["--steps", "1000", "--save-every", "1", "--json", .. any ? new[] { "--resume" } : []]);
             using (var run = _cli.Start(args))
             {
-                Thread.Sleep(random.Next(1500, 4000));
+                // the kill comes at a random moment after this run has saved at least once: a fixed delay from the start
+                // would depend on how fast this machine starts a process (a loaded one can take longer than the delay)
+                while (!run.Process.HasExited && NewestCompleteStep(output) <= lastStep) Thread.Sleep(10);
+                Thread.Sleep(random.Next(0, 1500));
                 Assert.False(run.Process.HasExited, $"the run ended by itself: {run.Error}");
                 run.KillHard();
             }
 
-            if (!HasComplete(output)) continue; // killed before its first save
             resumed += any ? 1 : 0;
             string newest = CheckpointStore.FindNewestComplete(output);
             long step = CheckpointStore.ReadState(newest).Step;
@@ -65,6 +67,19 @@ public sealed class TrainKillTests : IDisposable
         Assert.Contains($"SIGTERM: stopped at step {step}; checkpoint saved to {output} (continue with --resume).", error);
         Assert.True(step >= 5, $"step {step}: the signal came after the checkpoint of step 5");
         Assert.Equal(output, CheckpointStore.FindNewestComplete(output));
+    }
+
+    /// <summary>The step of the newest complete checkpoint, 0 when there is none yet (or it was replaced while being read).</summary>
+    private static long NewestCompleteStep(string output)
+    {
+        try
+        {
+            return CheckpointStore.ReadState(CheckpointStore.FindNewestComplete(output)).Step;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            return 0;
+        }
     }
 
     private static bool HasComplete(string output)
