@@ -39,7 +39,7 @@ internal static class DoctorCommand
     /// docs/benchmarks.md has the measurements), fp32 otherwise (bf16 would only add casts).
     /// </summary>
     internal static string RecommendPrecision(double fp32Gflops, double bf16Gflops) => bf16Gflops >= Bf16Pays * fp32Gflops
-        ? $"precision: train with --amp bf16 (bf16 products are {bf16Gflops / fp32Gflops:F1}x fp32's here; for small models, hidden size under 192, fp32 can still be faster: compare with the throughput benchmark)"
+        ? $"precision: train with --amp bf16 (bf16 products are {bf16Gflops / fp32Gflops:F1}x fp32's here; for small models, hidden size under 192, bf16 gains little: compare with the throughput benchmark)"
         : $"precision: train in fp32 (the default; bf16 products are only {bf16Gflops / fp32Gflops:F1}x fp32's here, so --amp bf16 would add casts without a gain)";
 
     /// <summary>How many times fp32's matmul throughput bf16's must reach before bf16 training pays (its casts and fp32 norms, softmax and router cost the rest).</summary>

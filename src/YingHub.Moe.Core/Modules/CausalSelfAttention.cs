@@ -155,7 +155,7 @@ internal sealed class CausalSelfAttention : nn.Module
         long b = q.size(0), nh = q.size(1), t = q.size(2), s = k.size(2), hd = q.size(3);
         // The products run as 3-D bmm over contiguous (B·nh, ·, hd) operands with kᵀ as a view: libtorch's CPU bmm is
         // fast on that layout, while a 4-D matmul of the heads' strided views folds kᵀ into a contiguous copy and takes a
-        // float32 path many times slower (docs/benchmarks.md, "Where a bf16 step's time goes").
+        // float32 path many times slower (docs/benchmarks.md, "bf16 training that uses the hardware").
         var q3 = (q * (1.0 / Math.Sqrt(hd))).reshape(b * nh, t, hd);                               // (B·nh, T, hd), scaled on the small side
         var k3 = k.reshape(b * nh, s, hd);                                                           // (B·nh, S, hd)
         var v3 = v.reshape(b * nh, s, hd);                                                           // (B·nh, S, hd)

@@ -58,7 +58,7 @@ internal sealed class SparseMoeBlock : nn.Module
 
     /// <summary>
     /// Under autocast on CPU, each expert's slice is padded to a multiple of this many rows
-    /// (<see cref="TokenDispatch.PadSlices"/>): at most this many wasted rows per expert, a few percent of a training
+    /// (<see cref="TokenDispatch.PadSlices"/>): fewer than this many wasted rows per expert, a few percent of a training
     /// batch's slice, against a kernel compilation for every new slice length.
     /// </summary>
     internal const int LowPrecisionRowMultiple = 64;
